@@ -1,0 +1,194 @@
+"""The pipeline as Dagster assets: a thin layer over ``pref_pipeline``'s plain functions.
+
+prompts -> candidates -> judgments -> preference_pairs (+ comparisons) -> preference_pairs_export
+                                                                       -> audit_report
+Tables are stored in one DuckDB database by the DuckDB IO manager; the export and the report are
+files under ``PREF_PIPELINE_HOME``. ``build_pipeline_assets`` takes the run's configuration so the
+judge's fingerprint can be the ``judgments`` code version (the UI then shows stale verdicts).
+"""
+
+
+import time
+
+import dagster as dg
+import pandas as pd
+
+from pref_pipeline import audit as audit_lib
+from pref_pipeline.config import PipelineConfig, generator_label
+from pref_pipeline.export import export_pairs
+from pref_pipeline.gates import validate_pairs
+from pref_pipeline.generation import generate_candidates
+from pref_pipeline.judging.batch import judge_candidates
+from pref_pipeline.judging.pairwise import fingerprint_for
+from pref_pipeline.pairs import build_preference_pairs
+from pref_pipeline.paths import Home
+from pref_pipeline.sources import load_prompts
+
+GROUP = "preference_data"
+PREVIEW_ROWS = 5
+PREVIEW_CHARS = 80
+
+
+def preview(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
+    """A few rows, long text shortened, as Markdown for the asset page."""
+    shown = frame[columns].head(PREVIEW_ROWS).copy()
+    for column in shown.columns:
+        if shown[column].dtype == object:
+            shown[column] = shown[column].map(
+                lambda v: (v[:PREVIEW_CHARS] + "…" if isinstance(v, str) and len(v) > PREVIEW_CHARS else v)
+            )
+    return dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(no rows)")
+
+
+def judge_code_version(config: PipelineConfig) -> str:
+    """Changes whenever any judge's identity (model, template, criteria, sampling) changes."""
+    return "+".join(fingerprint_for(spec) for spec in config.judges)
+
+
+def build_pipeline_assets(config: PipelineConfig) -> list:
+    """All assets and checks for one configuration."""
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"python", "duckdb"},
+        description="Prompts read from the configured sources (or the built-in set), exact repeats dropped.",
+    )
+    def prompts(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        started = time.perf_counter()
+        loaded = load_prompts(config.prompts, config.max_prompts)
+        frame = loaded.prompts
+        if len(loaded.duplicates):
+            context.log.warning(f"dropped {len(loaded.duplicates)} exact repeat prompt(s)")
+        context.add_output_metadata({
+            "dagster/row_count": len(frame),
+            "duplicates_dropped": len(loaded.duplicates),
+            "categories": dg.MetadataValue.json(frame["category"].value_counts().to_dict()),
+            "sources": dg.MetadataValue.json(sorted(frame["source"].unique().tolist())),
+            "preview": preview(frame, ["prompt_id", "category", "prompt"]),
+            "seconds": round(time.perf_counter() - started, 3),
+        })
+        return frame
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"python", "duckdb"},
+        pool="llm",
+        description="Candidate responses: candidates_per_prompt per prompt, spread over the generators "
+        "(sampling sweeps, system-prompt variants, strong vs weak models).",
+    )
+    def candidates(context: dg.AssetExecutionContext, prompts: pd.DataFrame) -> pd.DataFrame:
+        started = time.perf_counter()
+        frame = generate_candidates(prompts, config, logger=context.log)
+        ok = frame[frame["error"].isna()]
+        context.add_output_metadata({
+            "dagster/row_count": len(frame),
+            "failed_calls": int(frame["error"].notna().sum()),
+            "output_tokens": int(ok["output_tokens"].fillna(0).sum()),
+            "by_generator": dg.MetadataValue.json(frame["generator_label"].value_counts().to_dict()),
+            "generators": dg.MetadataValue.json([generator_label(g) for g in config.generators]),
+            "preview": preview(frame, ["prompt_id", "generator_label", "text"]),
+            "seconds": round(time.perf_counter() - started, 3),
+        })
+        return frame
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"python", "duckdb"},
+        pool="llm",
+        code_version=judge_code_version(config),
+        description="Pairwise verdicts: every pair of a prompt's candidates, in both orders, by every judge, "
+        "with the judge fingerprint, raw output and parse status of each.",
+    )
+    def judgments(context: dg.AssetExecutionContext, prompts: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
+        started = time.perf_counter()
+        frame = judge_candidates(prompts, candidates, config, logger=context.log)
+        context.add_output_metadata({
+            "dagster/row_count": len(frame),
+            "judges": dg.MetadataValue.json(sorted(frame["judge_model"].unique().tolist()) if len(frame) else []),
+            "judge_fingerprints": judge_code_version(config),
+            "parse_status": dg.MetadataValue.json(frame["parse_status"].value_counts(dropna=False).astype(int).to_dict()
+                                                  if len(frame) else {}),
+            "failed_calls": int(frame["error"].notna().sum()),
+            "preview": preview(frame, ["comparison_id", "order", "preference", "confidence", "parse_status"]),
+            "seconds": round(time.perf_counter() - started, 3),
+        })
+        return frame
+
+    @dg.multi_asset(
+        group_name=GROUP,
+        outs={
+            "preference_pairs": dg.AssetOut(kinds={"python", "duckdb"}, description=(
+                "The dataset: (prompt, chosen, rejected) where every judge preferred the same response in both "
+                "orders, with generation_method, judge_model_id, criteria and full provenance.")),
+            "comparisons": dg.AssetOut(kinds={"python", "duckdb"}, description=(
+                "Every judged comparison with its outcome (consistent, tie, inconsistent, unparseable, error, "
+                "judges_disagree): nothing is dropped without a trace.")),
+        },
+    )
+    def preference_pairs(context: dg.AssetExecutionContext, prompts: pd.DataFrame, candidates: pd.DataFrame,
+                         judgments: pd.DataFrame):
+        result = build_preference_pairs(prompts, candidates, judgments)
+        statuses = result.comparisons["status"].value_counts().astype(int).to_dict()
+        yield dg.Output(result.pairs, output_name="preference_pairs", metadata={
+            "dagster/row_count": len(result.pairs),
+            "preview": preview(result.pairs, ["prompt", "chosen", "rejected", "confidence"]),
+        })
+        yield dg.Output(result.comparisons, output_name="comparisons", metadata={
+            "dagster/row_count": len(result.comparisons),
+            "by_status": dg.MetadataValue.json(statuses),
+        })
+
+    @dg.asset_check(asset="preference_pairs", blocking=True,
+                    description="Great Expectations suite: required fields, unique ids, chosen differs from rejected, "
+                    "confidence in [0, 1], at least one pair.")
+    def preference_pairs_gate(preference_pairs: pd.DataFrame) -> dg.AssetCheckResult:
+        gate = validate_pairs(preference_pairs)
+        return dg.AssetCheckResult(
+            passed=gate.success,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=gate.summary(),
+            metadata={"failed_expectations": dg.MetadataValue.json(gate.failures), "evaluated": gate.evaluated},
+        )
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"python", "file"},
+        description="The published dataset: exports/preference_pairs.jsonl and .parquet under PREF_PIPELINE_HOME. "
+        "Validated again before writing, so a failing batch never replaces the last good export.",
+    )
+    def preference_pairs_export(context: dg.AssetExecutionContext, preference_pairs: pd.DataFrame) -> dg.MaterializeResult:
+        gate = validate_pairs(preference_pairs)
+        if not gate.success:
+            raise dg.Failure(description=f"not exported: {gate.summary()}",
+                             metadata={"failed_expectations": dg.MetadataValue.json(gate.failures)})
+        paths = export_pairs(preference_pairs, Home.from_env().ensure().exports)
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": len(preference_pairs),
+            "jsonl": dg.MetadataValue.path(str(paths["jsonl"])),
+            "parquet": dg.MetadataValue.path(str(paths["parquet"])),
+        })
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"duckdb", "file"},
+        description="The audit: length bias, position consistency, parse failures; reports/audit.json and audit.md.",
+    )
+    def audit_report(context: dg.AssetExecutionContext, preference_pairs: pd.DataFrame, judgments: pd.DataFrame,
+                     comparisons: pd.DataFrame) -> dg.MaterializeResult:
+        figures = audit_lib.compute_audit(preference_pairs, judgments, comparisons)
+        json_path, md_path = audit_lib.write_report(figures, Home.from_env().ensure().reports)
+        for flag in figures["flags"]:
+            context.log.warning(flag)
+        return dg.MaterializeResult(metadata={
+            "report": dg.MetadataValue.md(audit_lib.render_markdown(figures)),
+            "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
+            "length_bias.flagged": figures["length_bias"]["flagged"],
+            "position_bias.consistency_rate": figures["position_bias"]["consistency_rate"],
+            "pairs.kept": figures["pairs"]["kept"],
+            "flags": dg.MetadataValue.json(figures["flags"]),
+            "audit_json": dg.MetadataValue.path(str(json_path)),
+            "audit_md": dg.MetadataValue.path(str(md_path)),
+        })
+
+    return [prompts, candidates, judgments, preference_pairs, preference_pairs_gate, preference_pairs_export,
+            audit_report]

@@ -1,0 +1,83 @@
+"""``pref-pipeline``: run the whole pipeline headless through Dagster and say where the results are.
+
+Exit codes: 0 success, 1 a step or a blocking check failed, 2 bad configuration or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from pref_pipeline.config import ConfigError, load_config
+from pref_pipeline.paths import Home
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.home:
+        os.environ["PREF_PIPELINE_HOME"] = str(Path(args.home).resolve())
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    home = Home.from_env().ensure()
+
+    import dagster as dg  # imported late: `--help` and config errors stay fast
+
+    from pref_pipeline.definitions import build_definitions
+
+    defs = build_definitions(config, home)
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    job = defs.resolve_implicit_global_asset_job_def()
+    print(f"pref-pipeline: running {'embedded default' if args.config is None else args.config} -> {home.root}",
+          file=sys.stderr)
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+
+    failed_checks = [
+        f"{e.asset_key.to_user_string()}:{e.check_name}: {e.description or ''}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
+    if not result.success or failed_checks:
+        print("pref-pipeline: the run FAILED", file=sys.stderr)
+        for step in result.get_failed_step_keys() if hasattr(result, "get_failed_step_keys") else []:
+            print(f"  failed step: {step}", file=sys.stderr)
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data:
+                print(f"  {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+        for check in failed_checks:
+            print(f"  failed check: {check}", file=sys.stderr)
+        return 1
+
+    audit_path = home.reports / "audit.json"
+    audit = json.loads(audit_path.read_text()) if audit_path.exists() else {}
+    print(f"dataset: {home.exports / 'preference_pairs.jsonl'} ({audit.get('pairs', {}).get('kept', '?')} pairs)")
+    print(f"         {home.exports / 'preference_pairs.parquet'}")
+    print(f"report:  {home.reports / 'audit.md'}")
+    print(f"         {audit_path}")
+    print(f"tables:  {home.database}")
+    for flag in audit.get("flags", []):
+        print(f"warning: {flag}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pref-pipeline", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="materialize every asset headless (embedded default without --config)")
+    run.add_argument("--config", type=Path, default=None, help="a YAML configuration file")
+    run.add_argument("--home", type=Path, default=None, help="overrides PREF_PIPELINE_HOME for this run")
+    run.set_defaults(func=_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""The one configuration of a run: a YAML file validated by pydantic.
+
+Other tools write these files, so the keys are a contract: extend, never rename. Every error names
+the offending key (``generators[0].temprature: unknown key``) and the file it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROVIDERS = ("openai", "anthropic", "local")
+DEFAULT_LOCAL_MODEL = "local:smollm2-135m"
+DEFAULT_CRITERIA = "helpfulness_and_clarity"
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """One model endpoint and how to sample from it.
+
+    ``model`` is ``provider:name``. ``base_url`` points ``openai:`` at any compatible server
+    (vLLM, llama.cpp, Ollama) and ``anthropic:`` at a proxy; unset, the SDKs' own environment
+    variables apply. Sampling keys left unset are not sent, so the server's defaults hold.
+    """
+
+    model: str
+    base_url: str | None = None
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=32768)] | None = None
+    seed: int | None = None
+    system_prompt: str | None = None
+    # How to ask for a structured verdict: the provider's JSON-schema mode, a plain JSON mode with
+    # the schema as a hint (what llama.cpp's server supports), or free text read by the strict parser.
+    response_format: Literal["json_schema", "json_object", "text"] = "json_schema"
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    # Transport-level retries done by the SDK (429/5xx/connection errors, honouring retry-after).
+    max_retries: Annotated[int, Field(ge=0, le=20)] = 4
+    max_concurrency: Annotated[int, Field(ge=1, le=1024)] = 16
+
+    @field_validator("model")
+    @classmethod
+    def _provider_prefix(cls, value: str) -> str:
+        provider, sep, name = value.partition(":")
+        if not sep or not name:
+            raise ValueError(f"model must be 'provider:name' (providers: {', '.join(PROVIDERS)}), got {value!r}")
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown provider {provider!r} in {value!r}; use one of {', '.join(PROVIDERS)}")
+        return value
+
+    @property
+    def provider(self) -> str:
+        return self.model.split(":", 1)[0]
+
+    @property
+    def model_name(self) -> str:
+        return self.model.split(":", 1)[1]
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampling parameters that determine an answer (unset ones omitted)."""
+        keys = ("temperature", "top_p", "max_tokens", "seed")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+class GeneratorSpec(ModelSpec):
+    """A model that writes candidate responses."""
+
+    max_tokens: Annotated[int, Field(ge=1, le=32768)] | None = 256
+    response_format: Literal["json_schema", "json_object", "text"] = "text"
+    label: str | None = None  # shown in the data instead of the model name, e.g. "strong"
+
+
+class JudgeSpec(ModelSpec):
+    """A model that compares two responses. Its fingerprint is stored with every verdict."""
+
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = 0.0
+    max_tokens: Annotated[int, Field(ge=1, le=32768)] | None = 512
+    criteria: str = DEFAULT_CRITERIA
+    # A custom judge prompt; must contain {question}, {response_a}, {response_b} and {criteria}.
+    template: str | None = None
+    # Extra attempts when the output cannot be parsed (each recorded; never read as "A").
+    parse_retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+    @field_validator("template")
+    @classmethod
+    def _template_fields(cls, value: str | None) -> str | None:
+        if value is not None:
+            missing = [f for f in ("{question}", "{response_a}", "{response_b}") if f not in value]
+            if missing:
+                raise ValueError(f"template lacks {', '.join(missing)}")
+        return value
+
+
+class PromptSource(_Strict):
+    """A file of prompts: JSONL, CSV or Parquet, with a ``prompt`` field and optional
+    ``id``, ``category`` and ``reference`` (a gold answer)."""
+
+    path: Path
+    format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
+    prompt_field: str = "prompt"
+    category: str | None = None  # default category for rows that have none
+    limit: Annotated[int, Field(ge=1)] | None = None
+
+
+class PipelineConfig(_Strict):
+    """Everything a run needs. The defaults are the embedded offline run."""
+
+    prompts: list[PromptSource] = Field(default_factory=list)  # empty: the built-in prompt set
+    generators: Annotated[list[GeneratorSpec], Field(min_length=1)] = Field(
+        default_factory=lambda: [
+            GeneratorSpec(model=DEFAULT_LOCAL_MODEL, temperature=0.7, top_p=0.95, max_tokens=120, label="t0.7"),
+            GeneratorSpec(model=DEFAULT_LOCAL_MODEL, temperature=1.2, top_p=0.95, max_tokens=120, label="t1.2"),
+        ]
+    )
+    candidates_per_prompt: Annotated[int, Field(ge=2, le=16)] = 2
+    judges: Annotated[list[JudgeSpec], Field(min_length=1)] = Field(
+        # Greedy, SmolLM2-135M answers "A" whatever the order; sampling at least lets both orders
+        # agree by chance now and then, so the stand-in run yields a few pairs (the audit warns).
+        default_factory=lambda: [JudgeSpec(model=DEFAULT_LOCAL_MODEL, temperature=1.0, max_tokens=96, parse_retries=1)]
+    )
+    max_prompts: Annotated[int, Field(ge=1)] | None = None
+    # A run fails when more than this share of LLM calls still failed after retries.
+    max_failure_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> PipelineConfig:
+        labels = [generator_label(g) for g in self.generators]
+        if len(set(labels)) != len(labels):
+            raise ValueError("generators must differ in model, sampling or label (give each a distinct 'label')")
+        return self
+
+
+def generator_label(spec: GeneratorSpec) -> str:
+    """A readable name for a generator, unique within a config."""
+    if spec.label:
+        return spec.label
+    params = ",".join(f"{k}={v}" for k, v in spec.sampling().items() if k != "max_tokens")
+    return f"{spec.model}[{params}]" if params else spec.model
+
+
+def judge_fingerprint(spec: JudgeSpec, template_text: str) -> str:
+    """A short hash of everything that decides a verdict: model, prompt template, criteria, sampling.
+
+    Where the model is served (``base_url``), timeouts and retries do not change the verdict and are
+    left out, so moving a judge to another host keeps its identity.
+    """
+    identity = {
+        "model": spec.model,
+        "template": template_text,
+        "criteria": spec.criteria,
+        "system_prompt": spec.system_prompt,
+        "sampling": spec.sampling(),
+        "response_format": spec.response_format,
+    }
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _format_error(exc: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration in {origin}:"]
+    for err in exc.errors():
+        loc = ""
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {loc or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any] | None, origin: str = "<config>", base_dir: Path | None = None) -> PipelineConfig:
+    """Validate a config mapping; relative prompt paths are resolved against ``base_dir``."""
+    data = dict(data or {})
+    if base_dir is not None:
+        for source in data.get("prompts") or []:
+            if isinstance(source, dict) and "path" in source and not Path(str(source["path"])).is_absolute():
+                source["path"] = str(base_dir / str(source["path"]))
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, origin)) from None
+
+
+def load_config(path: str | Path | None) -> PipelineConfig:
+    """Read a YAML config file; ``None`` gives the embedded offline default."""
+    if path is None:
+        return PipelineConfig()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return parse_config(data, origin=str(path), base_dir=path.resolve().parent)

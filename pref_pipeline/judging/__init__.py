@@ -1,0 +1,1 @@
+"""Judging: prompts for judges, the strict verdict parser and swap-consistent pairwise judging."""

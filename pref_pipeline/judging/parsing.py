@@ -1,0 +1,174 @@
+"""A strict reader of judge output.
+
+It accepts a JSON verdict (alone or fenced/embedded in prose), the ``PREFERENCE: / CONFIDENCE: /
+REASONING:`` line format, or a bare ``A``/``B``/``tie``. Anything ambiguous (two different
+preferences, "A or B", an unknown label) is *unparseable* with the reason recorded; nothing is ever
+read as "A" by default. A structured answer cut off by the token limit after its preference and
+confidence were complete is accepted as ``truncated``; cut off earlier, it is unparseable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Preference = Literal["A", "B", "tie"]
+ParseStatus = Literal["ok", "truncated", "unparseable"]
+
+CONFIDENCE_WORDS = {"very high": 0.95, "high": 0.9, "medium": 0.6, "moderate": 0.6, "low": 0.3, "very low": 0.1}
+
+_LABEL = re.compile(
+    r"""^\W*(?:(?:response|answer|assistant|output|option)\s*)?   # optional noun: "Response A"
+        (?P<label>a|b|tie|equal|both\s+equal|neither)\W*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# Markdown emphasis around the key or the value ("**PREFERENCE:** B") is not part of either.
+_LINE = re.compile(r"^\s*[*#_\s]*(preference|confidence|reasoning)[*_\s]*:[*_\s]*(.*?)[*_\s]*$", re.IGNORECASE)
+_TRUNCATED_JSON = re.compile(
+    r"""^\s*\{\s*"preference"\s*:\s*"(?P<pref>[^"]*)"\s*,\s*"confidence"\s*:\s*(?P<conf>-?[0-9.]+(?:[eE][-+]?\d+)?)\s*,""",
+)
+
+
+@dataclass(frozen=True)
+class ParsedVerdict:
+    preference: Preference | None
+    confidence: float | None
+    reasoning: str
+    status: ParseStatus
+    error: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.status != "unparseable"
+
+
+def _unparseable(reason: str) -> ParsedVerdict:
+    return ParsedVerdict(None, None, "", "unparseable", reason)
+
+
+def normalize_label(value: object) -> Preference | None:
+    """``"A"``, ``"Response B"``, ``"[A]"``, ``"Tie."`` -> a label; anything else -> None."""
+    if not isinstance(value, str):
+        return None
+    match = _LABEL.match(value.strip())
+    if not match:
+        return None
+    label = match.group("label").lower()
+    if label in ("a", "b"):
+        return label.upper()  # type: ignore[return-value]
+    return "tie"
+
+
+def normalize_confidence(value: object) -> float | None | Literal[False]:
+    """A confidence in [0, 1] from a number, a percentage or a word; False when present but invalid."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip().strip(".").lower()
+        if text in CONFIDENCE_WORDS:
+            return CONFIDENCE_WORDS[text]
+        percent = text.endswith("%")
+        try:
+            number = float(text.rstrip("%").strip())
+        except ValueError:
+            return False
+        if percent:
+            number /= 100
+    else:
+        return False
+    if 1 < number <= 100 and float(number).is_integer():
+        number /= 100  # "85" on a 0-100 scale
+    return number if 0.0 <= number <= 1.0 else False
+
+
+def _from_mapping(obj: dict) -> ParsedVerdict:
+    keys = {str(k).lower(): v for k, v in obj.items()}
+    if "preference" not in keys:
+        return _unparseable("JSON verdict has no 'preference' key")
+    preference = normalize_label(keys["preference"])
+    if preference is None:
+        return _unparseable(f"preference {keys['preference']!r} is not A, B or tie")
+    confidence = normalize_confidence(keys.get("confidence"))
+    if confidence is False:
+        return _unparseable(f"confidence {keys.get('confidence')!r} is not a number in [0, 1] or a level")
+    reasoning = keys.get("reasoning")
+    return ParsedVerdict(preference, confidence, reasoning if isinstance(reasoning, str) else "", "ok")
+
+
+def _json_objects(text: str) -> list[dict]:
+    """Every top-level JSON object embedded in the text (fenced or inline)."""
+    decoder = json.JSONDecoder()
+    found, index = [], 0
+    while (start := text.find("{", index)) != -1:
+        try:
+            obj, end = decoder.raw_decode(text, start)
+        except (json.JSONDecodeError, RecursionError):  # nesting too deep is not a verdict either
+            index = start + 1
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        index = end
+    return found
+
+
+def _from_lines(text: str) -> ParsedVerdict | None:
+    fields: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        match = _LINE.match(line)
+        if match:
+            fields.setdefault(match.group(1).lower(), []).append(match.group(2).strip())
+    if "preference" not in fields:
+        return None
+    labels = {normalize_label(v) for v in fields["preference"]}
+    if None in labels:
+        bad = next(v for v in fields["preference"] if normalize_label(v) is None)
+        return _unparseable(f"PREFERENCE {bad!r} is not A, B or tie")
+    if len(labels) > 1:
+        return _unparseable(f"conflicting PREFERENCE lines: {', '.join(fields['preference'])}")
+    confidence = normalize_confidence(fields.get("confidence", [None])[0])
+    if confidence is False:
+        return _unparseable(f"CONFIDENCE {fields['confidence'][0]!r} is not a number in [0, 1] or a level")
+    reasoning = " ".join(fields.get("reasoning", []))
+    return ParsedVerdict(labels.pop(), confidence, reasoning, "ok")
+
+
+def parse_verdict(text: str | None, *, truncated: bool = False) -> ParsedVerdict:
+    """Read one judge output. ``truncated`` says the model stopped at its token limit."""
+    if text is None or not text.strip():
+        return _unparseable("empty output")
+    objects = [o for o in _json_objects(text) if any(str(k).lower() == "preference" for k in o)]
+    if objects:
+        verdicts = [_from_mapping(o) for o in objects]
+        bad = next((v for v in verdicts if not v.usable), None)
+        if bad:
+            return bad
+        if len({v.preference for v in verdicts}) > 1:
+            return _unparseable("several JSON verdicts that disagree")
+        return verdicts[0]
+    from_lines = _from_lines(text)
+    if from_lines is not None:
+        return from_lines
+    try:
+        decoded = json.loads(text)
+    except (ValueError, RecursionError):
+        decoded = text
+    if not isinstance(decoded, str):  # e.g. ["A"]: JSON, but not a verdict object
+        return _unparseable("JSON output is not an object with a 'preference' key")
+    bare = normalize_label(text)
+    if bare is not None:
+        return ParsedVerdict(bare, None, "", "ok")
+    cut = _TRUNCATED_JSON.match(text)
+    if cut:
+        verdict = _from_mapping({"preference": cut.group("pref"), "confidence": float(cut.group("conf"))})
+        if verdict.usable:
+            return ParsedVerdict(verdict.preference, verdict.confidence, "", "truncated", "reasoning cut off")
+        return verdict
+    if truncated or text.lstrip().startswith("{"):
+        return _unparseable("output cut off before the verdict was complete")
+    return _unparseable("no verdict found (expected JSON with 'preference', or a 'PREFERENCE:' line)")

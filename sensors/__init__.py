@@ -1,0 +1,1 @@
+"""Dagster sensors and schedules (prompt-folder watcher, judge-change re-judging) live here."""
