@@ -74,7 +74,8 @@ def compute_audit(pairs: pd.DataFrame, judgments: pd.DataFrame, comparisons: pd.
 
     n_compared, n_longer, n_equal, mean_chosen, mean_rejected = length
     pct_longer = _ratio(n_longer, n_compared)
-    length_flagged = pct_longer is not None and abs(pct_longer - 0.5) > LENGTH_BIAS_BAND
+    # Rounded so that exactly 0.5 ± the band (e.g. 0.65, whose float difference is 0.15000000000000002) is inside it.
+    length_flagged = pct_longer is not None and round(abs(pct_longer - 0.5), 4) > LENGTH_BIAS_BAND
     n_both, n_consistent, n_decisive, n_first_wins, n_judgments, n_unparseable, n_errors, n_retries = position
     consistency = _ratio(n_consistent, n_both)
 

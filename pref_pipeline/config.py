@@ -60,6 +60,17 @@ class ModelSpec(_Strict):
             raise ValueError(f"unknown provider {provider!r} in {value!r}; use one of {', '.join(PROVIDERS)}")
         return value
 
+    @model_validator(mode="after")
+    def _anthropic_takes_no_sampling(self) -> ModelSpec:
+        if self.provider == "anthropic":
+            given = [k for k in ("temperature", "top_p") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: the Anthropic Messages API (version 2026-10-21, used by the anthropic "
+                    "SDK 2.x) accepts no sampling parameters; remove them for anthropic: models"
+                )
+        return self
+
     @property
     def provider(self) -> str:
         return self.model.split(":", 1)[0]
@@ -85,13 +96,20 @@ class GeneratorSpec(ModelSpec):
 class JudgeSpec(ModelSpec):
     """A model that compares two responses. Its fingerprint is stored with every verdict."""
 
-    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = 0.0
     max_tokens: Annotated[int, Field(ge=1, le=32768)] | None = 512
     criteria: str = DEFAULT_CRITERIA
     # A custom judge prompt; must contain {question}, {response_a}, {response_b} and {criteria}.
     template: str | None = None
     # Extra attempts when the output cannot be parsed (each recorded; never read as "A").
     parse_retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+    @model_validator(mode="before")
+    @classmethod
+    def _greedy_by_default(cls, data: Any) -> Any:
+        """Judges decode greedily unless told otherwise, where the provider takes a temperature."""
+        if isinstance(data, dict) and "temperature" not in data and not str(data.get("model", "")).startswith("anthropic:"):
+            return {**data, "temperature": 0.0}
+        return data
 
     @field_validator("template")
     @classmethod
@@ -182,8 +200,9 @@ def _format_error(exc: ValidationError, origin: str) -> str:
 def parse_config(data: dict[str, Any] | None, origin: str = "<config>", base_dir: Path | None = None) -> PipelineConfig:
     """Validate a config mapping; relative prompt paths are resolved against ``base_dir``."""
     data = dict(data or {})
-    if base_dir is not None:
-        for source in data.get("prompts") or []:
+    if base_dir is not None and isinstance(data.get("prompts"), list):
+        data["prompts"] = [dict(s) if isinstance(s, dict) else s for s in data["prompts"]]  # the caller's stay as given
+        for source in data["prompts"]:
             if isinstance(source, dict) and "path" in source and not Path(str(source["path"])).is_absolute():
                 source["path"] = str(base_dir / str(source["path"]))
     try:

@@ -103,7 +103,7 @@ def _from_mapping(obj: dict) -> ParsedVerdict:
 
 def _json_objects(text: str) -> list[dict]:
     """Every top-level JSON object embedded in the text (fenced or inline)."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)  # models often put raw newlines inside strings
     found, index = [], 0
     while (start := text.find("{", index)) != -1:
         try:

@@ -33,9 +33,8 @@ class AnthropicProvider(Provider):
         }
         if request.system:
             kwargs["system"] = request.system
-        for key in ("temperature", "top_p"):
-            if getattr(request, key) is not None:
-                kwargs[key] = getattr(request, key)
+        # No sampling parameters: API version 2026-10-21 (the SDK 2.x default) rejects them, and
+        # the config refuses them for anthropic: models. The Messages API has no seed either.
         if request.json_schema is not None and self.spec.response_format == "json_schema":
             kwargs["output_config"] = {"format": {"type": "json_schema", "schema": request.json_schema}}
         started = time.perf_counter()
@@ -43,7 +42,7 @@ class AnthropicProvider(Provider):
             message = await self.client.messages.create(**kwargs)
         except anthropic.APIStatusError as exc:
             raise ProviderError(f"{self.spec.model}: HTTP {exc.status_code}: {exc.message}") from exc
-        except anthropic.APIError as exc:
+        except (anthropic.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
             raise ProviderError(f"{self.spec.model}: {type(exc).__name__}: {exc}") from exc
         text = "".join(block.text for block in message.content if getattr(block, "type", None) == "text")
         return ChatResponse(

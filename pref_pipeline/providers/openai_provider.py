@@ -54,7 +54,7 @@ class OpenAIProvider(Provider):
             completion = await self.client.chat.completions.create(**kwargs)
         except openai.APIStatusError as exc:
             raise ProviderError(f"{self.spec.model}: HTTP {exc.status_code}: {exc.message}") from exc
-        except openai.APIError as exc:
+        except (openai.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
             raise ProviderError(f"{self.spec.model}: {type(exc).__name__}: {exc}") from exc
         if not completion.choices:
             raise ProviderError(f"{self.spec.model}: the server returned no choices")

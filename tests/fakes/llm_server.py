@@ -1,0 +1,448 @@
+"""An in-process fake LLM server speaking OpenAI Chat Completions and Anthropic Messages over HTTP.
+
+Tests start it on 127.0.0.1 (a free port) and point the real ``openai`` / ``anthropic`` SDK clients
+at it, so requests, responses, retries and errors go through the SDKs' own code paths::
+
+    with FakeLLMServer(latency_s=0.01) as server:
+        client = openai.OpenAI(base_url=server.openai_base_url, api_key="test")
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}])
+        assert server.count("/chat/completions") == 1
+
+A request whose last user message contains both ``<response_a>`` and ``<response_b>`` is a judge
+request (answered by ``judge_fn``, by default "the longer response wins"); anything else is a
+generation request (answered by ``generate_fn``, by default deterministic text whose length depends
+on the prompt, model, temperature and seed). Faults: ``latency_s``, ``rpm_limit`` and ``fail_plan``.
+
+Handlers are async and the server runs on its own event loop in a background thread, so many
+concurrent slow requests are served at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+Protocol = Literal["openai", "anthropic"]
+FailEntry = int | Literal["timeout", "garbage"] | None
+
+RATE_WINDOW_S = 60.0
+TIMEOUT_FAULT_S = 30.0
+DEFAULT_CONFIDENCE = 0.8
+
+_OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+    404: "not_found_error", 429: "rate_limit_error",
+}
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error",
+}
+_JUDGE_TAGS = ("question", "response_a", "response_b")
+_ESCAPED_CLOSING_TAG = re.compile(r"<\\/(question|response_a|response_b)>", re.IGNORECASE)
+_WORDS = (
+    "clear", "careful", "practical", "concise", "thorough", "balanced", "useful", "direct",
+    "accurate", "gentle", "simple", "detailed", "honest", "helpful", "structured", "friendly",
+)
+
+
+@dataclass(frozen=True)
+class JudgeInfo:
+    """What a judge function sees: the tagged parts of the judge prompt and the raw request."""
+
+    question: str
+    response_a: str
+    response_b: str
+    structured: bool  # a json_schema / json_object response_format or an output_config format was asked for
+    protocol: Protocol
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GenInfo:
+    """What a generation function sees: the last user message, system prompt and sampling parameters."""
+
+    prompt: str
+    system: str | None
+    temperature: float | None
+    top_p: float | None
+    seed: int | None
+    max_tokens: int | None
+    model: str
+    protocol: Protocol
+    body: dict[str, Any]
+
+
+JudgeFn = Callable[[JudgeInfo], str | dict[str, Any]]
+GenerateFn = Callable[[GenInfo], str]
+
+
+def default_judge(info: JudgeInfo) -> str | dict[str, Any]:
+    """Prefer the longer response by characters (a tie when equal): position-consistent by design."""
+    len_a, len_b = len(info.response_a), len(info.response_b)
+    preference = "A" if len_a > len_b else "B" if len_b > len_a else "tie"
+    if preference == "tie":
+        reasoning = f"Both responses have the same length ({len_a} characters)."
+    else:
+        reasoning = f"Response {preference} is longer ({max(len_a, len_b)} vs {min(len_a, len_b)} characters)."
+    if info.structured:
+        return {"preference": preference, "confidence": DEFAULT_CONFIDENCE, "reasoning": reasoning}
+    return f"PREFERENCE: {preference}\nCONFIDENCE: high\nREASONING: {reasoning}"
+
+
+def default_generate(info: GenInfo) -> str:
+    """Deterministic text; its words and length (1 to 4 sentences) depend on prompt, model, temperature, seed."""
+    key = f"{info.model}|{info.temperature}|{info.seed}|{info.prompt}"
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    topic = " ".join(info.prompt.split()[:6])
+    sentences = []
+    for i in range(1 + digest[0] % 4):
+        w = [_WORDS[b % len(_WORDS)] for b in digest[1 + 4 * i: 5 + 4 * i]]
+        sentences.append(f"Point {i + 1} on '{topic}': a {w[0]} and {w[1]} view, {w[2]} yet {w[3]}.")
+    return f"Answer ({info.model}, t={info.temperature}, seed={info.seed}): " + " ".join(sentences)
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message ``content``: a string, or the text parts of a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    """The text of the last user message ("" when there is none)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return ""
+
+
+def _tagged(text: str, tag: str) -> str:
+    """The content of ``<tag>\\n...\\n</tag>`` with escaped closing tags restored ("" when absent)."""
+    match = re.search(rf"<{tag}>\n?(.*?)\n?</{tag}>", text, re.DOTALL)
+    return _ESCAPED_CLOSING_TAG.sub(r"</\1>", match.group(1)) if match else ""
+
+
+def _truncate_words(text: str, max_words: int | None) -> tuple[str, bool]:
+    """Cut ``text`` after ``max_words`` words (a rough token count), keeping its whitespace."""
+    if max_words is None:
+        return text, False
+    words = list(re.finditer(r"\S+", text))
+    if len(words) <= max_words:
+        return text, False
+    return (text[: words[max_words - 1].end()] if max_words > 0 else ""), True
+
+
+def _count_words(*texts: str) -> int:
+    """Whitespace-separated words: the fake's rough token count."""
+    return sum(len(t.split()) for t in texts)
+
+
+def _validate_fail_plan(plan: Iterable[FailEntry] | None) -> deque[FailEntry]:
+    """The plan as a queue, refusing entries the server would not know how to apply."""
+    entries = deque(plan or ())
+    for entry in entries:
+        valid_status = isinstance(entry, int) and not isinstance(entry, bool) and 400 <= entry <= 599
+        if not (entry is None or valid_status or entry in ("timeout", "garbage")):
+            raise ValueError(f"fail_plan entry must be None, an HTTP error status, 'timeout' or 'garbage': {entry!r}")
+    return entries
+
+
+def _error_response(protocol: Protocol, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """An error in the shape the protocol's SDK parses into its ``APIStatusError`` subclasses."""
+    if protocol == "openai":
+        error_type = _OPENAI_ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        code = "rate_limit_exceeded" if status == 429 else None
+        body: dict[str, Any] = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    else:
+        error_type = _ANTHROPIC_ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        body = {"type": "error", "error": {"type": error_type, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _wait_unless_disconnected(request: Request, seconds: float) -> None:
+    """Sleep ``seconds``, returning early if the client hangs up (so abandoned requests free the server)."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({watcher}, timeout=seconds)
+    finally:
+        watcher.cancel()
+
+
+class FakeLLMServer:
+    """A fake OpenAI + Anthropic endpoint on 127.0.0.1, run by uvicorn in a background thread.
+
+    ``judge_fn``, ``generate_fn``, ``latency_s`` and ``rpm_limit`` are plain attributes read on every
+    request, so tests may change them between runs; ``fail_plan`` is a property (the remaining entries).
+
+    Fault injection, applied to ``POST /v1/chat/completions`` and ``POST /v1/messages``:
+
+    * ``fail_plan``: consumed one entry per request, in order (then requests succeed). ``None``
+      succeeds; an int is answered with that HTTP status and a protocol-shaped error body
+      (429 with ``retry-after: 0``); ``"timeout"`` waits 30 s (or until the client hangs up) before
+      answering normally; ``"garbage"`` answers 200 with a body that is not JSON.
+    * ``rpm_limit``: at most this many requests admitted per sliding 60 s window; the rest get 429
+      with ``retry-after`` (whole seconds until the window frees) and are counted in ``rate_limited``.
+    * ``latency_s``: simulated model time, slept before every answer produced by the model (and
+      before ``"garbage"``); errors, injected or rate-limit, are answered at once.
+    """
+
+    def __init__(self, *, judge_fn: JudgeFn | None = None, generate_fn: GenerateFn | None = None,
+                 latency_s: float = 0.0, rpm_limit: int | None = None,
+                 fail_plan: Iterable[FailEntry] | None = None):
+        self.judge_fn: JudgeFn = judge_fn or default_judge
+        self.generate_fn: GenerateFn = generate_fn or default_generate
+        self.latency_s = latency_s
+        self.rpm_limit = rpm_limit
+        self.requests: list[dict[str, Any]] = []  # {"path": ..., "body": parsed JSON or None}, in arrival order
+        self.rate_limited = 0
+        self.url = ""
+        self.openai_base_url = ""
+        self.anthropic_base_url = ""
+        self._lock = threading.Lock()
+        self._fail_plan = _validate_fail_plan(fail_plan)
+        self._admitted: deque[float] = deque()  # monotonic times of requests admitted by the rate limiter
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----- configuration between runs -----
+
+    @property
+    def fail_plan(self) -> list[FailEntry]:
+        """The entries not yet consumed."""
+        with self._lock:
+            return list(self._fail_plan)
+
+    @fail_plan.setter
+    def fail_plan(self, plan: Iterable[FailEntry] | None) -> None:
+        entries = _validate_fail_plan(plan)
+        with self._lock:
+            self._fail_plan = entries
+
+    def set_judge_fn(self, fn: JudgeFn | None) -> None:
+        """Answer judge requests with ``fn`` (``None`` restores the default judge)."""
+        self.judge_fn = fn or default_judge
+
+    def set_generate_fn(self, fn: GenerateFn | None) -> None:
+        """Answer generation requests with ``fn`` (``None`` restores the default generator)."""
+        self.generate_fn = fn or default_generate
+
+    def reset(self) -> None:
+        """Forget recorded requests, the rate-limit window and the 429 count."""
+        with self._lock:
+            self.requests.clear()
+            self._admitted.clear()
+            self.rate_limited = 0
+
+    def count(self, path_suffix: str) -> int:
+        """How many recorded requests have a path ending with ``path_suffix``."""
+        with self._lock:
+            return sum(1 for r in self.requests if r["path"].endswith(path_suffix))
+
+    # ----- lifecycle -----
+
+    def start(self, timeout_s: float = 10.0) -> FakeLLMServer:
+        """Bind a free port on 127.0.0.1, serve in a daemon thread and return once accepting requests."""
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app(), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name=f"fake-llm-{port}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the fake LLM server did not start")
+            time.sleep(0.01)
+        self.url = f"http://127.0.0.1:{port}"
+        self.openai_base_url = f"{self.url}/v1"
+        self.anthropic_base_url = self.url
+        return self
+
+    def stop(self) -> None:
+        """Ask uvicorn to exit and wait for its thread (idempotent)."""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ----- HTTP -----
+
+    def _app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+            Route("/v1/messages", self._messages, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+        ])
+
+    async def _chat_completions(self, request: Request) -> Response:
+        return await self._handle(request, "openai")
+
+    async def _messages(self, request: Request) -> Response:
+        return await self._handle(request, "anthropic")
+
+    async def _models(self, request: Request) -> Response:
+        """The model list, in Anthropic's shape when the client sends ``anthropic-version``."""
+        if "anthropic-version" in request.headers:
+            model = {"type": "model", "id": "fake-model", "display_name": "Fake model",
+                     "created_at": "2025-01-01T00:00:00Z"}
+            return JSONResponse({"data": [model], "has_more": False, "first_id": "fake-model", "last_id": "fake-model"})
+        model = {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}
+        return JSONResponse({"object": "list", "data": [model]})
+
+    async def _handle(self, request: Request, protocol: Protocol) -> Response:
+        """Record the request, apply the faults, then answer it as a judge or a generator."""
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        with self._lock:
+            self.requests.append({"path": request.url.path, "body": body})
+            fault = self._fail_plan.popleft() if self._fail_plan else None
+
+        if isinstance(fault, int):
+            headers = {"retry-after": "0"} if fault == 429 else None
+            return _error_response(protocol, fault, f"injected failure (HTTP {fault})", headers)
+        if fault == "timeout":
+            await _wait_unless_disconnected(request, TIMEOUT_FAULT_S)
+        problem = self._invalid(body, protocol)
+        if problem:
+            return _error_response(protocol, 400, problem)
+        retry_after = self._admit()
+        if retry_after is not None:
+            message = f"rate limit of {self.rpm_limit} requests per minute exceeded"
+            return _error_response(protocol, 429, message, {"retry-after": str(retry_after)})
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        if fault == "garbage":
+            return Response("<html><body>502 Bad Gateway</body></html>", media_type="application/json")
+        return JSONResponse(self._answer(body, protocol))
+
+    @staticmethod
+    def _invalid(body: Any, protocol: Protocol) -> str | None:
+        """Why the body is not a valid request for the protocol, or None."""
+        if not isinstance(body, dict):
+            return "the request body must be a JSON object"
+        required = ("model", "messages") if protocol == "openai" else ("model", "max_tokens", "messages")
+        missing = [key for key in required if key not in body]
+        if missing:
+            return f"missing required field(s): {', '.join(missing)}"
+        if not isinstance(body["messages"], list):
+            return "messages must be a list"
+        if body.get("stream"):
+            return "streaming is not supported by the fake server"
+        return None
+
+    def _admit(self) -> int | None:
+        """Admit a request under ``rpm_limit``; if over it, count a 429 and return the retry-after seconds."""
+        with self._lock:
+            if self.rpm_limit is None:
+                return None
+            now = time.monotonic()
+            while self._admitted and self._admitted[0] <= now - RATE_WINDOW_S:
+                self._admitted.popleft()
+            if len(self._admitted) < self.rpm_limit:
+                self._admitted.append(now)
+                return None
+            self.rate_limited += 1
+            return max(1, math.ceil(self._admitted[0] + RATE_WINDOW_S - now))
+
+    def _answer(self, body: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
+        """The completion (OpenAI) or message (Anthropic) object for a valid request."""
+        messages = body["messages"]
+        prompt = _last_user_text(messages)
+        input_texts = [_text_of(m.get("content")) for m in messages]
+        if protocol == "openai":
+            system_parts = [_text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
+            system = "\n".join(system_parts) or None
+            fmt = body.get("response_format") or {}
+            structured = fmt.get("type") in ("json_schema", "json_object")
+            max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+        else:
+            system = _text_of(body.get("system")) or None
+            input_texts.append(system or "")
+            fmt = (body.get("output_config") or {}).get("format") or {}
+            structured = fmt.get("type") == "json_schema"
+            max_tokens = body.get("max_tokens")
+
+        if "<response_a>" in prompt and "<response_b>" in prompt:
+            verdict = self.judge_fn(JudgeInfo(
+                question=_tagged(prompt, "question"), response_a=_tagged(prompt, "response_a"),
+                response_b=_tagged(prompt, "response_b"), structured=structured, protocol=protocol, body=body,
+            ))
+            text = verdict if isinstance(verdict, str) else json.dumps(verdict)
+        else:
+            text = self.generate_fn(GenInfo(
+                prompt=prompt, system=system, temperature=body.get("temperature"), top_p=body.get("top_p"),
+                seed=body.get("seed"), max_tokens=max_tokens, model=body["model"], protocol=protocol, body=body,
+            ))
+        text, truncated = _truncate_words(text, max_tokens)
+        input_tokens = _count_words(*input_texts)
+        output_tokens = _count_words(text)
+
+        if protocol == "openai":
+            return {
+                "id": f"chatcmpl-{uuid.uuid4().hex}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "length" if truncated else "stop",
+                }],
+                "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
+                          "total_tokens": input_tokens + output_tokens},
+                "system_fingerprint": "fp_fake",
+            }
+        return {
+            "id": f"msg_{uuid.uuid4().hex}",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "max_tokens" if truncated else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        }

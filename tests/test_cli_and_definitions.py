@@ -1,0 +1,78 @@
+"""The CLI's contract (exit codes, what it prints) and the code location that dagster/dg load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pref_pipeline.cli import main
+from pref_pipeline.paths import Home
+from tests.fakes import FakeLLMServer
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ASSET_KEYS = {"prompts", "candidates", "judgments", "preference_pairs", "comparisons", "preference_pairs_export",
+              "audit_report"}
+
+
+def write_config(path: Path, base_url: str, prompts_file: Path) -> Path:
+    path.write_text(
+        f"prompts:\n  - path: {prompts_file.name}\n"
+        "generators:\n"
+        f"  - model: openai:gen-a\n    base_url: {base_url}\n    temperature: 0.3\n"
+        f"  - model: openai:gen-b\n    base_url: {base_url}\n    temperature: 0.9\n"
+        "candidates_per_prompt: 2\n"
+        f"judges:\n  - model: openai:judge\n    base_url: {base_url}\n"
+    )
+    return path
+
+
+def test_run_prints_where_the_dataset_and_report_are(home, prompts_file, capsys):
+    with FakeLLMServer() as server:
+        config = write_config(prompts_file.parent / "pipeline.yaml", server.openai_base_url, prompts_file)
+        code = main(["run", "--config", str(config)])
+    out = capsys.readouterr().out
+    assert code == 0
+    exported = Home.from_env().exports / "preference_pairs.jsonl"
+    assert f"dataset: {exported}" in out
+    assert str(Home.from_env().reports / "audit.md") in out
+    audit = json.loads((Home.from_env().reports / "audit.json").read_text())
+    assert len(exported.read_text().splitlines()) == audit["pairs"]["kept"] > 0
+
+
+def test_bad_config_exits_2_naming_the_key(home, tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("generators:\n  - model: openai:x\n    temprature: 0.5\n")
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "generators[0].temprature" in err and "unknown key" in err
+    assert not (Home.from_env().exports / "preference_pairs.jsonl").exists()
+
+
+def test_failing_gate_exits_1(home, prompts_file, capsys):
+    with FakeLLMServer(judge_fn=lambda info: "no idea") as server:
+        config = write_config(prompts_file.parent / "pipeline.yaml", server.openai_base_url, prompts_file)
+        assert main(["run", "--config", str(config)]) == 1
+    assert "failed check: preference_pairs:preference_pairs_gate" in capsys.readouterr().err
+
+
+def test_code_location_loads_every_asset():
+    from pref_pipeline.definitions import defs
+
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == ASSET_KEYS
+
+
+@pytest.mark.parametrize("command", [
+    [str(BIN / "dg"), "check", "defs"],
+    [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+])
+def test_dg_and_dagster_load_the_code_location(command, home, tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
