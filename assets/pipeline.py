@@ -15,7 +15,8 @@ import pandas as pd
 
 from pref_pipeline import audit as audit_lib
 from pref_pipeline.config import PipelineConfig, generator_label
-from pref_pipeline.export import export_pairs
+from pref_pipeline.batches import discover_batches
+from pref_pipeline.export import export_batch
 from pref_pipeline.gates import validate_pairs
 from pref_pipeline.generation import generate_candidates
 from pref_pipeline.judging.batch import judge_candidates
@@ -23,6 +24,9 @@ from pref_pipeline.judging.pairwise import fingerprint_for
 from pref_pipeline.pairs import build_preference_pairs
 from pref_pipeline.paths import Home
 from pref_pipeline.sources import load_prompts
+
+from assets.partitions import BATCH_COLUMN, PARTITION_METADATA, PROMPT_BATCHES
+from assets.storage import read_tables
 
 GROUP = "preference_data"
 PREVIEW_ROWS = 5
@@ -45,18 +49,30 @@ def judge_code_version(config: PipelineConfig) -> str:
     return "+".join(fingerprint_for(spec) for spec in config.judges)
 
 
+def tag_batch(frame: pd.DataFrame, context: dg.AssetExecutionContext) -> pd.DataFrame:
+    """Every stored row says which prompt batch (partition) it belongs to."""
+    return frame.assign(**{BATCH_COLUMN: context.partition_key})
+
+
 def build_pipeline_assets(config: PipelineConfig) -> list:
-    """All assets and checks for one configuration."""
+    """All assets and checks for one configuration, partitioned by prompt batch."""
 
     @dg.asset(
         group_name=GROUP,
         kinds={"python", "duckdb"},
-        description="Prompts read from the configured sources (or the built-in set), exact repeats dropped.",
+        partitions_def=PROMPT_BATCHES,
+        metadata=PARTITION_METADATA,
+        description="Prompts of one batch (a configured source, a file in prompt_folder, or the built-in set), "
+        "exact repeats dropped.",
     )
     def prompts(context: dg.AssetExecutionContext) -> pd.DataFrame:
         started = time.perf_counter()
-        loaded = load_prompts(config.prompts, config.max_prompts)
-        frame = loaded.prompts
+        batches = discover_batches(config)
+        if context.partition_key not in batches:
+            raise dg.Failure(description=f"no prompt batch {context.partition_key!r} in the configuration "
+                             f"(batches: {', '.join(sorted(batches))}); was its file removed?")
+        loaded = load_prompts(batches[context.partition_key], config.max_prompts)
+        frame = tag_batch(loaded.prompts, context)
         if len(loaded.duplicates):
             context.log.warning(f"dropped {len(loaded.duplicates)} exact repeat prompt(s)")
         context.add_output_metadata({
@@ -73,12 +89,14 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
         group_name=GROUP,
         kinds={"python", "duckdb"},
         pool="llm",
+        partitions_def=PROMPT_BATCHES,
+        metadata=PARTITION_METADATA,
         description="Candidate responses: candidates_per_prompt per prompt, spread over the generators "
         "(sampling sweeps, system-prompt variants, strong vs weak models).",
     )
     def candidates(context: dg.AssetExecutionContext, prompts: pd.DataFrame) -> pd.DataFrame:
         started = time.perf_counter()
-        frame = generate_candidates(prompts, config, logger=context.log)
+        frame = tag_batch(generate_candidates(prompts, config, logger=context.log), context)
         ok = frame[frame["error"].isna()]
         context.add_output_metadata({
             "dagster/row_count": len(frame),
@@ -95,13 +113,15 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
         group_name=GROUP,
         kinds={"python", "duckdb"},
         pool="llm",
+        partitions_def=PROMPT_BATCHES,
+        metadata=PARTITION_METADATA,
         code_version=judge_code_version(config),
         description="Pairwise verdicts: every pair of a prompt's candidates, in both orders, by every judge, "
         "with the judge fingerprint, raw output and parse status of each.",
     )
     def judgments(context: dg.AssetExecutionContext, prompts: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
         started = time.perf_counter()
-        frame = judge_candidates(prompts, candidates, config, logger=context.log)
+        frame = tag_batch(judge_candidates(prompts, candidates, config, logger=context.log), context)
         context.add_output_metadata({
             "dagster/row_count": len(frame),
             "judges": dg.MetadataValue.json(sorted(frame["judge_model"].unique().tolist()) if len(frame) else []),
@@ -116,11 +136,12 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
 
     @dg.multi_asset(
         group_name=GROUP,
+        partitions_def=PROMPT_BATCHES,
         outs={
-            "preference_pairs": dg.AssetOut(kinds={"python", "duckdb"}, description=(
+            "preference_pairs": dg.AssetOut(kinds={"python", "duckdb"}, metadata=PARTITION_METADATA, description=(
                 "The dataset: (prompt, chosen, rejected) where every judge preferred the same response in both "
                 "orders, with generation_method, judge_model_id, criteria and full provenance.")),
-            "comparisons": dg.AssetOut(kinds={"python", "duckdb"}, description=(
+            "comparisons": dg.AssetOut(kinds={"python", "duckdb"}, metadata=PARTITION_METADATA, description=(
                 "Every judged comparison with its outcome (consistent, tie, inconsistent, unparseable, error, "
                 "judges_disagree): nothing is dropped without a trace.")),
         },
@@ -128,6 +149,7 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
     def preference_pairs(context: dg.AssetExecutionContext, prompts: pd.DataFrame, candidates: pd.DataFrame,
                          judgments: pd.DataFrame):
         result = build_preference_pairs(prompts, candidates, judgments)
+        result = type(result)(tag_batch(result.pairs, context), tag_batch(result.comparisons, context))
         statuses = result.comparisons["status"].value_counts().astype(int).to_dict()
         yield dg.Output(result.pairs, output_name="preference_pairs", metadata={
             "dagster/row_count": len(result.pairs),
@@ -153,30 +175,39 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
     @dg.asset(
         group_name=GROUP,
         kinds={"python", "file"},
-        description="The published dataset: exports/preference_pairs.jsonl and .parquet under PREF_PIPELINE_HOME. "
-        "Validated again before writing, so a failing batch never replaces the last good export.",
+        partitions_def=PROMPT_BATCHES,
+        description="The published dataset: exports/preference_pairs.jsonl and .parquet under PREF_PIPELINE_HOME, "
+        "the union of every published batch (each also under exports/batches/<batch>/). Validated again before "
+        "writing, so a failing batch never replaces the last good export.",
     )
     def preference_pairs_export(context: dg.AssetExecutionContext, preference_pairs: pd.DataFrame) -> dg.MaterializeResult:
         gate = validate_pairs(preference_pairs)
         if not gate.success:
             raise dg.Failure(description=f"not exported: {gate.summary()}",
                              metadata={"failed_expectations": dg.MetadataValue.json(gate.failures)})
-        paths = export_pairs(preference_pairs, Home.from_env().ensure().exports)
+        paths = export_batch(preference_pairs, Home.from_env().ensure().exports, context.partition_key)
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(preference_pairs),
             "jsonl": dg.MetadataValue.path(str(paths["jsonl"])),
             "parquet": dg.MetadataValue.path(str(paths["parquet"])),
+            "batch_jsonl": dg.MetadataValue.path(str(paths["batch_jsonl"])),
         })
 
     @dg.asset(
         group_name=GROUP,
         kinds={"duckdb", "file"},
-        description="The audit: length bias, position consistency, parse failures; reports/audit.json and audit.md.",
+        partitions_def=PROMPT_BATCHES,
+        description="The audit over every batch stored so far (this batch's own under reports/batches/<batch>/): "
+        "length bias, position consistency, parse failures; reports/audit.json and audit.md.",
     )
     def audit_report(context: dg.AssetExecutionContext, preference_pairs: pd.DataFrame, judgments: pd.DataFrame,
                      comparisons: pd.DataFrame) -> dg.MaterializeResult:
-        figures = audit_lib.compute_audit(preference_pairs, judgments, comparisons)
-        json_path, md_path = audit_lib.write_report(figures, Home.from_env().ensure().reports)
+        home = Home.from_env().ensure()
+        batch_figures = audit_lib.compute_audit(preference_pairs, judgments, comparisons)
+        audit_lib.write_report(batch_figures, home.reports / "batches" / context.partition_key)
+        tables = read_tables(home.database, ["preference_pairs", "judgments", "comparisons"])
+        figures = audit_lib.compute_audit(tables["preference_pairs"], tables["judgments"], tables["comparisons"])
+        json_path, md_path = audit_lib.write_report(figures, home.reports)
         for flag in figures["flags"]:
             context.log.warning(flag)
         return dg.MaterializeResult(metadata={

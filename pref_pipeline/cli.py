@@ -15,6 +15,24 @@ from pref_pipeline.config import ConfigError, load_config
 from pref_pipeline.paths import Home
 
 
+def _report_failures(batch: str, result) -> int:
+    """Print why a batch's run failed (failed steps and checks); 1 if it failed, else 0."""
+    failed_checks = [
+        f"{e.asset_key.to_user_string()}:{e.check_name}: {e.description or ''}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
+    if result.success and not failed_checks:
+        return 0
+    print(f"pref-pipeline: batch {batch!r} FAILED", file=sys.stderr)
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data:
+            print(f"  {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+    for check in failed_checks:
+        print(f"  failed check: {check}", file=sys.stderr)
+    return 1
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.home:
         os.environ["PREF_PIPELINE_HOME"] = str(Path(args.home).resolve())
@@ -25,31 +43,17 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     home = Home.from_env().ensure()
 
-    import dagster as dg  # imported late: `--help` and config errors stay fast
+    from pref_pipeline.definitions import run_batches  # imported late: `--help` and config errors stay fast
 
-    from pref_pipeline.definitions import build_definitions
-
-    defs = build_definitions(config, home)
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    job = defs.resolve_implicit_global_asset_job_def()
-    print(f"pref-pipeline: running {'embedded default' if args.config is None else args.config} -> {home.root}",
-          file=sys.stderr)
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
-
-    failed_checks = [
-        f"{e.asset_key.to_user_string()}:{e.check_name}: {e.description or ''}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
-    ]
-    if not result.success or failed_checks:
-        print("pref-pipeline: the run FAILED", file=sys.stderr)
-        for step in result.get_failed_step_keys() if hasattr(result, "get_failed_step_keys") else []:
-            print(f"  failed step: {step}", file=sys.stderr)
-        for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data:
-                print(f"  {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
-        for check in failed_checks:
-            print(f"  failed check: {check}", file=sys.stderr)
+    source = "embedded default" if args.config is None else args.config
+    print(f"pref-pipeline: running {source} -> {home.root}", file=sys.stderr)
+    results = run_batches(config, home)
+    failures = 0
+    for batch, result in results.items():
+        failures += _report_failures(batch, result)
+    if failures:
+        print(f"pref-pipeline: {failures} of {len(results)} batch(es) FAILED; their pairs were not exported",
+              file=sys.stderr)
         return 1
 
     audit_path = home.reports / "audit.json"

@@ -126,16 +126,28 @@ class PromptSource(_Strict):
     ``id``, ``category`` and ``reference`` (a gold answer)."""
 
     path: Path
+    # The batch (Dagster partition) this source belongs to; default: the file name without suffix.
+    batch: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")] | None = None
     format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
     prompt_field: str = "prompt"
     category: str | None = None  # default category for rows that have none
     limit: Annotated[int, Field(ge=1)] | None = None
 
 
+class ScheduleSpec(_Strict):
+    """The regular run: every prompt batch, re-run on a cron schedule (off until turned on in the UI)."""
+
+    cron: str = "0 3 * * *"
+    timezone: str = "UTC"
+
+
 class PipelineConfig(_Strict):
     """Everything a run needs. The defaults are the embedded offline run."""
 
     prompts: list[PromptSource] = Field(default_factory=list)  # empty: the built-in prompt set
+    # A folder of prompt files (JSONL/CSV/Parquet): each file is a batch, watched by a sensor.
+    prompt_folder: Path | None = None
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     generators: Annotated[list[GeneratorSpec], Field(min_length=1)] = Field(
         default_factory=lambda: [
             GeneratorSpec(model=DEFAULT_LOCAL_MODEL, temperature=0.7, top_p=0.95, max_tokens=120, label="t0.7"),
@@ -200,6 +212,9 @@ def _format_error(exc: ValidationError, origin: str) -> str:
 def parse_config(data: dict[str, Any] | None, origin: str = "<config>", base_dir: Path | None = None) -> PipelineConfig:
     """Validate a config mapping; relative prompt paths are resolved against ``base_dir``."""
     data = dict(data or {})
+    folder = data.get("prompt_folder")
+    if base_dir is not None and folder and not Path(str(folder)).is_absolute():
+        data["prompt_folder"] = str(base_dir / str(folder))
     if base_dir is not None and isinstance(data.get("prompts"), list):
         data["prompts"] = [dict(s) if isinstance(s, dict) else s for s in data["prompts"]]  # the caller's stay as given
         for source in data["prompts"]:

@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from assets.partitions import PROMPT_BATCHES
 from assets.pipeline import build_pipeline_assets
 from assets.storage import PipelineIOManager
 from pref_pipeline.config import parse_config
@@ -28,11 +29,16 @@ from tests.fakes import FakeLLMServer, default_judge
 SEED_FIELDS = ["prompt", "chosen", "rejected", "generation_method", "judge_model_id", "criteria"]
 
 
-def materialize(config) -> dg.ExecuteInProcessResult:
+def materialize(config, batch: str = "prompts") -> dg.ExecuteInProcessResult:
+    """One prompt batch (partition) through every asset, as `dagster.materialize` runs it."""
     home = Home.from_env().ensure()
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(PROMPT_BATCHES.name, [batch])
     return dg.materialize(
         build_pipeline_assets(config),
         resources={"io_manager": PipelineIOManager(database=str(home.database), schema=SCHEMA)},
+        instance=instance,
+        partition_key=batch,
         raise_on_error=False,
     )
 

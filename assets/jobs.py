@@ -1,0 +1,19 @@
+"""Jobs the sensors and the schedule launch."""
+
+import dagster as dg
+
+from assets.partitions import PROMPT_BATCHES
+
+pipeline_job = dg.define_asset_job(
+    "preference_pipeline",
+    selection=dg.AssetSelection.all(),
+    partitions_def=PROMPT_BATCHES,
+    description="Every asset for one prompt batch: prompts to export and audit.",
+)
+
+rejudge_job = dg.define_asset_job(
+    "rejudge",
+    selection=dg.AssetSelection.assets("judgments").downstream(),
+    partitions_def=PROMPT_BATCHES,
+    description="Judge a batch's stored candidates again (after a judge change) and rebuild everything downstream.",
+)

@@ -1,0 +1,52 @@
+"""Prompt batches: the unit a run works on (one Dagster partition each).
+
+Each configured prompt source is a batch named after its file (or its ``batch`` key); each file in
+``prompt_folder`` is one too; with neither, the built-in prompt set is the batch ``builtin``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from pref_pipeline.config import PipelineConfig, PromptSource
+
+BUILTIN_BATCH = "builtin"
+PROMPT_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq"}
+
+
+def batch_name(path: Path) -> str:
+    """A partition-key-safe name from a file name: ``my prompts.jsonl`` -> ``my_prompts``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)[:100] or "batch"
+
+
+def folder_files(folder: Path | None) -> list[Path]:
+    """Prompt files in the watched folder, in name order (hidden and partial files skipped)."""
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in PROMPT_SUFFIXES and not p.name.startswith((".", "~"))
+    )
+
+
+def discover_batches(config: PipelineConfig) -> dict[str, list[PromptSource]]:
+    """Every batch the configuration names, with its sources; an empty list means the built-in set."""
+    batches: dict[str, list[PromptSource]] = {}
+    for source in config.prompts:
+        batches.setdefault(source.batch or batch_name(source.path), []).append(source)
+    for path in folder_files(config.prompt_folder):
+        batches.setdefault(batch_name(path), []).append(PromptSource(path=path))
+    if not batches:
+        batches[BUILTIN_BATCH] = []
+    return batches
+
+
+def file_fingerprint(path: Path) -> str:
+    """A content hash, so the folder sensor re-runs a batch only when its file really changed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
