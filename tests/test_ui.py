@@ -1,0 +1,185 @@
+"""The Dagster UI in a real headless Chromium, and a backfill through the GraphQL API, against
+`dagster dev` started by the test. Screenshots are kept in test-artifacts/ui/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+
+from assets.partitions import PROMPT_BATCHES
+from tests.conftest import SAMPLE_PROMPTS
+from tests.fakes import FakeLLMServer
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "ui"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Flags for a closed network, as root, without a display (see the machine notes in the README).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+ASSETS = ["prompts", "candidates", "judgments", "comparisons", "preference_pairs", "preference_pairs_export",
+          "audit_report"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def graphql(base: str, query: str, variables: dict | None = None) -> dict:
+    response = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+RUNS_QUERY = """query Runs($filter: RunsFilter) { runsOrError(filter: $filter) {
+  ... on Runs { results { runId status tags { key value } } } } }"""
+
+
+def wait_for_runs(base: str, run_filter: dict, count: int, timeout_s: float = 240) -> list[dict]:
+    """Block until ``count`` runs matching the filter have finished; return them."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runs = graphql(base, RUNS_QUERY, {"filter": run_filter})["runsOrError"]["results"]
+        if len(runs) >= count and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
+            return runs
+        time.sleep(2)
+    raise AssertionError(f"runs {run_filter} did not finish in {timeout_s} s: {runs}")
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(tmp_path_factory):
+    """`dagster dev` on the workspace, configured against a fake LLM server, one batch registered."""
+    base_dir = tmp_path_factory.mktemp("ui")
+    dagster_home, pref_home = base_dir / "dagster_home", base_dir / "pref_home"
+    dagster_home.mkdir()
+    prompts = base_dir / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(p) + "\n" for p in SAMPLE_PROMPTS[:2]))
+    with FakeLLMServer() as server:
+        url = server.openai_base_url
+        config = base_dir / "pipeline.yaml"
+        config.write_text(
+            f"prompts: [{{path: {prompts}}}]\n"
+            f"generators:\n  - {{model: 'openai:gen-a', base_url: '{url}', temperature: 0.2}}\n"
+            f"  - {{model: 'openai:gen-b', base_url: '{url}', temperature: 0.9}}\n"
+            f"judges:\n  - {{model: 'openai:judge', base_url: '{url}'}}\n"
+        )
+        env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PREF_PIPELINE_HOME": str(pref_home),
+               "PREF_PIPELINE_CONFIG": str(config)}
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            instance.add_dynamic_partitions(PROMPT_BATCHES.name, ["prompts"])
+        port = _free_port()
+        log = (base_dir / "dagster-dev.log").open("wb")
+        # Its own session and default signal handling, so SIGINT stops it and its children.
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+             "-p", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert process.poll() is None, (base_dir / "dagster-dev.log").read_text()[-3000:]
+                try:
+                    if httpx.get(f"{base}/server_info", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "dagster dev did not start in 180 s"
+                time.sleep(1)
+            yield {"base": base, "pref_home": pref_home, "server": server}
+        finally:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        browser.close()
+
+
+def visit(page, url: str, ready_text: str) -> str:
+    """Open a page, dismiss the one-time newsletter dialog, wait for the text; return the page text."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.goto(url)
+    page.get_by_text(ready_text).first.wait_for(timeout=60_000)
+    try:  # shown once per browser profile, a moment after the page loads
+        page.get_by_role("button", name="Skip").click(timeout=4_000)
+    except PlaywrightTimeout:
+        pass
+    return page.inner_text("body")
+
+
+def test_materialize_from_the_ui_and_see_the_report_and_checks(dagster_ui, page):
+    base = dagster_ui["base"]
+    text = visit(page, f"{base}/asset-groups/preference_data", "Materialize all")
+    for asset in ASSETS:
+        assert asset in text
+    page.screenshot(path=str(ARTIFACTS / "1-asset-graph.png"))
+
+    page.get_by_role("button", name="Materialize all…").click()
+    page.get_by_role("button", name="All", exact=True).click()  # every partition: the one batch
+    page.get_by_role("button", name="Launch 1 run").click()
+    page.get_by_text("Launched run").wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "2-launched.png"))
+    [run] = wait_for_runs(base, {"tags": [{"key": "dagster/partition", "value": "prompts"}]}, 1)
+    assert run["status"] == "SUCCESS"
+    exported = dagster_ui["pref_home"] / "exports" / "preference_pairs.jsonl"
+    assert exported.exists() and exported.read_text().strip()
+
+    text = visit(page, f"{base}/assets/audit_report", "Preference data audit")
+    assert "pairs kept" in text and "Length bias" in text and "Position bias" in text
+    page.screenshot(path=str(ARTIFACTS / "3-audit-report.png"), full_page=True)
+
+    text = visit(page, f"{base}/assets/preference_pairs?view=checks", "preference_pairs_gate")
+    assert "blocking asset check" in text and "Passed" in text
+    page.screenshot(path=str(ARTIFACTS / "4-checks.png"), full_page=True)
+
+
+def test_backfill_through_graphql(dagster_ui):
+    base = dagster_ui["base"]
+    data = graphql(base, """mutation Backfill($params: LaunchBackfillParams!) {
+        launchPartitionBackfill(backfillParams: $params) {
+          __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+                   {"params": {"partitionNames": ["prompts"],
+                               "assetSelection": [{"path": [name]} for name in ASSETS]}})
+    result = data["launchPartitionBackfill"]
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+    runs = wait_for_runs(base, {"tags": [{"key": "dagster/backfill", "value": result["backfillId"]}]}, 1)
+    assert [r["status"] for r in runs] == ["SUCCESS"]
+    deadline = time.monotonic() + 120
+    while True:  # the backfill daemon marks it complete on a later tick
+        status = graphql(base, """query B($id: String!) { partitionBackfillOrError(backfillId: $id) {
+            ... on PartitionBackfill { status } } }""", {"id": result["backfillId"]})["partitionBackfillOrError"]["status"]
+        if status != "REQUESTED" or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
