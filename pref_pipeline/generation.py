@@ -16,9 +16,10 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from pref_pipeline.accounting import USAGE_ATTR
 from pref_pipeline.config import GeneratorSpec, PipelineConfig, generator_label
-from pref_pipeline.providers import ChatResponse, make_provider
-from pref_pipeline.runner import gather_bounded
+from pref_pipeline.providers import ChatResponse
+from pref_pipeline.providers.client import CallSession
 
 CANDIDATE_COLUMNS = [
     "candidate_id", "prompt_id", "candidate_index", "text", "strategy", "generator_model", "generator_label",
@@ -69,35 +70,31 @@ def check_failures(errors: list[str], total: int, limit: float, what: str) -> No
         )
 
 
-async def _generate(tasks: list[CandidateTask], logger: logging.Logger) -> list:
+async def _generate(tasks: list[CandidateTask], config: PipelineConfig, logger: logging.Logger) -> tuple[list, dict]:
+    """One outcome per task, in order, and the usage summary (calls, tokens, cost, cache hits)."""
     outcomes: list = [None] * len(tasks)
     by_generator: dict[GeneratorSpec, list[int]] = {}
     for i, task in enumerate(tasks):
         by_generator.setdefault(task.generator, []).append(i)
 
-    async def run_generator(spec: GeneratorSpec, indices: list[int]) -> None:
-        provider = make_provider(spec)
-        try:
-            async def call(i: int) -> ChatResponse:
-                return await provider.complete(provider.request(tasks[i].prompt, seed=tasks[i].seed))
+    async with CallSession(config, logger=logger, label="candidates") as session:
+        async def run_generator(spec: GeneratorSpec, indices: list[int]) -> None:
+            client = session.client(spec)
+            requests = [client.request(tasks[i].prompt, seed=tasks[i].seed) for i in indices]
+            results = await client.complete_many(requests, label=f"generate {generator_label(spec)}")
+            for i, outcome in zip(indices, results):
+                outcomes[i] = outcome
 
-            results = await gather_bounded(indices, call, max_concurrency=spec.max_concurrency,
-                                           label=f"generate {generator_label(spec)}", logger=logger)
-        finally:
-            await provider.aclose()
-        for i, outcome in zip(indices, results):
-            outcomes[i] = outcome
-
-    # Different generators run side by side; each is bounded by its own max_concurrency.
-    await asyncio.gather(*(run_generator(spec, idx) for spec, idx in by_generator.items()))
-    return outcomes
+        # Different generators run side by side; generators of one model share its budget.
+        await asyncio.gather(*(run_generator(spec, idx) for spec, idx in by_generator.items()))
+    return outcomes, session.ledger.summary()
 
 
 def generate_candidates(prompts: pd.DataFrame, config: PipelineConfig, logger: logging.Logger | None = None) -> pd.DataFrame:
     """One row per planned candidate; failed calls are rows with ``error`` set and empty text."""
     logger = logger or logging.getLogger("pref_pipeline")
     tasks = plan_candidates(prompts, config)
-    outcomes = asyncio.run(_generate(tasks, logger))
+    outcomes, usage = asyncio.run(_generate(tasks, config, logger))
     now = datetime.now(timezone.utc)
     rows = []
     for task, outcome in zip(tasks, outcomes):
@@ -122,5 +119,6 @@ def generate_candidates(prompts: pd.DataFrame, config: PipelineConfig, logger: l
             "created_at": now,
         })
     frame = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+    frame.attrs[USAGE_ATTR] = usage  # for the asset's metadata (accounting.usage_metadata)
     check_failures([e for e in frame["error"] if e], len(frame), config.max_failure_rate, "generation calls")
     return frame

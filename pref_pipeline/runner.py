@@ -59,3 +59,73 @@ async def gather_bounded(
         return outcome
 
     return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+class Progress:
+    """Counts and rate of one set of calls for the logs: every 10 % and at least every ``every_s`` seconds.
+
+    ``bar`` (a ``ProgressBar``, optional) is updated on every call so a person at a terminal can watch.
+    """
+
+    def __init__(self, total: int, label: str, logger: logging.Logger | None = None, *,
+                 bar: ProgressBar | None = None, every_s: float = 30.0):
+        self.total, self.label, self.logger, self.bar = total, label, logger or log, bar
+        self.done = self.cached = self.failed = 0
+        self.started = self._last_log = time.perf_counter()
+        self._step = max(1, total // 10)
+        self._every_s = every_s
+        self._logged_done = -1
+        if bar is not None:
+            bar.add_total(total)
+
+    def update(self, *, ok: bool, cached: bool = False, n: int = 1) -> None:
+        self.done += n
+        self.failed += 0 if ok else n
+        self.cached += n if cached else 0
+        if self.bar is not None:
+            self.bar.update(n, ok=ok, cached=cached)
+        now = time.perf_counter()
+        crossed = self.done // self._step != (self.done - n) // self._step
+        if crossed or self.done == self.total or now - self._last_log >= self._every_s:
+            self._last_log = now
+            self.log()
+
+    def finish(self) -> None:
+        """Log the final figures unless the last line already showed them."""
+        if self.done and self._logged_done != self.done:
+            self.log()
+
+    def log(self) -> None:
+        self._logged_done = self.done
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        self.logger.info("%s: %d/%d done (%d from cache), %d failed, %.1f/s", self.label, self.done, self.total,
+                         self.cached, self.failed, self.done / elapsed)
+
+
+class ProgressBar:
+    """One tqdm bar for a step (all its models and rounds); a no-op unless enabled."""
+
+    def __init__(self, label: str, enabled: bool):
+        self._bar = None
+        self.cached = self.failed = 0
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=0, desc=label, unit="call", dynamic_ncols=True, mininterval=0.5)
+
+    def add_total(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.total += n
+            self._bar.refresh()
+
+    def update(self, n: int, *, ok: bool, cached: bool) -> None:
+        if self._bar is None:
+            return
+        self.cached += n if cached else 0
+        self.failed += 0 if ok else n
+        self._bar.set_postfix(cached=self.cached, failed=self.failed, refresh=False)
+        self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -139,8 +139,9 @@ def test_openai_provider_end_to_end(home, prompts_file):
     assert len(judge_calls) == 2 * 3 * 3  # 3 pairs per prompt, both orders
     fmt = judge_calls[0]["body"]["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"] == VERDICT_SCHEMA
-    checks = result.get_asset_check_evaluations()
-    assert [c.passed for c in checks] == [True]
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"prompts_gate": True, "candidates_gate": True, "judgments_gate": True,
+                      "preference_pairs_gate": True}
 
 
 def test_anthropic_provider_end_to_end(home, prompts_file):
@@ -188,7 +189,9 @@ def test_judge_that_never_parses_blocks_the_export(home, prompts_file):
         config = config_for("openai", server.openai_base_url, prompts_file)
         result = materialize(config)
     assert not result.success
-    assert [c.passed for c in result.get_asset_check_evaluations()] == [False]
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"prompts_gate": True, "candidates_gate": True, "judgments_gate": True,
+                      "preference_pairs_gate": False}
     assert not (Home.from_env().exports / "preference_pairs.jsonl").exists()
     judgments = table("judgments")
     assert {j["parse_status"] for j in judgments} == {"unparseable"}

@@ -172,3 +172,49 @@ def test_judge_fingerprint_is_stable_and_distinguishes_judges():
     assert fingerprint_for(a) != fingerprint_for(JudgeSpec(model="openai:other"))
     judge, _ = make_judge([])
     assert judge.fingerprint == fingerprint_for(a)
+
+
+# --------------------------------------------------------------------------- judge_many (rounds)
+
+class RoundsProvider(QueueProvider):
+    """Records the size of every complete_many call (one round; one batch in batch mode)."""
+
+    def __init__(self, spec, texts):
+        super().__init__(spec, texts)
+        self.rounds: list[int] = []
+
+    async def complete_many(self, requests, *, label=None):
+        self.rounds.append(len(requests))
+        return await super().complete_many(requests, label=label)
+
+
+def test_judge_many_retries_only_the_unparseable_in_later_rounds():
+    from pref_pipeline.judging.pairwise import JudgeItem
+
+    spec = JudgeSpec(model="openai:judge", parse_retries=2)
+    # round 1: item 0 ok, item 1 garbage, item 2 garbage; round 2: item 1 ok, item 2 garbage; round 3: item 2 ok
+    provider = RoundsProvider(spec, [verdict("A"), GARBAGE, GARBAGE + "!", verdict("B"), GARBAGE + "?", verdict("tie")])
+    items = [JudgeItem("Q?", "x", "y", "xy", seed=10), JudgeItem("Q?", "x", "y", "yx", seed=20),
+             JudgeItem("Q2?", "x", "y", "xy", seed=30)]
+    outcomes = asyncio.run(PairwiseJudge(spec, provider).judge_many(items))
+    assert provider.rounds == [3, 2, 1]
+    first, second, third = (o.value for o in outcomes)
+    assert (first.attempts, first.failed_outputs, first.verdict.preference) == (1, [], "A")
+    assert (second.attempts, second.failed_outputs, second.preferred) == (2, [GARBAGE], "x")  # "yx": B is x
+    assert (third.attempts, third.failed_outputs, third.verdict.preference) == (3, [GARBAGE + "!", GARBAGE + "?"], "tie")
+    assert (third.input_tokens, third.output_tokens) == (30, 15)
+    retry_seeds = [r.seed for r in provider.requests[3:]]
+    assert retry_seeds == [21, 31, 32] and {r.temperature for r in provider.requests[3:]} == {RETRY_TEMPERATURE}
+
+
+def test_judge_many_transport_error_is_an_outcome_and_judge_order_raises_it():
+    from pref_pipeline.judging.pairwise import JudgeItem
+    from pref_pipeline.providers.base import ProviderError
+
+    spec = JudgeSpec(model="openai:judge")
+    judge, provider = make_judge([])  # an empty queue: every call fails
+    [outcome] = asyncio.run(judge.judge_many([JudgeItem("Q?", "x", "y", "xy")]))
+    assert not outcome.ok and "more answers than the test queued" in outcome.error
+    with pytest.raises(ProviderError):
+        asyncio.run(judge.judge_order("Q?", "x", "y", "xy"))
+    assert spec.parse_retries == 2

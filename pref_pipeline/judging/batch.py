@@ -12,11 +12,12 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from pref_pipeline.accounting import USAGE_ATTR
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.generation import check_failures, derived_seed
-from pref_pipeline.judging.pairwise import Order, OrderedVerdict, PairwiseJudge
-from pref_pipeline.providers import make_provider
-from pref_pipeline.runner import Outcome, gather_bounded
+from pref_pipeline.judging.pairwise import JudgeItem, Order, OrderedVerdict, PairwiseJudge
+from pref_pipeline.providers.client import CallSession
+from pref_pipeline.runner import Outcome
 
 JUDGMENT_COLUMNS = [
     "judgment_id", "comparison_id", "prompt_id", "candidate_x_id", "candidate_y_id", "order", "judge_model",
@@ -46,9 +47,11 @@ def plan_comparisons(prompts: pd.DataFrame, candidates: pd.DataFrame) -> list[Ju
     """Every unordered pair of a prompt's successful candidates, once per order."""
     usable = candidates[candidates["error"].isna()].sort_values(["prompt_id", "candidate_index"])
     questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+    by_prompt: dict[str, list] = {}  # one pass instead of a pandas groupby: thousands of prompts stay fast
+    for row in usable.itertuples(index=False):
+        by_prompt.setdefault(row.prompt_id, []).append(row)
     tasks = []
-    for prompt_id, group in usable.groupby("prompt_id", sort=False):
-        rows = list(group.itertuples(index=False))
+    for prompt_id, rows in by_prompt.items():
         for x, y in itertools.combinations(rows, 2):
             comparison_id = "cmp-" + _short_hash(prompt_id, x.candidate_id, y.candidate_id)
             for order in ("xy", "yx"):
@@ -88,22 +91,19 @@ def _row(task: JudgeTask, judge: PairwiseJudge, outcome: Outcome[OrderedVerdict]
     }
 
 
-async def _judge_all(tasks: list[JudgeTask], config: PipelineConfig, logger: logging.Logger) -> list[dict]:
-    async def run_judge(spec) -> list[dict]:
-        judge = PairwiseJudge(spec, make_provider(spec))
-        try:
-            outcomes = await gather_bounded(
-                tasks, lambda t: judge.judge_order(t.question, t.x_text, t.y_text, t.order,
-                                                  seed=derived_seed(t.comparison_id, t.order)),
-                max_concurrency=spec.max_concurrency, label=f"judge {spec.model}", logger=logger,
-            )
-        finally:
-            await judge.provider.aclose()
-        now = datetime.now(timezone.utc)
-        return [_row(task, judge, outcome, now) for task, outcome in zip(tasks, outcomes)]
+async def _judge_all(tasks: list[JudgeTask], config: PipelineConfig, logger: logging.Logger) -> tuple[list[dict], dict]:
+    """Every judge over every task (judges side by side); returns the rows and the usage summary."""
+    items = [JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=derived_seed(t.comparison_id, t.order))
+             for t in tasks]
+    async with CallSession(config, logger=logger, label="judgments") as session:
+        async def run_judge(spec) -> list[dict]:
+            judge = PairwiseJudge(spec, session.client(spec))
+            outcomes = await judge.judge_many(items)
+            now = datetime.now(timezone.utc)
+            return [_row(task, judge, outcome, now) for task, outcome in zip(tasks, outcomes)]
 
-    per_judge = await asyncio.gather(*(run_judge(spec) for spec in config.judges))
-    return [row for rows in per_judge for row in rows]
+        per_judge = await asyncio.gather(*(run_judge(spec) for spec in config.judges))
+    return [row for rows in per_judge for row in rows], session.ledger.summary()
 
 
 def judge_candidates(prompts: pd.DataFrame, candidates: pd.DataFrame, config: PipelineConfig,
@@ -111,7 +111,9 @@ def judge_candidates(prompts: pd.DataFrame, candidates: pd.DataFrame, config: Pi
     """One row per (comparison, order, judge). Transport failures are rows with ``error`` set."""
     logger = logger or logging.getLogger("pref_pipeline")
     tasks = plan_comparisons(prompts, candidates)
-    rows = asyncio.run(_judge_all(tasks, config, logger)) if tasks else []
+    rows, usage = asyncio.run(_judge_all(tasks, config, logger)) if tasks else ([], None)
     frame = pd.DataFrame(rows, columns=JUDGMENT_COLUMNS)
+    if usage is not None:
+        frame.attrs[USAGE_ATTR] = usage  # for the asset's metadata (accounting.usage_metadata)
     check_failures([e for e in frame["error"] if e], len(frame), config.max_failure_rate, "judge calls")
     return frame

@@ -7,13 +7,18 @@ every failed output is kept with the row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pref_pipeline.config import JudgeSpec, judge_fingerprint
 from pref_pipeline.judging.parsing import ParsedVerdict, parse_verdict
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, PAIRWISE_TEMPLATE, VERDICT_SCHEMA, render_judge_prompt
-from pref_pipeline.providers import Provider
+from pref_pipeline.providers import ChatRequest, ChatResponse, Provider, ProviderError
+from pref_pipeline.runner import Outcome
+
+if TYPE_CHECKING:
+    from pref_pipeline.providers.client import ModelClient
 
 Order = Literal["xy", "yx"]  # "xy": candidate x shown as A; "yx": candidate y shown as A
 RETRY_TEMPERATURE = 0.7
@@ -63,10 +68,34 @@ def fingerprint_for(spec: JudgeSpec) -> str:
     return judge_fingerprint(spec, spec.template or PAIRWISE_TEMPLATE)
 
 
-class PairwiseJudge:
-    """One judge model: renders the prompt, asks for a structured verdict, parses strictly, retries."""
+@dataclass(frozen=True)
+class JudgeItem:
+    """One order of one pair to judge; ``seed`` is used when the judge config sets none."""
 
-    def __init__(self, spec: JudgeSpec, provider: Provider):
+    question: str
+    x: str
+    y: str
+    order: Order
+    seed: int | None = None
+
+
+@dataclass
+class _Attempts:
+    failed: list[str] = field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency: float = 0.0
+    last: tuple[ParsedVerdict, ChatResponse] | None = None
+
+
+class PairwiseJudge:
+    """One judge model: renders the prompt, asks for a structured verdict, parses strictly, retries.
+
+    ``provider`` is anything with ``request(...)`` and ``complete_many(requests)``: a ``Provider``
+    (plain bounded calls) or the pipeline's ``ModelClient`` (cache, rate limits, batch API).
+    """
+
+    def __init__(self, spec: JudgeSpec, provider: Provider | ModelClient):
         self.spec = spec
         self.provider = provider
         self.template = spec.template or PAIRWISE_TEMPLATE
@@ -77,36 +106,74 @@ class PairwiseJudge:
             self.template, question=question, response_a=response_a, response_b=response_b, criteria=self.spec.criteria
         )
 
-    async def judge_order(self, question: str, x: str, y: str, order: Order, seed: int | None = None) -> OrderedVerdict:
-        """Judge one order, retrying unparseable output; transport errors propagate as ``ProviderError``.
-
-        ``seed`` (used when the judge config sets none) makes a sampling judge reproducible per pair.
-        """
-        a, b = (x, y) if order == "xy" else (y, x)
-        base = self.provider.request(
-            self.prompt(question, a, b),
-            seed=self.spec.seed if self.spec.seed is not None else seed,
+    def base_request(self, item: JudgeItem) -> ChatRequest:
+        """The first attempt's request for one order of one pair."""
+        a, b = (item.x, item.y) if item.order == "xy" else (item.y, item.x)
+        return self.provider.request(
+            self.prompt(item.question, a, b),
+            seed=self.spec.seed if self.spec.seed is not None else item.seed,
             system=self.spec.system_prompt or JUDGE_SYSTEM_PROMPT,
             json_schema=VERDICT_SCHEMA,
             schema_name="verdict",
         )
-        failed: list[str] = []
-        tokens_in = tokens_out = 0
-        latency = 0.0
+
+    @staticmethod
+    def retry_request(base: ChatRequest, attempt: int) -> ChatRequest:
+        """Attempt ``attempt`` (0 = first): a new seed, and sampling if the judge is greedy."""
+        if not attempt:
+            return base
+        greedy = not base.temperature
+        return replace(base, seed=(base.seed or 0) + attempt, temperature=RETRY_TEMPERATURE if greedy else base.temperature)
+
+    async def judge_many(self, items: Sequence[JudgeItem]) -> list[Outcome[OrderedVerdict]]:
+        """Judge every item in rounds: round 1 asks all, each later round only the still unparseable.
+
+        A round is one ``complete_many`` call (one batch in batch mode). A transport failure is an
+        outcome with ``error`` set; output that cannot be parsed is retried ``parse_retries`` times
+        and kept (``failed_outputs``, ``raw_output``) either way.
+        """
+        bases = [self.base_request(item) for item in items]
+        state = [_Attempts() for _ in items]
+        results: list[Outcome[OrderedVerdict] | None] = [None] * len(items)
+        pending = list(range(len(items)))
         for attempt in range(self.spec.parse_retries + 1):
-            request = base
-            if attempt:
-                greedy = not base.temperature
-                request = replace(base, seed=(base.seed or 0) + attempt,
-                                  temperature=RETRY_TEMPERATURE if greedy else base.temperature)
-            response = await self.provider.complete(request)
-            tokens_in += response.input_tokens or 0
-            tokens_out += response.output_tokens or 0
-            latency += response.latency_s
-            verdict = parse_verdict(response.text, truncated=response.finish_reason in ("length", "max_tokens"))
-            if verdict.usable:
-                return OrderedVerdict(order, verdict, response.text, attempt + 1, failed, response.model,
-                                      tokens_in, tokens_out, latency)
-            failed.append(response.text)
-        return OrderedVerdict(order, verdict, response.text, len(failed), failed[:-1], response.model,
-                              tokens_in, tokens_out, latency)
+            if not pending:
+                break
+            label = f"judge {self.spec.model}" + (f" (parse retry {attempt})" if attempt else "")
+            outcomes = await self.provider.complete_many([self.retry_request(bases[i], attempt) for i in pending],
+                                                         label=label)
+            still = []
+            for i, outcome in zip(pending, outcomes):
+                if not outcome.ok:
+                    results[i] = Outcome(None, outcome.error)
+                    continue
+                response: ChatResponse = outcome.value
+                st = state[i]
+                st.tokens_in += response.input_tokens or 0
+                st.tokens_out += response.output_tokens or 0
+                st.latency += response.latency_s
+                verdict = parse_verdict(response.text, truncated=response.finish_reason in ("length", "max_tokens"))
+                if verdict.usable:
+                    results[i] = Outcome(OrderedVerdict(items[i].order, verdict, response.text, attempt + 1, st.failed,
+                                                        response.model, st.tokens_in, st.tokens_out, st.latency), None)
+                else:
+                    st.failed.append(response.text)
+                    st.last = (verdict, response)
+                    still.append(i)
+            pending = still
+        for i in pending:  # never parsed: the last output is the raw output, the earlier ones failed_outputs
+            st = state[i]
+            verdict, response = st.last  # type: ignore[misc]
+            results[i] = Outcome(OrderedVerdict(items[i].order, verdict, response.text, len(st.failed), st.failed[:-1],
+                                                response.model, st.tokens_in, st.tokens_out, st.latency), None)
+        return results  # type: ignore[return-value]
+
+    async def judge_order(self, question: str, x: str, y: str, order: Order, seed: int | None = None) -> OrderedVerdict:
+        """Judge one order, retrying unparseable output; a transport error raises ``ProviderError``.
+
+        ``seed`` (used when the judge config sets none) makes a sampling judge reproducible per pair.
+        """
+        [outcome] = await self.judge_many([JudgeItem(question, x, y, order, seed)])
+        if not outcome.ok:
+            raise ProviderError(outcome.error)
+        return outcome.value

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
 
 import anthropic
 
-from pref_pipeline.providers.base import ChatRequest, ChatResponse, Provider, ProviderError
+from pref_pipeline.providers.base import (
+    BatchLimits, BatchStatus, ChatRequest, ChatResponse, Provider, ProviderError,
+)
 
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
+# Message Batches: at most 100,000 requests or 256 MB per batch, whichever comes first.
+ANTHROPIC_BATCH_LIMITS = BatchLimits(max_requests=100_000, max_bytes=256 * 1024 * 1024)
 
 
 class AnthropicProvider(Provider):
-    """Messages through ``anthropic.AsyncAnthropic``; ``json_schema`` uses ``output_config.format``."""
+    """Messages through ``anthropic.AsyncAnthropic``; ``json_schema`` uses ``output_config.format``.
+
+    Batch mode uses the Message Batches API (``client.messages.batches``): create, retrieve until
+    ``processing_status == "ended"``, then stream the results (matched by ``custom_id``).
+    """
+
+    batch_limits = ANTHROPIC_BATCH_LIMITS
 
     def __init__(self, spec):
         super().__init__(spec)
@@ -25,25 +36,22 @@ class AnthropicProvider(Provider):
             api_key=api_key, base_url=spec.base_url, timeout=spec.timeout_s, max_retries=spec.max_retries
         )
 
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        kwargs: dict[str, Any] = {
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        """The Messages request parameters (the same for a live call and a batch request)."""
+        params: dict[str, Any] = {
             "model": self.spec.model_name,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
             "messages": [{"role": "user", "content": request.user}],
         }
         if request.system:
-            kwargs["system"] = request.system
+            params["system"] = request.system
         # No sampling parameters: API version 2026-10-21 (the SDK 2.x default) rejects them, and
         # the config refuses them for anthropic: models. The Messages API has no seed either.
         if request.json_schema is not None and self.spec.response_format == "json_schema":
-            kwargs["output_config"] = {"format": {"type": "json_schema", "schema": request.json_schema}}
-        started = time.perf_counter()
-        try:
-            message = await self.client.messages.create(**kwargs)
-        except anthropic.APIStatusError as exc:
-            raise ProviderError(f"{self.spec.model}: HTTP {exc.status_code}: {exc.message}") from exc
-        except (anthropic.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
-            raise ProviderError(f"{self.spec.model}: {type(exc).__name__}: {exc}") from exc
+            params["output_config"] = {"format": {"type": "json_schema", "schema": request.json_schema}}
+        return params
+
+    def _response(self, message: Any, latency_s: float, source: str = "api") -> ChatResponse:
         text = "".join(block.text for block in message.content if getattr(block, "type", None) == "text")
         return ChatResponse(
             text=text,
@@ -51,8 +59,63 @@ class AnthropicProvider(Provider):
             input_tokens=message.usage.input_tokens if message.usage else None,
             output_tokens=message.usage.output_tokens if message.usage else None,
             finish_reason=message.stop_reason,
-            latency_s=time.perf_counter() - started,
+            latency_s=latency_s,
+            source=source,  # type: ignore[arg-type]
         )
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        started = time.perf_counter()
+        try:
+            message = await self.client.messages.create(**self._params(request))
+        except anthropic.APIStatusError as exc:
+            raise ProviderError(f"{self.spec.model}: HTTP {exc.status_code}: {exc.message}") from exc
+        except (anthropic.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
+            raise ProviderError(f"{self.spec.model}: {type(exc).__name__}: {exc}") from exc
+        return self._response(message, time.perf_counter() - started)
+
+    # ----- Message Batches API -----
+
+    def batch_line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
+        return {"custom_id": custom_id, "params": self._params(request)}
+
+    def _error(self, what: str, exc: Exception) -> ProviderError:
+        if isinstance(exc, anthropic.APIStatusError):
+            return ProviderError(f"{self.spec.model}: {what}: HTTP {exc.status_code}: {exc.message}")
+        return ProviderError(f"{self.spec.model}: {what}: {type(exc).__name__}: {exc}")
+
+    async def submit_batch(self, lines: list[dict[str, Any]], *, metadata: dict[str, str] | None = None) -> str:
+        try:
+            batch = await self.client.messages.batches.create(requests=lines)
+        except anthropic.APIError as exc:
+            raise self._error("batch submit", exc) from exc
+        return batch.id
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        try:
+            batch = await self.client.messages.batches.retrieve(batch_id)
+        except anthropic.APIError as exc:
+            raise self._error(f"batch {batch_id}", exc) from exc
+        c = batch.request_counts
+        total = c.processing + c.succeeded + c.errored + c.canceled + c.expired
+        return BatchStatus(batch.processing_status == "ended", batch.processing_status, total - c.processing, total)
+
+    async def batch_results(self, batch_id: str) -> dict[str, ChatResponse | str]:
+        results: dict[str, ChatResponse | str] = {}
+        try:
+            decoder = await self.client.messages.batches.results(batch_id)
+            async for item in decoder:
+                result = item.result
+                if result.type == "succeeded":
+                    results[item.custom_id] = self._response(result.message, 0.0, source="batch")
+                elif result.type == "errored":
+                    error = result.error.error
+                    results[item.custom_id] = (f"{self.spec.model}: batch {batch_id}: {error.type}: "
+                                               f"{getattr(error, 'message', '') or json.dumps(error.to_dict())}")
+                else:  # canceled, expired
+                    results[item.custom_id] = f"{self.spec.model}: batch {batch_id}: request {result.type}"
+        except anthropic.APIError as exc:
+            raise self._error(f"batch {batch_id} results", exc) from exc
+        return results
 
     async def aclose(self) -> None:
         await self.client.close()

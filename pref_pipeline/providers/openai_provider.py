@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
-from pref_pipeline.providers.base import ChatRequest, ChatResponse, Provider, ProviderError
+from pref_pipeline.providers.base import (
+    BatchLimits, BatchStatus, ChatRequest, ChatResponse, Provider, ProviderError,
+)
+
+BATCH_ENDPOINT = "/v1/chat/completions"
+# The Batch API's input file: at most 50,000 requests and 200 MB (https://platform.openai.com/docs/guides/batch).
+OPENAI_BATCH_LIMITS = BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
+_ENDED = {"completed", "failed", "expired", "cancelled"}
 
 
 class OpenAIProvider(Provider):
@@ -16,7 +25,11 @@ class OpenAIProvider(Provider):
 
     Structured output follows ``response_format``: ``json_schema`` (OpenAI's strict schema mode),
     ``json_object`` (JSON mode with the schema attached, as llama.cpp's server accepts), or ``text``.
+    Batch mode uses the Batch API: a JSONL file uploaded with ``purpose="batch"``, then
+    ``batches.create`` on ``/v1/chat/completions``, polled, and read from its output/error files.
     """
+
+    batch_limits = OPENAI_BATCH_LIMITS
 
     def __init__(self, spec):
         super().__init__(spec)
@@ -40,22 +53,19 @@ class OpenAIProvider(Provider):
             "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": True},
         }
 
-    async def complete(self, request: ChatRequest) -> ChatResponse:
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        """The Chat Completions request body (the same for a live call and a batch line)."""
         messages = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
         messages.append({"role": "user", "content": request.user})
-        kwargs: dict[str, Any] = {"model": self.spec.model_name, "messages": messages, **request.sampling()}
+        body: dict[str, Any] = {"model": self.spec.model_name, "messages": messages, **request.sampling()}
         response_format = self._response_format(request)
         if response_format is not None:
-            kwargs["response_format"] = response_format
-        started = time.perf_counter()
-        try:
-            completion = await self.client.chat.completions.create(**kwargs)
-        except openai.APIStatusError as exc:
-            raise ProviderError(f"{self.spec.model}: HTTP {exc.status_code}: {exc.message}") from exc
-        except (openai.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
-            raise ProviderError(f"{self.spec.model}: {type(exc).__name__}: {exc}") from exc
+            body["response_format"] = response_format
+        return body
+
+    def _response(self, completion: ChatCompletion, latency_s: float, source: str = "api") -> ChatResponse:
         if not completion.choices:
             raise ProviderError(f"{self.spec.model}: the server returned no choices")
         choice = completion.choices[0]
@@ -66,8 +76,83 @@ class OpenAIProvider(Provider):
             input_tokens=usage.prompt_tokens if usage else None,
             output_tokens=usage.completion_tokens if usage else None,
             finish_reason=choice.finish_reason,
-            latency_s=time.perf_counter() - started,
+            latency_s=latency_s,
+            source=source,  # type: ignore[arg-type]
         )
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        started = time.perf_counter()
+        try:
+            completion = await self.client.chat.completions.create(**self._body(request))
+        except openai.APIStatusError as exc:
+            raise ProviderError(f"{self.spec.model}: HTTP {exc.status_code}: {exc.message}") from exc
+        except (openai.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
+            raise ProviderError(f"{self.spec.model}: {type(exc).__name__}: {exc}") from exc
+        return self._response(completion, time.perf_counter() - started)
+
+    # ----- Batch API -----
+
+    def batch_line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
+        return {"custom_id": custom_id, "method": "POST", "url": BATCH_ENDPOINT, "body": self._body(request)}
+
+    async def submit_batch(self, lines: list[dict[str, Any]], *, metadata: dict[str, str] | None = None) -> str:
+        data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf-8")
+        try:
+            uploaded = await self.client.files.create(file=("requests.jsonl", data, "application/jsonl"),
+                                                      purpose="batch")
+            batch = await self.client.batches.create(input_file_id=uploaded.id, endpoint=BATCH_ENDPOINT,
+                                                     completion_window="24h", metadata=metadata or None)
+        except openai.APIStatusError as exc:
+            raise ProviderError(f"{self.spec.model}: batch submit: HTTP {exc.status_code}: {exc.message}") from exc
+        except openai.APIError as exc:
+            raise ProviderError(f"{self.spec.model}: batch submit: {type(exc).__name__}: {exc}") from exc
+        return batch.id
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        try:
+            batch = await self.client.batches.retrieve(batch_id)
+        except openai.APIStatusError as exc:
+            raise ProviderError(f"{self.spec.model}: batch {batch_id}: HTTP {exc.status_code}: {exc.message}") from exc
+        except openai.APIError as exc:
+            raise ProviderError(f"{self.spec.model}: batch {batch_id}: {type(exc).__name__}: {exc}") from exc
+        counts = batch.request_counts
+        done = (counts.completed + counts.failed) if counts else 0
+        return BatchStatus(batch.status in _ENDED, batch.status, done, counts.total if counts else 0)
+
+    async def _file_lines(self, file_id: str | None) -> list[dict[str, Any]]:
+        if not file_id:
+            return []
+        content = await self.client.files.content(file_id)
+        return [json.loads(line) for line in content.text.splitlines() if line.strip()]
+
+    async def batch_results(self, batch_id: str) -> dict[str, ChatResponse | str]:
+        try:
+            batch = await self.client.batches.retrieve(batch_id)
+            lines = await self._file_lines(batch.output_file_id) + await self._file_lines(batch.error_file_id)
+        except openai.APIStatusError as exc:
+            raise ProviderError(f"{self.spec.model}: batch {batch_id}: HTTP {exc.status_code}: {exc.message}") from exc
+        except openai.APIError as exc:
+            raise ProviderError(f"{self.spec.model}: batch {batch_id}: {type(exc).__name__}: {exc}") from exc
+        results: dict[str, ChatResponse | str] = {}
+        for line in lines:
+            custom_id = line.get("custom_id")
+            response = line.get("response") or {}
+            body = response.get("body")
+            status = response.get("status_code")
+            if status == 200 and isinstance(body, dict) and not line.get("error"):
+                try:
+                    results[custom_id] = self._response(ChatCompletion.model_validate(body), 0.0, source="batch")
+                except (ValueError, ProviderError) as exc:
+                    results[custom_id] = f"{self.spec.model}: batch {batch_id}: unreadable result: {exc}"
+                continue
+            error = line.get("error") or (body.get("error") if isinstance(body, dict) else None)
+            message = error.get("message") if isinstance(error, dict) else error
+            results[custom_id] = f"{self.spec.model}: batch {batch_id}: HTTP {status}: {message or 'no result'}"
+        if batch.status != "completed":
+            reason = "; ".join(e.message or "" for e in (batch.errors.data or [])) if batch.errors else ""
+            results.setdefault("__batch__", f"{self.spec.model}: batch {batch_id} {batch.status}"
+                               + (f": {reason}" if reason else ""))
+        return results
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -180,6 +180,27 @@ def _error_response(protocol: Protocol, status: int, message: str, headers: dict
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _parse_multipart(raw: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
+    """The fields of a ``multipart/form-data`` body: name -> (filename, bytes)."""
+    from email import policy
+    from email.parser import BytesParser
+
+    message = BytesParser(policy=policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    if not message.is_multipart():
+        return {}
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[name] = (part.get_filename(), part.get_payload(decode=True) or b"")
+    return fields
+
+
+def _file_object(file_id: str, filename: str, size: int, purpose: str) -> dict[str, Any]:
+    return {"id": file_id, "object": "file", "bytes": size, "created_at": int(time.time()), "filename": filename,
+            "purpose": purpose or "batch", "status": "processed"}
+
+
 async def _wait_unless_disconnected(request: Request, seconds: float) -> None:
     """Sleep ``seconds``, returning early if the client hangs up (so abandoned requests free the server)."""
 
@@ -210,16 +231,38 @@ class FakeLLMServer:
       with ``retry-after`` (whole seconds until the window frees) and are counted in ``rate_limited``.
     * ``latency_s``: simulated model time, slept before every answer produced by the model (and
       before ``"garbage"``); errors, injected or rate-limit, are answered at once.
+    * ``rate_window_s`` (default 60): the sliding window of ``rpm_limit``, shorter for quick tests;
+      ``retry_after_s`` (default 0): the ``retry-after`` header of injected 429s.
+
+    Batch APIs (not subject to the faults above; ``batch_polls`` status reads report a batch as in
+    progress, the next one completes it, answering every request as ``/chat/completions`` or
+    ``/messages`` would, or with a per-request error when its body is invalid):
+
+    * OpenAI: ``POST /v1/files`` (multipart, ``purpose=batch``), ``POST /v1/batches``,
+      ``GET /v1/batches/{id}``, ``GET /v1/files/{id}/content`` (output and error files).
+    * Anthropic: ``POST /v1/messages/batches``, ``GET /v1/messages/batches/{id}``,
+      ``GET /v1/messages/batches/{id}/results`` (JSONL).
+
+    ``batch_calls`` records those HTTP calls (method, path); ``batch_requests`` the requests inside
+    submitted batches (``{"protocol", "custom_id", "body"}``); ``requests`` only live calls.
     """
 
     def __init__(self, *, judge_fn: JudgeFn | None = None, generate_fn: GenerateFn | None = None,
                  latency_s: float = 0.0, rpm_limit: int | None = None,
-                 fail_plan: Iterable[FailEntry] | None = None):
+                 fail_plan: Iterable[FailEntry] | None = None, rate_window_s: float = RATE_WINDOW_S,
+                 retry_after_s: float = 0, batch_polls: int = 1):
         self.judge_fn: JudgeFn = judge_fn or default_judge
         self.generate_fn: GenerateFn = generate_fn or default_generate
         self.latency_s = latency_s
         self.rpm_limit = rpm_limit
+        self.rate_window_s = rate_window_s
+        self.retry_after_s = retry_after_s
+        self.batch_polls = batch_polls
         self.requests: list[dict[str, Any]] = []  # {"path": ..., "body": parsed JSON or None}, in arrival order
+        self.batch_calls: list[tuple[str, str]] = []  # (method, path) of batch-API and file calls
+        self.batch_requests: list[dict[str, Any]] = []  # {"protocol", "custom_id", "body"} inside batches
+        self._files: dict[str, dict[str, Any]] = {}
+        self._batches: dict[str, dict[str, Any]] = {}
         self.rate_limited = 0
         self.url = ""
         self.openai_base_url = ""
@@ -258,6 +301,8 @@ class FakeLLMServer:
             self.requests.clear()
             self._admitted.clear()
             self.rate_limited = 0
+            self.batch_calls.clear()
+            self.batch_requests.clear()
 
     def count(self, path_suffix: str) -> int:
         """How many recorded requests have a path ending with ``path_suffix``."""
@@ -312,6 +357,13 @@ class FakeLLMServer:
             Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
             Route("/v1/messages", self._messages, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
+            Route("/v1/files", self._files_create, methods=["POST"]),
+            Route("/v1/files/{file_id}/content", self._file_content, methods=["GET"]),
+            Route("/v1/batches", self._openai_batch_create, methods=["POST"]),
+            Route("/v1/batches/{batch_id}", self._openai_batch_get, methods=["GET"]),
+            Route("/v1/messages/batches", self._anthropic_batch_create, methods=["POST"]),
+            Route("/v1/messages/batches/{batch_id}", self._anthropic_batch_get, methods=["GET"]),
+            Route("/v1/messages/batches/{batch_id}/results", self._anthropic_batch_results, methods=["GET"]),
         ])
 
     async def _chat_completions(self, request: Request) -> Response:
@@ -341,7 +393,7 @@ class FakeLLMServer:
             fault = self._fail_plan.popleft() if self._fail_plan else None
 
         if isinstance(fault, int):
-            headers = {"retry-after": "0"} if fault == 429 else None
+            headers = {"retry-after": f"{self.retry_after_s:g}"} if fault == 429 else None
             return _error_response(protocol, fault, f"injected failure (HTTP {fault})", headers)
         if fault == "timeout":
             await _wait_unless_disconnected(request, TIMEOUT_FAULT_S)
@@ -357,6 +409,172 @@ class FakeLLMServer:
         if fault == "garbage":
             return Response("<html><body>502 Bad Gateway</body></html>", media_type="application/json")
         return JSONResponse(self._answer(body, protocol))
+
+    # ----- batch APIs -----
+
+    def _record_batch_call(self, request: Request) -> None:
+        with self._lock:
+            self.batch_calls.append((request.method, request.url.path))
+
+    def _complete_batch(self, batch: dict[str, Any]) -> None:
+        """Answer every request of a batch (called under no lock; idempotent per batch)."""
+        results = []
+        for item in batch["items"]:
+            body = item["body"]
+            problem = self._invalid(body, batch["protocol"])
+            results.append((item["custom_id"], problem, None if problem else self._answer(body, batch["protocol"])))
+        batch["results"] = results
+        batch["ended_at"] = time.time()
+
+    def _poll(self, batch_id: str) -> dict[str, Any] | None:
+        """Count one status read; the read after ``batch_polls`` in-progress ones completes the batch."""
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return None
+            batch["polls"] += 1
+            finish = batch["results"] is None and batch["polls"] > self.batch_polls
+        if finish:
+            self._complete_batch(batch)
+        return batch
+
+    async def _files_create(self, request: Request) -> Response:
+        self._record_batch_call(request)
+        fields = _parse_multipart(await request.body(), request.headers.get("content-type", ""))
+        if "file" not in fields:
+            return _error_response("openai", 400, "multipart field 'file' is required")
+        filename, data = fields["file"]
+        purpose = (fields.get("purpose") or (None, b""))[1].decode()
+        file_id = f"file-{uuid.uuid4().hex[:24]}"
+        with self._lock:
+            self._files[file_id] = {"data": data, "filename": filename or "upload", "purpose": purpose}
+        return JSONResponse(_file_object(file_id, filename or "upload", len(data), purpose))
+
+    async def _file_content(self, request: Request) -> Response:
+        self._record_batch_call(request)
+        stored = self._files.get(request.path_params["file_id"])
+        if stored is None:
+            return _error_response("openai", 404, "no such file")
+        return Response(stored["data"], media_type="application/octet-stream")
+
+    async def _openai_batch_create(self, request: Request) -> Response:
+        self._record_batch_call(request)
+        body = json.loads(await request.body())
+        stored = self._files.get(body.get("input_file_id", ""))
+        if stored is None:
+            return _error_response("openai", 400, "input_file_id: no such file")
+        if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
+            return _error_response("openai", 400, "the fake supports endpoint /v1/chat/completions, window 24h")
+        items = []
+        for line in stored["data"].decode("utf-8").splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                items.append({"custom_id": entry["custom_id"], "body": entry.get("body")})
+        if len({i["custom_id"] for i in items}) != len(items):
+            return _error_response("openai", 400, "custom_id values must be unique within a batch")
+        batch_id = f"batch_{uuid.uuid4().hex[:24]}"
+        with self._lock:
+            self._batches[batch_id] = {"protocol": "openai", "items": items, "polls": 0, "results": None,
+                                       "created_at": time.time(), "input_file_id": body["input_file_id"],
+                                       "metadata": body.get("metadata")}
+            self.batch_requests.extend({"protocol": "openai", **i} for i in items)
+        return JSONResponse(self._openai_batch_object(batch_id))
+
+    async def _openai_batch_get(self, request: Request) -> Response:
+        self._record_batch_call(request)
+        batch_id = request.path_params["batch_id"]
+        if self._poll(batch_id) is None:
+            return _error_response("openai", 404, "no such batch")
+        return JSONResponse(self._openai_batch_object(batch_id))
+
+    def _openai_batch_object(self, batch_id: str) -> dict[str, Any]:
+        batch = self._batches[batch_id]
+        total = len(batch["items"])
+        obj: dict[str, Any] = {
+            "id": batch_id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
+            "input_file_id": batch["input_file_id"], "completion_window": "24h", "status": "in_progress",
+            "created_at": int(batch["created_at"]), "metadata": batch["metadata"],
+            "output_file_id": None, "error_file_id": None,
+            "request_counts": {"total": total, "completed": 0, "failed": 0},
+        }
+        if batch["results"] is not None:
+            if "output_file_id" not in batch:  # write the output and error files once
+                ok, failed = [], []
+                for custom_id, problem, answer in batch["results"]:
+                    line = {"id": f"batch_req_{uuid.uuid4().hex[:16]}", "custom_id": custom_id}
+                    if problem:
+                        error = {"message": problem, "type": "invalid_request_error", "param": None, "code": None}
+                        failed.append({**line, "response": {"status_code": 400, "request_id": uuid.uuid4().hex,
+                                                            "body": {"error": error}}, "error": None})
+                    else:
+                        ok.append({**line, "response": {"status_code": 200, "request_id": uuid.uuid4().hex,
+                                                        "body": answer}, "error": None})
+                for name, lines in (("output_file_id", ok), ("error_file_id", failed)):
+                    file_id = None
+                    if lines:
+                        file_id = f"file-{uuid.uuid4().hex[:24]}"
+                        data = "".join(json.dumps(x) + "\n" for x in lines).encode()
+                        self._files[file_id] = {"data": data, "filename": f"{batch_id}_{name}.jsonl",
+                                                "purpose": "batch_output"}
+                    batch[name] = file_id
+                batch["counts"] = (len(ok), len(failed))
+            obj.update(status="completed", completed_at=int(batch["ended_at"]), output_file_id=batch["output_file_id"],
+                       error_file_id=batch["error_file_id"],
+                       request_counts={"total": total, "completed": batch["counts"][0], "failed": batch["counts"][1]})
+        return obj
+
+    async def _anthropic_batch_create(self, request: Request) -> Response:
+        self._record_batch_call(request)
+        body = json.loads(await request.body())
+        requests = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(requests, list) or not requests:
+            return _error_response("anthropic", 400, "requests: a non-empty list is required")
+        items = [{"custom_id": r.get("custom_id"), "body": r.get("params")} for r in requests]
+        if len({i["custom_id"] for i in items}) != len(items):
+            return _error_response("anthropic", 400, "custom_id values must be unique within a batch")
+        batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
+        with self._lock:
+            self._batches[batch_id] = {"protocol": "anthropic", "items": items, "polls": 0, "results": None,
+                                       "created_at": time.time()}
+            self.batch_requests.extend({"protocol": "anthropic", **i} for i in items)
+        return JSONResponse(self._anthropic_batch_object(batch_id))
+
+    async def _anthropic_batch_get(self, request: Request) -> Response:
+        self._record_batch_call(request)
+        batch_id = request.path_params["batch_id"]
+        if self._poll(batch_id) is None:
+            return _error_response("anthropic", 404, "no such batch")
+        return JSONResponse(self._anthropic_batch_object(batch_id))
+
+    def _anthropic_batch_object(self, batch_id: str) -> dict[str, Any]:
+        batch = self._batches[batch_id]
+        iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+        ended = batch["results"] is not None
+        errored = sum(1 for _, problem, _ in batch["results"] or [] if problem)
+        total = len(batch["items"])
+        return {
+            "id": batch_id, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
+            "request_counts": {"processing": 0 if ended else total, "succeeded": total - errored if ended else 0,
+                               "errored": errored, "canceled": 0, "expired": 0},
+            "created_at": iso(batch["created_at"]), "expires_at": iso(batch["created_at"] + 86400),
+            "ended_at": iso(batch["ended_at"]) if ended else None, "archived_at": None, "cancel_initiated_at": None,
+            "results_url": f"{self.url}/v1/messages/batches/{batch_id}/results" if ended else None,
+        }
+
+    async def _anthropic_batch_results(self, request: Request) -> Response:
+        self._record_batch_call(request)
+        batch = self._batches.get(request.path_params["batch_id"])
+        if batch is None or batch["results"] is None:
+            return _error_response("anthropic", 404, "no results for this batch (yet)")
+        lines = []
+        for custom_id, problem, answer in batch["results"]:
+            if problem:
+                result = {"type": "errored", "error": {"type": "error", "error": {
+                    "type": "invalid_request_error", "message": problem}}}
+            else:
+                result = {"type": "succeeded", "message": answer}
+            lines.append(json.dumps({"custom_id": custom_id, "result": result}) + "\n")
+        return Response("".join(lines).encode(), media_type="application/binary")
 
     @staticmethod
     def _invalid(body: Any, protocol: Protocol) -> str | None:
@@ -379,13 +597,13 @@ class FakeLLMServer:
             if self.rpm_limit is None:
                 return None
             now = time.monotonic()
-            while self._admitted and self._admitted[0] <= now - RATE_WINDOW_S:
+            while self._admitted and self._admitted[0] <= now - self.rate_window_s:
                 self._admitted.popleft()
             if len(self._admitted) < self.rpm_limit:
                 self._admitted.append(now)
                 return None
             self.rate_limited += 1
-            return max(1, math.ceil(self._admitted[0] + RATE_WINDOW_S - now))
+            return max(1, math.ceil(self._admitted[0] + self.rate_window_s - now))
 
     def _answer(self, body: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
         """The completion (OpenAI) or message (Anthropic) object for a valid request."""

@@ -1,0 +1,353 @@
+"""How the pipeline calls models: cache first, then live calls under a budget, or a batch API.
+
+A ``CallSession`` lives for one step (one event loop): it opens the response cache, keeps the
+token/cost ledger, shows progress, and hands out one ``ModelClient`` per configured model.
+``ModelClient.complete_many(requests)`` returns one ``Outcome`` per request, in input order:
+
+1. answers already in the cache are returned at once (and cost nothing);
+2. the rest go either to the provider's **batch API** (``batch: true``): split by the API's size
+   limits, submitted, polled every ``batch_poll_s`` and collected; the batch id is saved under
+   ``PREF_PIPELINE_HOME/llm_batches/`` keyed by the request set, so a restarted run picks the
+   pending batch up instead of paying twice;
+3. or are sent **live**: at most ``max_concurrency`` in flight, paced by ``rpm`` / ``tpm``
+   (``aiolimiter``), with the SDK's own retries (exponential backoff with jitter, honouring
+   ``retry-after`` on 429 and 5xx, ``max_retries`` times).
+
+Every answer is written to the cache the moment it arrives. Generators and judges that name the
+same ``model`` and ``base_url`` share one budget (the smallest ``max_concurrency``/``rpm``/``tpm``
+given for it), since a provider's limits apply per model, not per sampling setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from filelock import FileLock, Timeout
+
+from pref_pipeline.accounting import UsageLedger, price_table
+from pref_pipeline.cache import ResponseCache, request_key
+from pref_pipeline.config import ModelSpec, PipelineConfig
+from pref_pipeline.paths import Home
+from pref_pipeline.providers import make_provider
+from pref_pipeline.providers.base import BatchLimits, ChatRequest, ChatResponse, Provider
+from pref_pipeline.runner import Outcome, Progress, ProgressBar
+
+PROGRESS_ENV = "PREF_PIPELINE_PROGRESS"  # "1": show a tqdm bar per step (the CLI sets it at a terminal)
+BATCH_FOLDER = "llm_batches"
+HEADROOM = 0.98  # pace at 98 % of a budget: room for network jitter and the SDK's own retries
+CHARS_PER_TOKEN = 4  # for tpm pacing and estimates: ~4 characters of English text per token
+DEFAULT_OUTPUT_TOKENS = 256  # counted against tpm when a request sets no max_tokens
+
+log = logging.getLogger("pref_pipeline")
+
+
+def estimate_tokens(text: str | None) -> int:
+    """A rough token count from text length (~4 characters per token, OpenAI's rule of thumb)."""
+    return math.ceil(len(text or "") / CHARS_PER_TOKEN)
+
+
+def request_tokens(request: ChatRequest) -> int:
+    """What a request counts against a tokens-per-minute limit: its input plus its ``max_tokens``."""
+    return estimate_tokens(request.system) + estimate_tokens(request.user) + (request.max_tokens or DEFAULT_OUTPUT_TOKENS)
+
+
+def endpoint_of(spec: ModelSpec) -> tuple[str, str | None, str]:
+    return (spec.provider, spec.base_url, spec.model_name)
+
+
+class Budget:
+    """Concurrency, requests per minute and tokens per minute of one endpoint.
+
+    Both rates are leaky buckets paced evenly (``rpm`` admits one request every 60/(0.98·rpm) s;
+    ``tpm`` holds at most 1 % of a minute's tokens as a burst), so no 60-second window ever sees
+    more than the budget, whatever the window's phase.
+    """
+
+    def __init__(self, max_concurrency: int, rpm: int | None, tpm: int | None):
+        self.max_concurrency, self.rpm, self.tpm = max_concurrency, rpm, tpm
+        self.semaphore = asyncio.Semaphore(max_concurrency)
+        self._requests = AsyncLimiter(1, 60.0 / (rpm * HEADROOM)) if rpm else None
+        self._tokens: AsyncLimiter | None = None
+        if tpm:
+            self._token_burst = max(1.0, 0.01 * tpm)
+            self._tokens = AsyncLimiter(self._token_burst, self._token_burst / (tpm * HEADROOM / 60.0))
+
+    async def admit(self, tokens: int) -> None:
+        if self._requests is not None:
+            await self._requests.acquire()
+        if self._tokens is not None:
+            remaining = float(tokens)
+            while remaining > 0:  # a request bigger than the burst waits for several refills
+                chunk = min(remaining, self._token_burst)
+                await self._tokens.acquire(chunk)
+                remaining -= chunk
+
+
+class BatchJobStore:
+    """Pending batch ids on disk, one JSON file per request set, so a new process resumes them."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder  # created on first use
+
+    def _path(self, set_key: str) -> Path:
+        return self.folder / f"{set_key}.json"
+
+    def lock(self, set_key: str) -> FileLock:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.folder / f"{set_key}.lock"))
+
+    def get(self, set_key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._path(set_key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def pending(self, set_key: str) -> dict[str, Any] | None:
+        record = self.get(set_key)
+        return record if record and record.get("status") == "pending" else None
+
+    def save(self, set_key: str, record: dict[str, Any]) -> None:
+        path = self._path(set_key)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def all(self) -> list[dict[str, Any]]:
+        if not self.folder.is_dir():
+            return []
+        return [r for p in sorted(self.folder.glob("*.json")) if (r := self.get(p.stem))]
+
+
+def split_batches(lines: list[tuple[str, dict[str, Any]]], limits: BatchLimits) -> list[list[tuple[str, dict[str, Any]]]]:
+    """Consecutive chunks that each stay within a batch API's request count and byte size."""
+    chunks: list[list[tuple[str, dict[str, Any]]]] = []
+    current: list[tuple[str, dict[str, Any]]] = []
+    size = 0
+    for key, line in lines:
+        line_bytes = len(json.dumps(line, ensure_ascii=False).encode("utf-8")) + 1
+        if current and (len(current) >= limits.max_requests or size + line_bytes > limits.max_bytes):
+            chunks.append(current)
+            current, size = [], 0
+        current.append((key, line))
+        size += line_bytes
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ModelClient:
+    """One configured model as the pipeline calls it (see the module docstring)."""
+
+    def __init__(self, session: CallSession, spec: ModelSpec, provider: Provider | None = None):
+        self.session = session
+        self.spec = spec
+        self.provider = provider or make_provider(spec)
+        self.budget = session.budget_for(spec)
+
+    def request(self, user: str, **kwargs: Any) -> ChatRequest:
+        return self.provider.request(user, **kwargs)
+
+    def key(self, request: ChatRequest) -> str:
+        return request_key(self.spec.provider, self.spec.model_name, self.spec.response_format, request)
+
+    async def complete_many(self, requests: Sequence[ChatRequest], *, label: str | None = None) -> list[Outcome]:
+        session, spec = self.session, self.spec
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        progress = Progress(len(requests), label or spec.model, session.logger, bar=session.bar)
+        keys = [self.key(r) for r in requests]
+        # Identical requests are asked once when answers are shared anyway (cache on) or must be
+        # (a batch's custom_ids are unique); with the cache off, each live request is its own call.
+        dedupe = session.cache is not None or spec.batch
+        groups: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            hit = session.cache.get(key) if session.cache is not None else None
+            if hit is not None:
+                outcomes[i] = Outcome(replace(hit, source="cache"), None)
+                session.ledger.record(spec.model, "cache", hit.input_tokens, hit.output_tokens)
+                progress.update(ok=True, cached=True)
+            else:
+                groups.setdefault(key if dedupe else f"{key}#{i}", []).append(i)
+        if groups:
+            if spec.batch:
+                await self._batched(groups, requests, outcomes, progress)
+            else:
+                await asyncio.gather(*(self._live(key, idx, requests, outcomes, progress) for key, idx in groups.items()))
+        progress.finish()
+        return outcomes  # type: ignore[return-value]
+
+    def _settle(self, key: str, indices: list[int], outcome: Outcome, outcomes: list, progress: Progress) -> None:
+        """Store an answer the moment it arrives, count it, and give it to every index that asked."""
+        response = outcome.value
+        if outcome.ok:
+            if self.session.cache is not None:
+                self.session.cache.put(key.split("#", 1)[0], response, answered_via=response.source,
+                                       answered_at=datetime.now(timezone.utc).isoformat())
+            self.session.ledger.record(self.spec.model, response.source, response.input_tokens, response.output_tokens)
+            for _ in indices[1:]:  # identical requests in the same call: answered once, the copies are free
+                self.session.ledger.record(self.spec.model, "cache", response.input_tokens, response.output_tokens)
+        else:
+            self.session.ledger.record_failure(self.spec.model)
+        for n, i in enumerate(indices):
+            outcomes[i] = outcome
+            progress.update(ok=outcome.ok, cached=outcome.ok and n > 0)
+
+    async def _live(self, key: str, indices: list[int], requests: Sequence[ChatRequest], outcomes: list,
+                    progress: Progress) -> None:
+        request = requests[indices[0]]
+        async with self.budget.semaphore:
+            await self.budget.admit(request_tokens(request))
+            try:
+                outcome = Outcome(await self.provider.complete(request), None)
+            except Exception as exc:  # recorded per row; the caller decides whether the step fails
+                outcome = Outcome(None, _error_text(exc))
+        self._settle(key, indices, outcome, outcomes, progress)
+
+    # ----- batch mode -----
+
+    async def _batched(self, groups: dict[str, list[int]], requests: Sequence[ChatRequest], outcomes: list,
+                       progress: Progress) -> None:
+        limits = self.provider.batch_limits
+        lines = [(key, self.provider.batch_line(key, requests[idx[0]])) for key, idx in groups.items()]
+        chunks = split_batches(lines, limits) if limits else [lines]
+        if len(chunks) > 1:
+            self.session.logger.info("%s: %d requests split into %d batches (limits: %d requests, %d MB)",
+                                     self.spec.model, len(lines), len(chunks), limits.max_requests,
+                                     limits.max_bytes // 2**20)
+        await asyncio.gather(*(self._one_batch(chunk, groups, outcomes, progress) for chunk in chunks))
+
+    def _set_key(self, keys: list[str]) -> str:
+        blob = "|".join([self.spec.provider, self.spec.base_url or "", self.spec.model_name, *sorted(keys)])
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    async def _submit_or_resume(self, set_key: str, chunk: list[tuple[str, dict[str, Any]]]) -> str:
+        store, logger = self.session.batch_store, self.session.logger
+        lock = store.lock(set_key)
+        while True:  # another process may be submitting this very set: wait for it, then resume its batch
+            try:
+                lock.acquire(timeout=0)
+                break
+            except Timeout:
+                await asyncio.sleep(0.2)
+        try:
+            job = store.pending(set_key)
+            if job:
+                logger.info("%s: resuming batch %s (%d requests, submitted %s)", self.spec.model, job["batch_id"],
+                            job["requests"], job["submitted_at"])
+                return job["batch_id"]
+            batch_id = await self.provider.submit_batch([line for _, line in chunk],
+                                                        metadata={"pref_pipeline_request_set": set_key})
+            store.save(set_key, {"batch_id": batch_id, "model": self.spec.model, "base_url": self.spec.base_url,
+                                 "requests": len(chunk), "status": "pending",
+                                 "submitted_at": datetime.now(timezone.utc).isoformat()})
+            logger.info("%s: submitted batch %s (%d requests)", self.spec.model, batch_id, len(chunk))
+            return batch_id
+        finally:
+            lock.release()
+
+    async def _one_batch(self, chunk: list[tuple[str, dict[str, Any]]], groups: dict[str, list[int]], outcomes: list,
+                         progress: Progress) -> None:
+        keys = [key for key, _ in chunk]
+        set_key = self._set_key(keys)
+        store, logger = self.session.batch_store, self.session.logger
+        try:
+            batch_id = await self._submit_or_resume(set_key, chunk)
+            last_done = -1
+            while True:
+                status = await self.provider.batch_status(batch_id)
+                if status.ended:
+                    break
+                if status.done != last_done:
+                    logger.info("%s: batch %s %s, %d/%d done", self.spec.model, batch_id, status.status,
+                                status.done, status.total)
+                    last_done = status.done
+                await asyncio.sleep(self.spec.batch_poll_s)
+            results = await self.provider.batch_results(batch_id)
+        except Exception as exc:  # the batch (if submitted) stays pending on disk: the next run resumes it
+            error = _error_text(exc)
+            for key in keys:
+                self._settle(key, groups[key], Outcome(None, error), outcomes, progress)
+            return
+        batch_note = results.pop("__batch__", None)
+        for key in keys:
+            result = results.get(key)
+            if isinstance(result, ChatResponse):
+                outcome = Outcome(result, None)
+            else:
+                outcome = Outcome(None, "ProviderError: " + (result or batch_note or
+                                  f"{self.spec.model}: no result for this request in batch {batch_id} ({status.status})"))
+            self._settle(key, groups[key], outcome, outcomes, progress)
+        record = store.get(set_key) or {"batch_id": batch_id}
+        store.save(set_key, {**record, "status": "collected", "final_status": status.status,
+                             "collected_at": datetime.now(timezone.utc).isoformat()})
+        logger.info("%s: batch %s %s, %d answers collected", self.spec.model, batch_id, status.status,
+                    sum(isinstance(results.get(k), ChatResponse) for k in keys))
+
+
+class CallSession:
+    """Cache, ledger, budgets and progress for one step's LLM calls; use as ``async with``."""
+
+    def __init__(self, config: PipelineConfig, *, logger: logging.Logger | None = None, label: str = "llm calls",
+                 home: Home | None = None):
+        self.config = config
+        self.logger = logger or log
+        self.label = label
+        self.home = home or Home.from_env()
+        self.cache = ResponseCache(self.home.cache) if config.cache else None
+        self.ledger = UsageLedger(price_table(config.prices))
+        self.batch_store = BatchJobStore(self.home.root / BATCH_FOLDER)
+        self.bar = ProgressBar(label, enabled=os.environ.get(PROGRESS_ENV) == "1")
+        self.started = time.perf_counter()
+        self._budgets: dict[tuple[str, str | None, str], Budget] = {}
+        self._clients: dict[ModelSpec, ModelClient] = {}
+
+    def budget_for(self, spec: ModelSpec) -> Budget:
+        endpoint = endpoint_of(spec)
+        if endpoint not in self._budgets:
+            same = [s for s in (*self.config.generators, *self.config.judges) if endpoint_of(s) == endpoint] or [spec]
+            if spec not in same:
+                same.append(spec)
+            rpms = [s.rpm for s in same if s.rpm]
+            tpms = [s.tpm for s in same if s.tpm]
+            self._budgets[endpoint] = Budget(min(s.max_concurrency for s in same), min(rpms) if rpms else None,
+                                             min(tpms) if tpms else None)
+        return self._budgets[endpoint]
+
+    def client(self, spec: ModelSpec) -> ModelClient:
+        if spec not in self._clients:
+            self._clients[spec] = ModelClient(self, spec)
+        return self._clients[spec]
+
+    async def __aenter__(self) -> CallSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            try:
+                await client.provider.aclose()
+            except Exception as exc:  # pragma: no cover - closing must not hide the step's result
+                self.logger.warning("closing %s: %s", client.spec.model, exc)
+        self._clients.clear()
+        self.bar.close()
+        if self.cache is not None:
+            self.cache.close()
+        self.logger.info("%s: %s in %.1f s", self.label, self.ledger.describe(), time.perf_counter() - self.started)
