@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from pref_pipeline import audit as audit_lib
+from pref_pipeline.accounting import usage_metadata
 from pref_pipeline.config import PipelineConfig, generator_label
 from pref_pipeline.batches import discover_batches
 from pref_pipeline.export import export_batch
@@ -26,6 +27,7 @@ from pref_pipeline.paths import Home
 from pref_pipeline.sources import load_prompts
 
 from assets.partitions import BATCH_COLUMN, PARTITION_METADATA, PROMPT_BATCHES
+from assets.quality import QUARANTINE_OUT, build_quality_assets, filter_batch, prepare_export, quarantine_metadata
 from assets.storage import read_tables
 
 GROUP = "preference_data"
@@ -104,6 +106,7 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
             "output_tokens": int(ok["output_tokens"].fillna(0).sum()),
             "by_generator": dg.MetadataValue.json(frame["generator_label"].value_counts().to_dict()),
             "generators": dg.MetadataValue.json([generator_label(g) for g in config.generators]),
+            **usage_metadata(frame),  # llm_calls, llm_cached_calls, tokens, llm_cost_usd, per model
             "preview": preview(frame, ["prompt_id", "generator_label", "text"]),
             "seconds": round(time.perf_counter() - started, 3),
         })
@@ -129,6 +132,7 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
             "parse_status": dg.MetadataValue.json(frame["parse_status"].value_counts(dropna=False).astype(int).to_dict()
                                                   if len(frame) else {}),
             "failed_calls": int(frame["error"].notna().sum()),
+            **usage_metadata(frame),  # llm_calls, llm_cached_calls, tokens, llm_cost_usd, per model
             "preview": preview(frame, ["comparison_id", "order", "preference", "confidence", "parse_status"]),
             "seconds": round(time.perf_counter() - started, 3),
         })
@@ -144,12 +148,14 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
             "comparisons": dg.AssetOut(kinds={"python", "duckdb"}, metadata=PARTITION_METADATA, description=(
                 "Every judged comparison with its outcome (consistent, tie, inconsistent, unparseable, error, "
                 "judges_disagree): nothing is dropped without a trace.")),
+            "quarantine": QUARANTINE_OUT,
         },
     )
     def preference_pairs(context: dg.AssetExecutionContext, prompts: pd.DataFrame, candidates: pd.DataFrame,
                          judgments: pd.DataFrame):
         result = build_preference_pairs(prompts, candidates, judgments)
-        result = type(result)(tag_batch(result.pairs, context), tag_batch(result.comparisons, context))
+        kept, quarantine = filter_batch(config, prompts, candidates, result.pairs, result.comparisons)
+        result = type(result)(tag_batch(kept, context), tag_batch(result.comparisons, context))
         statuses = result.comparisons["status"].value_counts().astype(int).to_dict()
         yield dg.Output(result.pairs, output_name="preference_pairs", metadata={
             "dagster/row_count": len(result.pairs),
@@ -159,67 +165,29 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
             "dagster/row_count": len(result.comparisons),
             "by_status": dg.MetadataValue.json(statuses),
         })
-
-    @dg.asset_check(asset="preference_pairs", blocking=True,
-                    description="Great Expectations suite: required fields, unique ids, chosen differs from rejected, "
-                    "confidence in [0, 1], at least one pair.")
-    def preference_pairs_gate(preference_pairs: pd.DataFrame) -> dg.AssetCheckResult:
-        gate = validate_pairs(preference_pairs)
-        return dg.AssetCheckResult(
-            passed=gate.success,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=gate.summary(),
-            metadata={"failed_expectations": dg.MetadataValue.json(gate.failures), "evaluated": gate.evaluated},
-        )
+        quarantine = tag_batch(quarantine, context)
+        yield dg.Output(quarantine, output_name="quarantine", metadata=quarantine_metadata(quarantine))
 
     @dg.asset(
         group_name=GROUP,
         kinds={"python", "file"},
         partitions_def=PROMPT_BATCHES,
         description="The published dataset: exports/preference_pairs.jsonl and .parquet under PREF_PIPELINE_HOME, "
-        "the union of every published batch (each also under exports/batches/<batch>/). Validated again before "
+        "the union of every published batch (each also under exports/batches/{batch}/). Validated again before "
         "writing, so a failing batch never replaces the last good export.",
     )
-    def preference_pairs_export(context: dg.AssetExecutionContext, preference_pairs: pd.DataFrame) -> dg.MaterializeResult:
-        gate = validate_pairs(preference_pairs)
-        if not gate.success:
-            raise dg.Failure(description=f"not exported: {gate.summary()}",
-                             metadata={"failed_expectations": dg.MetadataValue.json(gate.failures)})
+    def preference_pairs_export(context: dg.AssetExecutionContext, preference_pairs: pd.DataFrame,
+                                judgments: pd.DataFrame) -> dg.MaterializeResult:
+        # The gates again (with the dataset-level bounds), then the optional length rebalancing (assets/quality.py).
+        preference_pairs, quality = prepare_export(context, config, preference_pairs, judgments)
         paths = export_batch(preference_pairs, Home.from_env().ensure().exports, context.partition_key)
         return dg.MaterializeResult(metadata={
+            **quality,
             "dagster/row_count": len(preference_pairs),
             "jsonl": dg.MetadataValue.path(str(paths["jsonl"])),
             "parquet": dg.MetadataValue.path(str(paths["parquet"])),
             "batch_jsonl": dg.MetadataValue.path(str(paths["batch_jsonl"])),
         })
 
-    @dg.asset(
-        group_name=GROUP,
-        kinds={"duckdb", "file"},
-        partitions_def=PROMPT_BATCHES,
-        description="The audit over every batch stored so far (this batch's own under reports/batches/<batch>/): "
-        "length bias, position consistency, parse failures; reports/audit.json and audit.md.",
-    )
-    def audit_report(context: dg.AssetExecutionContext, preference_pairs: pd.DataFrame, judgments: pd.DataFrame,
-                     comparisons: pd.DataFrame) -> dg.MaterializeResult:
-        home = Home.from_env().ensure()
-        batch_figures = audit_lib.compute_audit(preference_pairs, judgments, comparisons)
-        audit_lib.write_report(batch_figures, home.reports / "batches" / context.partition_key)
-        tables = read_tables(home.database, ["preference_pairs", "judgments", "comparisons"])
-        figures = audit_lib.compute_audit(tables["preference_pairs"], tables["judgments"], tables["comparisons"])
-        json_path, md_path = audit_lib.write_report(figures, home.reports)
-        for flag in figures["flags"]:
-            context.log.warning(flag)
-        return dg.MaterializeResult(metadata={
-            "report": dg.MetadataValue.md(audit_lib.render_markdown(figures)),
-            "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
-            "length_bias.flagged": figures["length_bias"]["flagged"],
-            "position_bias.consistency_rate": figures["position_bias"]["consistency_rate"],
-            "pairs.kept": figures["pairs"]["kept"],
-            "flags": dg.MetadataValue.json(figures["flags"]),
-            "audit_json": dg.MetadataValue.path(str(json_path)),
-            "audit_md": dg.MetadataValue.path(str(md_path)),
-        })
-
-    return [prompts, candidates, judgments, preference_pairs, preference_pairs_gate, preference_pairs_export,
-            audit_report]
+    # The gates (blocking checks on every stage), judgment_history and audit_report: assets/quality.py.
+    return [prompts, candidates, judgments, preference_pairs, preference_pairs_export, *build_quality_assets(config)]

@@ -42,6 +42,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     home = Home.from_env().ensure()
+    if args.progress if args.progress is not None else sys.stderr.isatty():
+        os.environ["PREF_PIPELINE_PROGRESS"] = "1"  # a tqdm bar per LLM step (providers/client.py)
 
     from pref_pipeline.definitions import run_batches  # imported late: `--help` and config errors stay fast
 
@@ -68,13 +70,44 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _estimate(args: argparse.Namespace) -> int:
+    if args.home:
+        os.environ["PREF_PIPELINE_HOME"] = str(Path(args.home).resolve())
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from pref_pipeline.estimate import estimate_run, render_estimate
+    from pref_pipeline.sources import PromptFileError
+
+    try:
+        estimate = estimate_run(config, Home.from_env())
+    except (PromptFileError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(estimate, indent=2) if args.json else render_estimate(estimate))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pref-pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="materialize every asset headless (embedded default without --config)")
     run.add_argument("--config", type=Path, default=None, help="a YAML configuration file")
     run.add_argument("--home", type=Path, default=None, help="overrides PREF_PIPELINE_HOME for this run")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bars for the LLM calls on stderr (default: when stderr is a terminal)")
     run.set_defaults(func=_run)
+    estimate = commands.add_parser("estimate", help="dry run: the LLM calls, tokens and cost a run would spend "
+                                   "(nothing is called; cached answers count as free)")
+    estimate.add_argument("--config", type=Path, default=None, help="a YAML configuration file")
+    estimate.add_argument("--home", type=Path, default=None, help="overrides PREF_PIPELINE_HOME (whose cache is read)")
+    estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    estimate.set_defaults(func=_estimate)
+    from pref_pipeline.review import add_review_parser  # `review export` / `review import FILE`
+
+    add_review_parser(commands)
     return parser
 
 

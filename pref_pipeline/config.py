@@ -49,6 +49,12 @@ class ModelSpec(_Strict):
     # Transport-level retries done by the SDK (429/5xx/connection errors, honouring retry-after).
     max_retries: Annotated[int, Field(ge=0, le=20)] = 4
     max_concurrency: Annotated[int, Field(ge=1, le=1024)] = 16
+    # Issue 3: client-side budget (requests / tokens per minute; unset = unlimited), shared by every
+    # generator and judge with the same model and base_url; and the provider's batch API (half price).
+    rpm: Annotated[int, Field(ge=1)] | None = None
+    tpm: Annotated[int, Field(ge=1)] | None = None
+    batch: bool = False
+    batch_poll_s: Annotated[float, Field(gt=0)] = 30.0  # seconds between status polls of a pending batch
 
     @field_validator("model")
     @classmethod
@@ -69,6 +75,12 @@ class ModelSpec(_Strict):
                     f"{', '.join(given)}: the Anthropic Messages API (version 2026-10-21, used by the anthropic "
                     "SDK 2.x) accepts no sampling parameters; remove them for anthropic: models"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _batch_needs_a_batch_api(self) -> ModelSpec:
+        if self.batch and self.provider not in ("openai", "anthropic"):
+            raise ValueError(f"batch: {self.provider}: models have no batch API (only openai: and anthropic: do)")
         return self
 
     @property
@@ -141,6 +153,69 @@ class ScheduleSpec(_Strict):
     timezone: str = "UTC"
 
 
+class GatesSpec(_Strict):
+    """Thresholds of the Great Expectations gates (blocking checks; a failing batch is not exported).
+
+    The dataset-level bounds are off (``None``) by default: the embedded stand-in judge is at chance
+    (position consistency ~0.17 on ~6 pairs), and a bound it cannot meet would block the offline
+    demo. Turn them on in your configuration for real data, e.g. ``min_position_consistency: 0.6``,
+    ``max_length_bias: 0.15``.
+    """
+
+    min_prompts: Annotated[int, Field(ge=0)] = 1
+    min_candidates: Annotated[int, Field(ge=0)] = 1
+    min_judgments: Annotated[int, Field(ge=0)] = 1
+    min_pairs: Annotated[int, Field(ge=0)] = 1
+    # Floor on the share of (judge, comparison) with the same verdict in both orders.
+    min_position_consistency: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    # Largest allowed |share of pairs where the longer response was chosen - 0.5|.
+    max_length_bias: Annotated[float, Field(ge=0.0, le=0.5)] | None = None
+
+
+class FiltersSpec(_Strict):
+    """Row filters applied to the pairs before the gate; every dropped row lands in ``quarantine``.
+
+    Ties, position-inconsistent, unparseable and failed comparisons never become pairs (their
+    reason is their status). Set a key to ``null`` to turn that filter off.
+    """
+
+    min_confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None  # pairs with no confidence are kept
+    # Responses whose word-shingle Jaccard similarity reaches this are near-identical (1.0: identical only).
+    max_response_similarity: Annotated[float, Field(gt=0.0, le=1.0)] | None = 0.9
+    min_response_words: Annotated[int, Field(ge=1)] | None = 1  # fewer (e.g. empty, whitespace): dropped
+    # A response of at least 8 words whose distinct words are fewer than this share is degenerate.
+    min_distinct_word_ratio: Annotated[float, Field(gt=0.0, le=1.0)] | None = 0.2
+    max_response_chars: Annotated[int, Field(ge=1)] | None = 20000
+    # Prompts whose MinHash-estimated Jaccard similarity (word 3-shingles) reaches this are near-duplicates;
+    # only the first (by prompt id order in the batch) is kept. Exact repeats are always dropped.
+    near_duplicate_prompt_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = 0.8
+
+
+class ExportSpec(_Strict):
+    """How the validated pairs are published."""
+
+    # Drop pairs so that the longer response is chosen in about half of the exported pairs.
+    rebalance_length: bool = False
+    # Add a ``recency_weight`` column: 0.5 ** (age in days / half-life), age counted from the newest verdict.
+    recency_half_life_days: Annotated[float, Field(gt=0.0)] | None = None
+
+
+class AuditSpec(_Strict):
+    """The audit report."""
+
+    length_bias_band: Annotated[float, Field(gt=0.0, le=0.5)] = 0.15  # flag outside 0.5 ± this
+    plots: bool = True  # PNG plots under reports/ and in the Dagster UI
+    review_sample_size: Annotated[int, Field(ge=1)] = 20  # pairs in `pref-pipeline review export`
+    recency_half_life_days: Annotated[float, Field(gt=0.0)] = 30.0  # weights in judgment_history
+
+
+class PriceSpec(_Strict):
+    """What a model costs, in US dollars per million tokens (batch calls cost half; cached ones nothing)."""
+
+    input_per_mtok: Annotated[float, Field(ge=0.0)]
+    output_per_mtok: Annotated[float, Field(ge=0.0)]
+
+
 class PipelineConfig(_Strict):
     """Everything a run needs. The defaults are the embedded offline run."""
 
@@ -163,6 +238,15 @@ class PipelineConfig(_Strict):
     max_prompts: Annotated[int, Field(ge=1)] | None = None
     # A run fails when more than this share of LLM calls still failed after retries.
     max_failure_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    # Data quality (issue 4): gate thresholds, row filters, export options, audit options.
+    gates: GatesSpec = Field(default_factory=GatesSpec)
+    filters: FiltersSpec = Field(default_factory=FiltersSpec)
+    export: ExportSpec = Field(default_factory=ExportSpec)
+    audit: AuditSpec = Field(default_factory=AuditSpec)
+    # LLM calls (issue 3): the persistent response cache under PREF_PIPELINE_HOME/cache, and prices
+    # per "provider:model" for cost accounting (merged over built-in defaults, see accounting.py).
+    cache: bool = True
+    prices: dict[str, PriceSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _labels_unique(self) -> PipelineConfig:

@@ -1,20 +1,48 @@
-"""Quality gates: Great Expectations (GX Core 1.x) suites run on in-memory DataFrames.
+"""Quality gates: Great Expectations (GX Core 1.x) suites, one per stage, run on in-memory DataFrames.
 
-GX is imported lazily (it costs seconds) and run in an ephemeral context, so a gate needs no
-project folder. A gate result lists each failed expectation with sample offending values, which the
-Dagster layer shows in the UI.
+Stages: ``prompts``, ``candidates``, ``judgments`` and ``preference_pairs``. Each suite checks the
+schema and types, required values, allowed values and ranges, unique ids and a minimum row count;
+the ``preference_pairs`` suite adds the dataset-level bounds: the position-consistency rate of the
+judgments behind the batch above ``gates.min_position_consistency`` and the share of pairs where the
+longer response won within ``0.5 ± gates.max_length_bias`` (both off unless configured).
+
+GX is imported lazily (it costs ~3.5 s) and one ephemeral context is reused per process, so a gate
+needs no project folder. A result lists each failed expectation with sample offending values and
+the ids of the offending rows, which the Dagster layer shows in the UI and puts in quarantine.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from pref_pipeline.config import GatesSpec
+
 REQUIRED_PAIR_COLUMNS = [
     "pair_id", "prompt", "chosen", "rejected", "generation_method", "judge_model_id", "criteria", "judge_fingerprint",
 ]
+STAGES = ("prompts", "candidates", "judgments", "preference_pairs")
+ID_COLUMNS = {"prompts": "prompt_id", "candidates": "candidate_id", "judgments": "judgment_id",
+              "preference_pairs": "pair_id"}
+TEXT_COLUMNS = {"prompts": ("prompt", "prompt"), "candidates": ("text", "text"), "judgments": ("raw_output", "reasoning"),
+                "preference_pairs": ("chosen", "rejected")}
+VERDICTS = ["A", "B", "tie"]
+PREFERRED = ["x", "y", "tie"]
+ORDERS = ["xy", "yx"]
+PARSE_STATUSES = ["ok", "truncated", "unparseable"]
+INT_TYPES = ["int", "int8", "int16", "int32", "int64", "Int8", "Int16", "Int32", "Int64", "uint8", "uint16", "uint32",
+             "uint64"]
+FLOAT_TYPES = ["float", "float16", "float32", "float64", "Float32", "Float64"]
+NUMERIC_TYPES = INT_TYPES + FLOAT_TYPES
+LONGER_CHOSEN = "_longer_chosen"  # 1 when the longer response was chosen, 0 when the shorter, null when equal
+SAME_BOTH_ORDERS = "same_verdict_both_orders"
+SAMPLE_VALUES = 5
+SAMPLE_IDS = 50
 
 
 @dataclass(frozen=True)
@@ -23,6 +51,7 @@ class GateResult:
     success: bool
     evaluated: int
     failures: list[dict[str, Any]] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)  # dataset-level figures the bounds were tested on
 
     def summary(self) -> str:
         if self.success:
@@ -30,11 +59,167 @@ class GateResult:
         names = ", ".join(f["expectation"] + (f"({f['column']})" if f.get("column") else "") for f in self.failures)
         return f"{self.name}: {len(self.failures)} of {self.evaluated} expectations failed: {names}"
 
+    def failing_ids(self) -> dict[str, list[str]]:
+        """``{row id: [failed expectation, ...]}`` for the rows that row-level expectations named."""
+        out: dict[str, list[str]] = {}
+        for failure in self.failures:
+            for row_id in failure.get("row_ids") or []:
+                out.setdefault(str(row_id), []).append(failure["label"])
+        return out
 
-def pair_expectations(min_pairs: int = 1) -> list:
-    """What every published pair must satisfy."""
+    def table_level_failures(self) -> list[dict[str, Any]]:
+        return [f for f in self.failures if not f.get("row_ids")]
+
+
+# --------------------------------------------------------------------------- GX plumbing
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+_counter = itertools.count()
+
+
+def _context():
+    """One ephemeral GX context and pandas data source per process (creating them costs little, importing GX a lot)."""
+    if "context" not in _state:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm noise in run logs
+        _state["gx"] = gx
+        _state["context"] = context
+        _state["source"] = context.data_sources.add_pandas("pref_pipeline_frames")
+    return _state["gx"], _state["context"], _state["source"]
+
+
+def _gxe():
     import great_expectations.expectations as gxe
 
+    return gxe
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly values for metadata (numpy scalars, timestamps, NaN)."""
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def run_suite(name: str, frame: pd.DataFrame, expectations: list, id_column: str | None = None) -> GateResult:
+    """Validate ``frame`` against ``expectations``; row-level failures carry the offending rows' ids."""
+    gx, context, source = _context()
+    with _lock:
+        n = next(_counter)
+        asset = source.add_dataframe_asset(f"{name}_{n}")
+        batch = asset.add_batch_definition_whole_dataframe(f"{name}_{n}_batch")
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{name}_{n}", expectations=expectations))
+        validation = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{name}_{n}_validation", data=batch, suite=suite))
+        result_format: dict[str, Any] = {"result_format": "COMPLETE", "partial_unexpected_count": SAMPLE_VALUES}
+        if id_column and id_column in frame.columns:
+            result_format["unexpected_index_column_names"] = [id_column]
+        try:
+            result = validation.run(batch_parameters={"dataframe": frame.reset_index(drop=True)},
+                                    result_format=result_format)
+        finally:
+            context.validation_definitions.delete(f"{name}_{n}_validation")
+            context.suites.delete(f"{name}_{n}")
+            source.delete_asset(f"{name}_{n}")
+    failures = []
+    for item in result.results:
+        if item.success:
+            continue
+        config = item.expectation_config
+        details = item.result or {}
+        column = config.kwargs.get("column") or ",".join(config.kwargs.get("column_list") or [])
+        row_ids = []
+        if id_column:
+            for entry in details.get("unexpected_index_list") or []:
+                if isinstance(entry, dict) and entry.get(id_column) is not None:
+                    row_ids.append(str(entry[id_column]))
+        exception = item.exception_info or {}
+        failures.append({
+            "expectation": config.type,
+            "column": column,
+            "label": config.type + (f"({column})" if column else ""),
+            "kwargs": _plain({k: v for k, v in config.kwargs.items() if k not in ("column", "column_list", "batch_id")}),
+            "unexpected_count": details.get("unexpected_count"),
+            "observed_value": _plain(details.get("observed_value")),
+            "sample": [str(v)[:80] for v in (details.get("partial_unexpected_list") or [])[:SAMPLE_VALUES]],
+            "row_ids": sorted(set(row_ids))[:SAMPLE_IDS * 20],
+            "exception": exception.get("exception_message") if isinstance(exception, dict) else None,
+        })
+    return GateResult(name, bool(result.success), len(result.results), failures)
+
+
+def _merge(name: str, results: list[GateResult], figures: dict[str, Any]) -> GateResult:
+    return GateResult(name, all(r.success for r in results), sum(r.evaluated for r in results),
+                      [f for r in results for f in r.failures], figures)
+
+
+# --------------------------------------------------------------------------- suites
+
+def _columns(gxe, required: list[str], not_null: list[str]) -> list:
+    out: list = []
+    for column in required:
+        out.append(gxe.ExpectColumnToExist(column=column))
+    for column in not_null:
+        out.append(gxe.ExpectColumnValuesToNotBeNull(column=column))
+    return out
+
+
+def prompt_expectations(spec: GatesSpec) -> list:
+    gxe = _gxe()
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=spec.min_prompts),
+        *_columns(gxe, ["prompt_id", "prompt", "category", "source"], ["prompt_id", "prompt", "category"]),
+        gxe.ExpectColumnValuesToBeUnique(column="prompt_id"),
+        gxe.ExpectColumnValuesToBeOfType(column="prompt", type_="str"),
+        gxe.ExpectColumnValuesToMatchRegex(column="prompt", regex=r"\S"),  # not empty or whitespace
+    ]
+
+
+def candidate_expectations(spec: GatesSpec) -> list:
+    gxe = _gxe()
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=spec.min_candidates),
+        *_columns(gxe, ["candidate_id", "prompt_id", "candidate_index", "text", "generator_model", "generator_label",
+                        "sampling", "error", "created_at"],
+                  ["candidate_id", "prompt_id", "candidate_index", "generator_model", "generator_label", "created_at"]),
+        gxe.ExpectColumnValuesToBeUnique(column="candidate_id"),
+        # A successful call has a text; a failed one keeps its error instead.
+        gxe.ExpectColumnValuesToNotBeNull(column="text", row_condition="error.isnull()", condition_parser="pandas"),
+        gxe.ExpectColumnValuesToBeInTypeList(column="candidate_index", type_list=INT_TYPES),
+        gxe.ExpectColumnValuesToBeBetween(column="candidate_index", min_value=0),
+    ]
+
+
+def judgment_expectations(spec: GatesSpec) -> list:
+    gxe = _gxe()
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=spec.min_judgments),
+        *_columns(gxe, ["judgment_id", "comparison_id", "candidate_x_id", "candidate_y_id", "order", "judge_model",
+                        "judge_fingerprint", "preference", "preferred", "confidence", "parse_status", "error",
+                        "judged_at"],
+                  ["judgment_id", "comparison_id", "candidate_x_id", "candidate_y_id", "order", "judge_model",
+                   "judge_fingerprint", "judged_at"]),
+        gxe.ExpectColumnValuesToBeUnique(column="judgment_id"),
+        gxe.ExpectColumnValuesToBeInSet(column="order", value_set=ORDERS),
+        gxe.ExpectColumnValuesToBeInSet(column="preference", value_set=VERDICTS),  # nulls: unparseable or failed
+        gxe.ExpectColumnValuesToBeInSet(column="preferred", value_set=PREFERRED),
+        gxe.ExpectColumnValuesToBeInSet(column="parse_status", value_set=PARSE_STATUSES),
+        # A verdict read as parsed must have a label: "ok" never hides a missing verdict.
+        gxe.ExpectColumnValuesToNotBeNull(column="preference", row_condition='parse_status=="ok"',
+                                          condition_parser="pandas"),
+        gxe.ExpectColumnValuesToBeInTypeList(column="confidence", type_list=NUMERIC_TYPES + ["object"]),
+        gxe.ExpectColumnValuesToBeBetween(column="confidence", min_value=0, max_value=1),
+    ]
+
+
+def pair_expectations(min_pairs: int = 1) -> list:
+    """What every published pair must satisfy (row level and row count)."""
+    gxe = _gxe()
     expectations: list = [gxe.ExpectTableRowCountToBeBetween(min_value=min_pairs)]
     for column in REQUIRED_PAIR_COLUMNS:
         expectations.append(gxe.ExpectColumnToExist(column=column))
@@ -42,43 +227,177 @@ def pair_expectations(min_pairs: int = 1) -> list:
     expectations += [
         gxe.ExpectColumnValuesToBeUnique(column="pair_id"),
         gxe.ExpectSelectColumnValuesToBeUniqueWithinRecord(column_list=["chosen", "rejected"]),
+        gxe.ExpectColumnValuesToMatchRegex(column="chosen", regex=r"\S"),
+        gxe.ExpectColumnValuesToMatchRegex(column="rejected", regex=r"\S"),
         gxe.ExpectColumnValuesToBeBetween(column="confidence", min_value=0, max_value=1, mostly=1.0),
+        gxe.ExpectColumnValuesToMatchRegex(column="verdict_ab", regex=r"^(?:A|B)(?:\|(?:A|B))*$"),
+        gxe.ExpectColumnValuesToMatchRegex(column="verdict_ba", regex=r"^(?:A|B)(?:\|(?:A|B))*$"),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["chosen_candidate_id", "rejected_candidate_id"]),
     ]
     return expectations
 
 
-def run_suite(name: str, frame: pd.DataFrame, expectations: list) -> GateResult:
-    """Validate ``frame`` against the expectations in a throwaway GX context."""
-    import great_expectations as gx
+# --------------------------------------------------------------------------- dataset-level figures
 
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm noise in run logs
-    batch = (
-        context.data_sources.add_pandas(f"{name}_source")
-        .add_dataframe_asset(f"{name}_frame")
-        .add_batch_definition_whole_dataframe(f"{name}_batch")
-    )
-    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
-    validation = context.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_validation", data=batch, suite=suite))
-    result = validation.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
-    failures = []
-    for item in result.results:
-        if item.success:
-            continue
-        config = item.expectation_config
-        details = item.result or {}
-        failures.append({
-            "expectation": config.type,
-            "column": config.kwargs.get("column") or ",".join(config.kwargs.get("column_list") or []),
-            "unexpected_count": details.get("unexpected_count"),
-            "observed_value": details.get("observed_value"),
-            "sample": [str(v)[:80] for v in (details.get("partial_unexpected_list") or [])[:5]],
-            "exception": (item.exception_info or {}).get("exception_message") if isinstance(item.exception_info, dict) else None,
-        })
-    return GateResult(name, bool(result.success), len(result.results), failures)
+def word_count(text: object) -> int:
+    """Whitespace-separated words, the unit of every length figure (the audit's SQL counts the same way)."""
+    return len(text.split()) if isinstance(text, str) else 0
 
 
-def validate_pairs(pairs: pd.DataFrame, min_pairs: int = 1) -> GateResult:
-    return run_suite("preference_pairs", pairs, pair_expectations(min_pairs))
+def longer_chosen(pairs: pd.DataFrame) -> pd.Series:
+    """Per pair: 1.0 when the chosen response has more words, 0.0 when fewer, NaN when equal."""
+    if pairs.empty:
+        return pd.Series(dtype="float64")
+    chosen = pairs["chosen"].map(word_count)
+    rejected = pairs["rejected"].map(word_count)
+    out = (chosen > rejected).astype("float64")
+    return out.where(chosen != rejected)
+
+
+def order_consistency(judgments: pd.DataFrame) -> pd.DataFrame:
+    """One row per (judge, comparison) judged and parsed in both orders: did both orders pick the same one?"""
+    columns = ["judge_fingerprint", "comparison_id", SAME_BOTH_ORDERS]
+    if judgments.empty:
+        return pd.DataFrame(columns=columns)
+    parsed = judgments[judgments["error"].isna() & judgments["preferred"].notna()
+                       & (judgments["parse_status"] != "unparseable")]
+    wide = parsed.pivot_table(index=["judge_fingerprint", "comparison_id"], columns="order", values="preferred",
+                              aggfunc="first")
+    if not {"xy", "yx"} <= set(wide.columns):
+        return pd.DataFrame(columns=columns)
+    wide = wide.dropna(subset=["xy", "yx"])
+    frame = wide.reset_index()
+    frame[SAME_BOTH_ORDERS] = (frame["xy"] == frame["yx"]).astype("float64")
+    return frame[columns]
+
+
+def _bound(value: float) -> float:
+    return round(value, 6)
+
+
+# --------------------------------------------------------------------------- entry points
+
+def validate_prompts(prompts: pd.DataFrame, spec: GatesSpec | None = None) -> GateResult:
+    return run_suite("prompts", prompts, prompt_expectations(spec or GatesSpec()), ID_COLUMNS["prompts"])
+
+
+def validate_candidates(candidates: pd.DataFrame, spec: GatesSpec | None = None) -> GateResult:
+    return run_suite("candidates", candidates, candidate_expectations(spec or GatesSpec()), ID_COLUMNS["candidates"])
+
+
+def validate_judgments(judgments: pd.DataFrame, spec: GatesSpec | None = None) -> GateResult:
+    return run_suite("judgments", judgments, judgment_expectations(spec or GatesSpec()), ID_COLUMNS["judgments"])
+
+
+def validate_pairs(pairs: pd.DataFrame, spec: GatesSpec | int | None = None,
+                   judgments: pd.DataFrame | None = None) -> GateResult:
+    """The pair suite, plus the dataset-level bounds the configuration turns on.
+
+    ``spec`` may be an int (the minimum number of pairs) for callers that predate ``GatesSpec``.
+    The position-consistency bound needs the batch's ``judgments``; without them it is not tested.
+    """
+    if spec is None or isinstance(spec, int):
+        spec = GatesSpec(min_pairs=1 if spec is None else spec)
+    gxe = _gxe()
+    figures: dict[str, Any] = {}
+    expectations = pair_expectations(spec.min_pairs)
+    frame = pairs
+    if spec.max_length_bias is not None and len(pairs) and {"chosen", "rejected"} <= set(pairs.columns):
+        flags = longer_chosen(pairs)
+        figures["length_bias"] = {"pct_longer_chosen": None if flags.notna().sum() == 0 else round(float(flags.mean()), 4),
+                                  "n_compared": int(flags.notna().sum()), "max_length_bias": spec.max_length_bias}
+        if flags.notna().any():  # all of equal length: no evidence either way, nothing to bound
+            frame = pairs.assign(**{LONGER_CHOSEN: flags})
+            expectations.append(gxe.ExpectColumnMeanToBeBetween(
+                column=LONGER_CHOSEN, min_value=_bound(0.5 - spec.max_length_bias),
+                max_value=_bound(0.5 + spec.max_length_bias)))
+    results = [run_suite("preference_pairs", frame, expectations, ID_COLUMNS["preference_pairs"])]
+    if spec.min_position_consistency is not None and judgments is not None:
+        consistency = order_consistency(judgments)
+        n = len(consistency)
+        figures["position_consistency"] = {
+            "rate": round(float(consistency[SAME_BOTH_ORDERS].mean()), 4) if n else None,
+            "n_both_orders": n, "min_position_consistency": spec.min_position_consistency}
+        # With no comparison judged in both orders the mean is undefined and the bound fails: nothing shows consistency.
+        results.append(run_suite("preference_pairs_position_consistency", consistency, [
+            gxe.ExpectColumnMeanToBeBetween(column=SAME_BOTH_ORDERS, min_value=_bound(spec.min_position_consistency),
+                                            max_value=1.0)]))
+    return _merge("preference_pairs", results, figures)
+
+
+def validate_stage(stage: str, frame: pd.DataFrame, spec: GatesSpec | None = None,
+                   judgments: pd.DataFrame | None = None) -> GateResult:
+    spec = spec or GatesSpec()
+    if stage == "preference_pairs":
+        return validate_pairs(frame, spec, judgments)
+    return {"prompts": validate_prompts, "candidates": validate_candidates,
+            "judgments": validate_judgments}[stage](frame, spec)
+
+
+# --------------------------------------------------------------------------- what a failing gate quarantines
+
+def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult) -> pd.DataFrame:
+    """Quarantine rows for a failed gate.
+
+    Rows a row-level expectation named are quarantined with that expectation as the reason. When the
+    ``preference_pairs`` gate fails, no pair of the batch is exported, so every other pair is
+    quarantined too (reason ``batch_rejected``). A gate that failed only on table-level expectations
+    of an upstream stage leaves one row naming the batch.
+    """
+    from pref_pipeline.filters import empty_quarantine, quarantine_frame, rows_to_quarantine
+
+    if result.success:
+        return empty_quarantine()
+    id_column = ID_COLUMNS[stage]
+    named = result.failing_ids()
+    table_level = "; ".join(_describe(f) for f in result.table_level_failures())
+    rows: list[dict] = []
+    if len(frame) and id_column in frame.columns:
+        ids = frame[id_column].astype(str)
+        flagged = ids.isin(named.keys())
+        rejected = frame[flagged | (stage == "preference_pairs")]
+        reasons, details = [], []
+        for row_id in rejected[id_column].astype(str):
+            if row_id in named:
+                reasons.append(named[row_id][0])
+                details.append("; ".join(named[row_id]) + (f"; batch: {table_level}" if table_level else ""))
+            else:
+                reasons.append("batch_rejected")
+                details.append(result.summary() + (f" ({table_level})" if table_level else ""))
+        text_columns = TEXT_COLUMNS[stage] if set(TEXT_COLUMNS[stage]) <= set(frame.columns) else None
+        rows = rows_to_quarantine(rejected, stage=f"gate:{stage}", reasons=reasons, details=details,
+                                  id_column=id_column, text_columns=text_columns)
+    if not rows:
+        batch = str(frame["batch_id"].iloc[0]) if "batch_id" in frame.columns and len(frame) else None
+        failure = result.failures[0]
+        row = {"stage": f"gate:{stage}", "reason": failure["label"], "detail": table_level or result.summary(),
+               "item_id": batch or stage, "record": json.dumps({"failures": _plain(result.failures),
+                                                                 "figures": _plain(result.figures)})}
+        if batch is not None:
+            row["batch_id"] = batch
+        rows = [row]
+    return quarantine_frame(rows)
+
+
+def _describe(failure: dict[str, Any]) -> str:
+    observed = failure.get("observed_value")
+    bounds = {k: v for k, v in (failure.get("kwargs") or {}).items() if k in ("min_value", "max_value") and v is not None}
+    text = failure["label"]
+    if observed is not None:
+        text += f" observed {observed}"
+    if bounds:
+        text += " expected " + ", ".join(f"{k}={v}" for k, v in bounds.items())
+    return text
+
+
+def describe_failures(result: GateResult) -> list[str]:
+    """One readable line per failed expectation."""
+    lines = []
+    for failure in result.failures:
+        line = _describe(failure)
+        if failure.get("unexpected_count"):
+            line += f": {failure['unexpected_count']} row(s), e.g. {', '.join(failure['sample'][:3])}"
+        if failure.get("exception"):
+            line += f" (error: {failure['exception']})"
+        lines.append(line)
+    return lines

@@ -17,7 +17,7 @@ from tests.fakes import FakeLLMServer
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ASSET_KEYS = {"prompts", "candidates", "judgments", "preference_pairs", "comparisons", "preference_pairs_export",
-              "audit_report"}
+              "audit_report", "quarantine", "judgment_history"}
 
 
 def write_config(path: Path, base_url: str, prompts_file: Path) -> Path:
@@ -61,7 +61,7 @@ def test_failing_gate_exits_1(home, prompts_file, capsys):
     assert "failed check: preference_pairs:preference_pairs_gate" in capsys.readouterr().err
 
 
-def test_code_location_loads_every_asset():
+def test_code_location_loads_every_asset(home):
     from pref_pipeline.definitions import defs
 
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}

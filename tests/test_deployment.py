@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -103,5 +104,7 @@ def test_runs_are_stored_in_postgres_with_the_queued_coordinator(postgres, home,
         assert [row[0] for row in cur.fetchall()] == ["SUCCESS"]
         cur.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'prompt_batches'")
         assert [row[0] for row in cur.fetchall()] == ["prompts"]
-        cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
-        assert cur.fetchone()[0] == 7  # prompts, candidates, judgments, pairs, comparisons, export, audit
+        cur.execute("SELECT asset_key FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
+        materialized = sorted(json.loads(row[0])[-1] for row in cur.fetchall())
+    assert materialized == sorted(["prompts", "candidates", "judgments", "judgment_history", "preference_pairs",
+                                   "comparisons", "quarantine", "preference_pairs_export", "audit_report"])

@@ -1,0 +1,170 @@
+"""Known-answer sets: human-labelled pairs to measure how often a judge agrees with people.
+
+Reads files of ``{input, output_1, output_2, label: 1|2}`` records (LLMBar, MT-Bench human
+judgments, as in ``/work/shared/data/human_prefs``) into prompts and candidates shaped like the
+pipeline's own, judges them with the configured judges in both orders, and reports the agreement
+figures of the audit (``agreement.human``): how often the judge's pair matches the human choice,
+every single verdict's accuracy and Cohen's kappa, by source.
+
+    pref-pipeline review known-answer --set LLMBar_Natural.json [--config FILE] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pref_pipeline.generation import CANDIDATE_COLUMNS
+from pref_pipeline.sources import PROMPT_COLUMNS
+
+DEFAULT_SETS = [Path("/work/shared/data/human_prefs/LLMBar_Natural.json"),
+                Path("/work/shared/data/human_prefs/Processed_MT-Bench.json")]
+
+
+@dataclass(frozen=True)
+class KnownAnswers:
+    prompts: pd.DataFrame  # PROMPT_COLUMNS
+    candidates: pd.DataFrame  # CANDIDATE_COLUMNS, two per prompt
+    winners: dict[str, str]  # prompt_id -> the candidate id people preferred
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+def load_known_answers(path: Path, limit: int | None = None, source: str | None = None) -> KnownAnswers:
+    records = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: expected a JSON list of {{input, output_1, output_2, label}} records")
+    source = source or Path(path).stem
+    now = datetime.now(timezone.utc)
+    prompts, candidates, winners = [], [], {}
+    for number, record in enumerate(records[:limit] if limit else records, start=1):
+        try:
+            text, outputs, label = record["input"], (record["output_1"], record["output_2"]), int(record["label"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{path}: record {number} lacks input, output_1, output_2 or a label 1|2") from None
+        if label not in (1, 2):
+            raise ValueError(f"{path}: record {number}: label must be 1 or 2, got {label}")
+        prompt_id = f"ka-{_hash(source, text, *outputs)}"  # one "prompt" per labelled pair (questions repeat)
+        if prompt_id in winners:
+            continue  # the same pair twice: the first labelling counts
+        prompts.append({"prompt_id": prompt_id, "prompt": text, "category": source, "reference": None,
+                        "source": str(path)})
+        ids = []
+        for index, output in enumerate(outputs):
+            candidate_id = f"ka-{_hash(prompt_id, index, output)}"
+            ids.append(candidate_id)
+            candidates.append({
+                "candidate_id": candidate_id, "prompt_id": prompt_id, "candidate_index": index, "text": output,
+                "strategy": "known_answer", "generator_model": f"human_set:{source}",
+                "generator_label": f"output_{index + 1}", "sampling": "{}", "system_prompt": None,
+                "served_model": None, "input_tokens": None, "output_tokens": None, "finish_reason": None,
+                "latency_s": None, "error": None, "created_at": now,
+            })
+        winners[prompt_id] = ids[label - 1]
+    return KnownAnswers(pd.DataFrame(prompts, columns=PROMPT_COLUMNS),
+                        pd.DataFrame(candidates, columns=CANDIDATE_COLUMNS), winners)
+
+
+def human_labels_for(known: KnownAnswers, judgments: pd.DataFrame) -> pd.DataFrame:
+    """``human_labels`` rows for the comparisons the judges made of a known-answer set."""
+    from pref_pipeline.store import HUMAN_LABEL_COLUMNS, label_id
+
+    categories = dict(zip(known.prompts["prompt_id"], known.prompts["category"]))
+    rows = []
+    for comparison_id, prompt_id in judgments[["comparison_id", "prompt_id"]].drop_duplicates().itertuples(index=False):
+        rows.append({"label_id": label_id("known_answer", comparison_id, None), "source": categories[prompt_id],
+                     "comparison_id": comparison_id, "pair_id": None, "prompt_id": prompt_id,
+                     "category": categories[prompt_id], "human_preference": "known",
+                     "human_winner_id": known.winners[prompt_id], "labeller": None, "notes": None,
+                     "labelled_at": datetime.now(timezone.utc)})
+    return pd.DataFrame(rows, columns=list(HUMAN_LABEL_COLUMNS))
+
+
+def measure(config, known: KnownAnswers, logger=None) -> dict[str, Any]:
+    """Judge a known-answer set with the configured judges; the audit's agreement figures on it."""
+    from pref_pipeline.audit import compute_audit
+    from pref_pipeline.judging.batch import judge_candidates
+    from pref_pipeline.pairs import build_preference_pairs
+
+    judgments = judge_candidates(known.prompts, known.candidates, config, logger=logger)
+    result = build_preference_pairs(known.prompts, known.candidates, judgments)
+    labels = human_labels_for(known, judgments)
+    figures = compute_audit(result.pairs, judgments, result.comparisons, human_labels=labels)
+    return {
+        "records": int(len(known.prompts)),
+        "judges": sorted(set(judgments["judge_model"])) if len(judgments) else [],
+        "comparisons": figures["pairs"]["by_status"],
+        "human": figures["agreement"]["human"],
+        "position_bias": {k: figures["position_bias"][k] for k in ("consistency_rate", "first_position_win_rate")},
+        "length_bias_of_human_labels": _human_length_share(known),
+    }
+
+
+def _human_length_share(known: KnownAnswers) -> float | None:
+    """Share of known answers where people preferred the longer response (a judge's length bias is relative to it)."""
+    from pref_pipeline.gates import word_count
+
+    words = dict(zip(known.candidates["candidate_id"], known.candidates["text"].map(word_count)))
+    longer = total = 0
+    for prompt_id, group in known.candidates.groupby("prompt_id"):
+        a, b = list(group["candidate_id"])
+        if words[a] == words[b]:
+            continue
+        total += 1
+        longer += known.winners[prompt_id] == (a if words[a] > words[b] else b)
+    return round(longer / total, 4) if total else None
+
+
+def cli(args: argparse.Namespace) -> int:
+    from pref_pipeline.config import ConfigError, load_config
+    from pref_pipeline.paths import Home
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sets = args.set or [p for p in DEFAULT_SETS if p.exists()]
+    if not sets:
+        print("error: no known-answer file given (--set FILE)", file=sys.stderr)
+        return 2
+    report = {}
+    for path in sets:
+        try:
+            known = load_known_answers(path, args.limit)
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        figures = measure(config, known)
+        report[Path(path).stem] = figures
+        human = figures["human"]
+        verdicts = figures["human"]["per_verdict"]
+        per_verdict = "; ".join(f"{v['judge_model']}: accuracy {v['accuracy']}, kappa {v['kappa']}" for v in verdicts)
+        print(f"{Path(path).stem}: {figures['records']} pairs; judge's pair agrees with people on "
+              f"{human['agreement_rate']} of {human['n_compared']} (no pair on {human['n_judge_undecided']}); "
+              f"single verdicts: {per_verdict or 'none'}; people preferred the longer response in "
+              f"{figures['length_bias_of_human_labels']}")
+    out = Home.from_env().ensure().reports / "known_answers.json"
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"report: {out}")
+    return 0
+
+
+def add_known_answer_parser(actions) -> None:
+    known = actions.add_parser("known-answer", help="judge human-labelled pairs (LLMBar, MT-Bench) and report how "
+                               "often the configured judges agree with people")
+    known.add_argument("--set", type=Path, action="append", default=None,
+                       help="a JSON file of {input, output_1, output_2, label} (repeatable; default: the shared sets)")
+    known.add_argument("--config", type=Path, default=None, help="a YAML configuration file (its judges are used)")
+    known.add_argument("--limit", type=int, default=None, help="only the first N records of each set")
+    known.set_defaults(func=cli)
