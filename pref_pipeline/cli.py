@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from pref_pipeline.config import ConfigError, load_config
+from pref_pipeline.config import ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home
 
 
@@ -33,14 +33,33 @@ def _report_failures(batch: str, result) -> int:
     return 1
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.home:
+class InputError(Exception):
+    """Bad configuration or input: printed as ``error: ...`` and exit code 2."""
+
+
+def load_cli_config(args: argparse.Namespace, *, check_prompts: bool = False) -> PipelineConfig:
+    """The configuration of a command (``--home`` applied first); ``check_prompts`` reads every
+    prompt file now, so a malformed one is reported with its line before anything is spent."""
+    if getattr(args, "home", None):
         os.environ["PREF_PIPELINE_HOME"] = str(Path(args.home).resolve())
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise InputError(str(exc)) from exc
+    if check_prompts:
+        from pref_pipeline.batches import discover_batches
+        from pref_pipeline.sources import PromptFileError, load_prompts
+
+        for batch, sources in discover_batches(config).items():
+            try:
+                load_prompts(sources)
+            except (PromptFileError, OSError) as exc:
+                raise InputError(f"prompt batch {batch!r}: {exc}") from exc
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_cli_config(args, check_prompts=True)
     home = Home.from_env().ensure()
     if args.progress if args.progress is not None else sys.stderr.isatty():
         os.environ["PREF_PIPELINE_PROGRESS"] = "1"  # a tqdm bar per LLM step (providers/client.py)
@@ -71,21 +90,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    if args.home:
-        os.environ["PREF_PIPELINE_HOME"] = str(Path(args.home).resolve())
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = load_cli_config(args, check_prompts=True)
     from pref_pipeline.estimate import estimate_run, render_estimate
-    from pref_pipeline.sources import PromptFileError
 
-    try:
-        estimate = estimate_run(config, Home.from_env())
-    except (PromptFileError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    estimate = estimate_run(config, Home.from_env())
     print(json.dumps(estimate, indent=2) if args.json else render_estimate(estimate))
     return 0
 
@@ -113,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -54,6 +54,20 @@ def test_bad_config_exits_2_naming_the_key(home, tmp_path, capsys):
     assert not (Home.from_env().exports / "preference_pairs.jsonl").exists()
 
 
+def test_malformed_prompt_file_exits_2_naming_the_line_before_any_call(home, tmp_path, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "fine"}\n{"prompt": "broken"\n', encoding="utf-8")
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(f"prompts:\n  - path: {prompts}\n"
+                      "generators:\n  - model: openai:gen\n    base_url: http://127.0.0.1:9/v1\n"
+                      "judges:\n  - model: openai:judge\n    base_url: http://127.0.0.1:9/v1\n")
+    for command in ("run", "estimate"):
+        assert main([command, "--config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert f"{prompts}:2" in err or "line 2" in err, err
+    assert not Home.from_env().database.exists()  # nothing ran
+
+
 def test_failing_gate_exits_1(home, prompts_file, capsys):
     with FakeLLMServer(judge_fn=lambda info: "no idea") as server:
         config = write_config(prompts_file.parent / "pipeline.yaml", server.openai_base_url, prompts_file)
