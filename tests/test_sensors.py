@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
@@ -19,6 +20,7 @@ from sensors.judge_change import build_judge_change_sensor
 from sensors.prompt_batches import build_prompt_batches_sensor
 from sensors.schedules import build_refresh_schedule
 from tests.fakes import FakeLLMServer
+from tests.fakes.llm_server import JudgeInfo
 
 
 def write_prompts(path: Path, *prompts: str) -> Path:
@@ -97,11 +99,11 @@ def judged_batch(home, prompts_file):
             instance=instance, partition_key="prompts", raise_on_error=False,
         )
         assert result.success
-        yield instance, original, config_with
+        yield instance, original, config_with, server
 
 
 def test_judge_change_sensor_unchanged_then_changed(judged_batch):
-    instance, original, config_with = judged_batch
+    instance, original, config_with, _ = judged_batch
     unchanged = tick(build_judge_change_sensor(lambda: original), instance, None)
     assert not unchanged.run_requests and "up to date" in unchanged.skip_message
 
@@ -132,3 +134,58 @@ def test_refresh_schedule_requests_every_batch():
                 instance=instance, scheduled_execution_time=when, repository_def=DEFS.get_repository_def()))
     assert sorted(r.partition_key for r in data.run_requests) == ["a", "b"]
     assert all(r.run_key.startswith("2026-11-23T06:00:00") for r in data.run_requests)
+
+
+def generation_calls(server: FakeLLMServer) -> int:
+    return sum(1 for r in server.requests if r["path"].endswith("/chat/completions")
+               and not str(r["body"]["model"]).startswith("judge"))
+
+
+def shorter_wins(info: JudgeInfo) -> dict:
+    """A second judge model that prefers the shorter response: every decisive verdict flips."""
+    a, b = len(info.response_a), len(info.response_b)
+    preference = "A" if a < b else "B" if b < a else "tie"
+    return {"preference": preference, "confidence": 0.8, "reasoning": "The shorter response is more concise."}
+
+
+def test_backfill_after_a_judge_change_reports_drift(judged_batch, home):
+    """The sensor's rejudge run re-asks only the judge, keeps the old verdicts, and the audit shows the flips."""
+    instance, original, config_with, server = judged_batch
+    database = Home.from_env().database
+    with duckdb.connect(str(database), read_only=True) as con:
+        old = con.execute(f"SELECT count(*) FILTER (WHERE preference IN ('A', 'B')), count(*) "
+                          f"FROM {SCHEMA}.judgment_history").fetchone()
+    n_old_decisive, n_old = old
+    assert n_old == 3 * 2  # three prompts, one comparison each, both orders
+
+    server.set_judge_fn(shorter_wins)
+    new_config = original.model_copy(update={"judges": [original.judges[0].model_copy(update={"model": "openai:judge-2"})]})
+    new_fp, old_fp = judge_code_version(new_config), judge_code_version(original)
+    [request] = tick(build_judge_change_sensor(lambda: new_config), instance, None).run_requests
+    assert request.tags["pref_pipeline/judge_model"] == "openai:judge-2"
+
+    generations_before = generation_calls(server)
+    job = build_definitions(new_config).resolve_job_def("rejudge")
+    result = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags)
+    assert result.success
+    assert generation_calls(server) == generations_before  # candidates come from storage, only the judge is asked
+    assert sum(1 for r in server.requests if (r["body"] or {}).get("model") == "judge-2") == n_old
+
+    record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("judgments"), asset_partitions=["prompts"]), limit=1).records[0]
+    assert record.asset_materialization.tags["dagster/code_version"] == new_fp
+    assert not tick(build_judge_change_sensor(lambda: new_config), instance, None).run_requests
+
+    with duckdb.connect(str(database), read_only=True) as con:
+        versions = dict(con.execute(f"SELECT judge_fingerprint, count(*) FROM {SCHEMA}.judgment_history "
+                                    "GROUP BY ALL").fetchall())
+    assert versions == {old_fp: n_old, new_fp: n_old}  # old verdicts kept beside the new ones
+
+    audit = json.loads((Home.from_env().reports / "audit.json").read_text())
+    [transition] = audit["drift"]["transitions"]
+    assert (transition["from"], transition["to"]) == (old_fp, new_fp)
+    assert (transition["from_model"], transition["to_model"]) == ("openai:judge", "openai:judge-2")
+    assert transition["n"] == n_old_decisive and transition["flip_rate"] == 1.0
+    assert sorted(c["category"] for c in transition["by_category"]) == ["advice", "coding", "factual"]
+    assert all(c["flip_rate"] == 1.0 for c in transition["by_category"])
+    assert [v["judge_model"] for v in audit["drift"]["versions"]] == ["openai:judge", "openai:judge-2"]
