@@ -29,8 +29,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Flags for a closed network, as root, without a display (see the machine notes in the README).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
-ASSETS = ["prompts", "candidates", "judgments", "comparisons", "preference_pairs", "preference_pairs_export",
-          "audit_report"]
+ASSETS = ["prompts", "candidates", "judgments", "judgment_history", "comparisons", "preference_pairs", "quarantine",
+          "preference_pairs_export", "audit_report"]
 
 
 def _free_port() -> int:
@@ -41,7 +41,7 @@ def _free_port() -> int:
 
 def graphql(base: str, query: str, variables: dict | None = None) -> dict:
     response = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
-    response.raise_for_status()
+    assert response.status_code == 200, f"{response.status_code}: {response.text[:3000]}"
     body = response.json()
     assert "errors" not in body, body["errors"]
     return body["data"]
@@ -130,7 +130,12 @@ def visit(page, url: str, ready_text: str) -> str:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page.goto(url)
-    page.get_by_text(ready_text).first.wait_for(timeout=60_000)
+    try:
+        page.get_by_text(ready_text).first.wait_for(timeout=60_000)
+    except PlaywrightTimeout:  # keep what the page showed instead, for whoever reads the failure
+        page.screenshot(path=str(ARTIFACTS / f"failed-{url.rsplit('/', 1)[-1].split('?')[0]}.png"), full_page=True)
+        (ARTIFACTS / "failed-page.txt").write_text(page.inner_text("body"))
+        raise
     try:  # shown once per browser profile, a moment after the page loads
         page.get_by_role("button", name="Skip").click(timeout=4_000)
     except PlaywrightTimeout:
@@ -155,9 +160,19 @@ def test_materialize_from_the_ui_and_see_the_report_and_checks(dagster_ui, page)
     exported = dagster_ui["pref_home"] / "exports" / "preference_pairs.jsonl"
     assert exported.exists() and exported.read_text().strip()
 
-    text = visit(page, f"{base}/assets/audit_report", "Preference data audit")
-    assert "pairs kept" in text and "Length bias" in text and "Position bias" in text
+    text = visit(page, f"{base}/assets/audit_report", "length_bias.pct_longer_chosen")
+    assert "pairs.quarantined" in text and "position_bias.first_position_win_rate" in text
+    page.screenshot(path=str(ARTIFACTS / "3-audit-metadata.png"), full_page=True)
+    page.get_by_text("Show Markdown").first.click()  # the report is long, so the UI opens it in a dialog
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Preference data audit").first.wait_for(timeout=30_000)
+    report = dialog.inner_text()
+    assert "pairs kept" in report and "Length bias" in report and "Position bias" in report
+    plots = dialog.locator("img")
+    assert plots.count() >= 2  # the plots are embedded in the report
+    assert all(plots.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(plots.count()))
     page.screenshot(path=str(ARTIFACTS / "3-audit-report.png"), full_page=True)
+    page.keyboard.press("Escape")
 
     text = visit(page, f"{base}/assets/preference_pairs?view=checks", "preference_pairs_gate")
     assert "blocking asset check" in text and "Passed" in text
