@@ -85,15 +85,16 @@ def test_rate_limit_429_from_the_server_budget_is_waited_out(home):
     assert seconds >= 1.0  # retry-after is whole seconds, at least 1
 
 
-def test_5xx_are_retried_by_the_sdk_then_recorded_and_not_cached(home):
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_5xx_are_retried_by_the_sdk_then_recorded_and_not_cached(home, protocol):
     with FakeLLMServer(fail_plan=[500, 503]) as server:
-        config = config_with({"model": "openai:gen", "base_url": server.openai_base_url, "max_retries": 2})
+        config = config_with({"model": f"{protocol}:gen", "base_url": base_url(server, protocol), "max_retries": 2})
         [outcome], _, _ = complete(config, ["q"])
         assert outcome.ok and len(server.requests) == 3
 
         server.reset()
         server.fail_plan = [503]
-        config = config_with({"model": "openai:gen", "base_url": server.openai_base_url, "max_retries": 0})
+        config = config_with({"model": f"{protocol}:gen", "base_url": base_url(server, protocol), "max_retries": 0})
         [failed], usage, _ = complete(config, ["another question"])
         assert not failed.ok and "HTTP 503" in failed.error
         assert usage["failed_calls"] == 1 and usage["calls"] == 0
@@ -182,7 +183,7 @@ def test_tpm_budget_paces_by_tokens():
         return time.perf_counter() - started
 
     seconds = asyncio.run(run())
-    assert (2000 - 600) / 980 * 0.9 <= seconds <= 4
+    assert seconds >= (2000 - 600) / 980 * 0.9  # beyond the 600-token burst, the rest waits for its budget
 
 
 def test_generators_of_one_model_share_its_budget(home):

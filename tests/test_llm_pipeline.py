@@ -18,9 +18,10 @@ from pref_pipeline.paths import SCHEMA, Home
 from tests.fakes import FakeLLMServer
 
 
-def materialize(config, batch: str = "prompts") -> dg.ExecuteInProcessResult:
+def materialize(config, batch: str = "prompts", instance: dg.DagsterInstance | None = None
+                ) -> dg.ExecuteInProcessResult:
     home = Home.from_env().ensure()
-    instance = dg.DagsterInstance.ephemeral()
+    instance = instance or dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PROMPT_BATCHES.name, [batch])
     return dg.materialize(
         build_pipeline_assets(config),
@@ -51,8 +52,15 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 def test_second_run_makes_zero_calls_and_a_new_judge_reasks_only_the_judge(home, prompts_file):
     with FakeLLMServer() as server:
         config = pipeline_config(server.openai_base_url, prompts_file)
-        first = materialize(config)
+        instance = dg.DagsterInstance.ephemeral()
+        first = materialize(config, instance=instance)
         assert first.success
+        # Progress a person can watch: counts and rate in the Dagster run's own log.
+        logs = [e.user_message for e in instance.all_logs(first.run_id) if e.step_key in ("candidates", "judgments")]
+        assert any(m.startswith("judge openai:judge-1: 18/18 done (0 from cache), 0 failed, ") and m.endswith("/s")
+                   for m in logs), logs
+        assert any(m.startswith("generate ") and "done (0 from cache)" in m for m in logs)
+        assert any(m.startswith("judgments: 18 paid LLM calls (0 batch), 0 from cache, 0 failed") for m in logs)
         assert len(server.requests) == 9 + 18
         cand, judg = metadata(first, "candidates"), metadata(first, "judgments")
         assert (cand["llm_calls"], cand["llm_cached_calls"]) == (9, 0)
