@@ -11,7 +11,7 @@ A thin layer over ``pref_pipeline.gates``, ``filters``, ``store`` and ``audit``:
 - ``judgment_history``: append-only record of every verdict of every judge version.
 - ``audit_report``: the audit over every stored batch, with plots shown in the UI.
 - ``prepare_export``: what the export runs before writing (the gate again, with the dataset-level
-  bounds; then the optional length rebalancing).
+  bounds; then the optional length rebalancing and recency weight).
 """
 
 import time
@@ -24,6 +24,7 @@ from assets.partitions import BATCH_COLUMN, PARTITION_METADATA, PROMPT_BATCHES
 from pref_pipeline import audit as audit_lib
 from pref_pipeline import gates, store
 from pref_pipeline.config import PipelineConfig
+from pref_pipeline.export import RECENCY_COLUMN, with_recency_weight
 from pref_pipeline.filters import filter_pairs, reason_counts, rebalance_length
 from pref_pipeline.judging.pairwise import fingerprint_for
 from pref_pipeline.paths import Home
@@ -80,7 +81,8 @@ def quarantine_metadata(quarantine: pd.DataFrame) -> dict:
 
 def prepare_export(context: dg.AssetExecutionContext, config: PipelineConfig, pairs: pd.DataFrame,
                    judgments: pd.DataFrame | None) -> tuple[pd.DataFrame, dict]:
-    """Validate once more (row-level and dataset-level gates) and rebalance lengths if configured.
+    """Validate once more (row-level and dataset-level gates); rebalance lengths and add ``recency_weight``
+    if configured (``export.rebalance_length``, ``export.recency_half_life_days``).
 
     Raises ``dg.Failure`` when the gate fails, so a failing batch never replaces the last good export.
     Returns the pairs to write and metadata for the export.
@@ -104,6 +106,14 @@ def prepare_export(context: dg.AssetExecutionContext, config: PipelineConfig, pa
         share = audit_lib.longer_chosen_share(pairs)
         metadata.update({"rebalanced_away": len(dropped), "pct_longer_chosen_after_rebalance": share})
         context.log.info(f"length rebalancing: {len(dropped)} pair(s) left out of the export (kept in quarantine)")
+    half_life = config.export.recency_half_life_days
+    if half_life:
+        # Age counted from the newest verdict stored in any batch (or this batch's newest, if later).
+        newest = store.newest_verdict(Home.from_env().ensure().database)
+        pairs = with_recency_weight(pairs, half_life, newest)
+        metadata.update({"recency_half_life_days": half_life,
+                         "recency_reference": str(newest) if newest is not None else "newest pair of the batch",
+                         "recency_weight_min": float(pairs[RECENCY_COLUMN].min()) if len(pairs) else None})
     return pairs, metadata
 
 
@@ -118,11 +128,15 @@ def _gate_result(stage: str, frame: pd.DataFrame, gate: gates.GateResult, contex
         store.append_quarantine(Home.from_env().ensure().database, rejected)
         ids = gate.failing_ids()
         id_column = gates.ID_COLUMNS[stage]
-        offending = frame[frame[id_column].astype(str).isin(ids)] if id_column in frame.columns and ids else frame.iloc[:0]
+        if id_column in frame.columns and ids:
+            offending, shown = frame[frame[id_column].astype(str).isin(ids)], "rows named by the failed expectations"
+        else:  # only table-level expectations failed (row count, a bound): show the batch they judged
+            offending, shown = frame, "first rows of the rejected batch (the failed expectations are table-level)"
         metadata.update({
             "failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in gates.describe_failures(gate))),
             "failed_expectations": dg.MetadataValue.json(gate.failures),
             "sample_rows": dg.MetadataValue.md(table_md(offending, SHOWN_COLUMNS[stage])),
+            "sample_rows_are": shown,
             "quarantined_rows": len(rejected),
         })
     return dg.AssetCheckResult(passed=gate.success, severity=dg.AssetCheckSeverity.ERROR,
@@ -194,7 +208,7 @@ def build_quality_assets(config: PipelineConfig) -> list:
         group_name=GROUP,
         kinds={"duckdb", "file"},
         partitions_def=PROMPT_BATCHES,
-        deps=["judgment_history"],
+        deps=["judgment_history", "preference_pairs_export"],  # after the export: it may leave pairs out
         description="The audit over every batch stored so far (this batch's own under reports/batches/{batch}/): "
         "length bias with intervals and a length-controlled view, position bias, judge and human agreement, drift "
         "between judge versions, quarantine; reports/audit.json, audit.md and plots.",

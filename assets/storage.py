@@ -20,8 +20,33 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 from pref_pipeline.paths import SCHEMA
 
 
+def retype_null_columns(connection, schema: str, table: str, obj: pd.DataFrame) -> None:
+    """Give the table's NULL-typed columns the type of this frame's values.
+
+    A batch whose column is all null (no failed call, no winner, no pair at all) creates the table with
+    DuckDB's NULL type for it, which then refuses every later batch's values ("Unimplemented type for
+    cast (VARCHAR -> NULL)").
+    """
+    columns = connection.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        [schema, table]).fetchall()
+    null_columns = [name for name, kind in columns if kind.strip('"') == "NULL"]
+    if not null_columns or obj.empty:
+        return
+    connection.register("pref_incoming_frame", obj)
+    try:
+        incoming = {r[0]: r[1] for r in connection.execute("DESCRIBE SELECT * FROM pref_incoming_frame").fetchall()}
+    finally:
+        connection.unregister("pref_incoming_frame")
+    for name in null_columns:
+        kind = incoming.get(name)
+        if kind and kind.strip('"') != "NULL":
+            connection.execute(f'ALTER TABLE {schema}.{table} ALTER COLUMN "{name}" TYPE {kind}')
+
+
 class EmptyAwarePandasTypeHandler(DuckDBPandasTypeHandler):
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
+        retype_null_columns(connection, table_slice.schema, table_slice.table, obj)
         if not obj.empty:
             super().handle_output(context, table_slice, obj, connection)
             return

@@ -32,9 +32,13 @@ def export_pairs(pairs: pd.DataFrame, folder: Path) -> dict[str, Path]:
     """Write the kept pairs; timestamps become ISO-8601 strings in JSONL."""
     folder.mkdir(parents=True, exist_ok=True)
     jsonl, parquet = folder / JSONL_NAME, folder / PARQUET_NAME
-    _replace_atomically(
-        jsonl, lambda p: pairs.to_json(p, orient="records", lines=True, date_format="iso", force_ascii=False)
-    )
+    def write_jsonl(tmp: Path) -> None:
+        if pairs.empty:  # pandas would write a lone newline: a blank line in the combined file
+            tmp.write_bytes(b"")
+        else:
+            pairs.to_json(tmp, orient="records", lines=True, date_format="iso", force_ascii=False)
+
+    _replace_atomically(jsonl, write_jsonl)
     _replace_atomically(parquet, lambda p: pairs.to_parquet(p, index=False))
     return {"jsonl": jsonl, "parquet": parquet}
 
@@ -46,7 +50,9 @@ def _combine(folder: Path) -> dict[str, Path]:
     def write_jsonl(tmp: Path) -> None:
         with tmp.open("wb") as out:
             for batch in batch_folders:
-                out.write((batch / JSONL_NAME).read_bytes())
+                data = (batch / JSONL_NAME).read_bytes()
+                if data.strip():
+                    out.write(data if data.endswith(b"\n") else data + b"\n")
 
     def write_parquet(tmp: Path) -> None:
         frames = [pd.read_parquet(batch / PARQUET_NAME) for batch in batch_folders]
@@ -65,3 +71,29 @@ def export_batch(pairs: pd.DataFrame, folder: Path, batch_id: str) -> dict[str, 
         batch_paths = export_pairs(pairs, folder / BATCHES_FOLDER / batch_id)
         combined = _combine(folder)
     return {**combined, "batch_jsonl": batch_paths["jsonl"], "batch_parquet": batch_paths["parquet"]}
+
+
+# --------------------------------------------------------------------------- recency weight
+
+RECENCY_COLUMN = "recency_weight"
+
+
+def recency_weights(judged_at: pd.Series, half_life_days: float, reference: object = None) -> pd.Series:
+    """``0.5 ** (days from each verdict to the reference / half-life)``: 1.0 for the newest, 0.5 one half-life
+    older. ``reference`` defaults to the newest ``judged_at``; verdicts after it (or without a time) weigh 1.0."""
+    times = pd.to_datetime(judged_at, utc=True)
+    newest = pd.to_datetime(reference, utc=True) if reference is not None else times.max()
+    if pd.isna(newest):
+        return pd.Series(1.0, index=judged_at.index)
+    age_days = ((newest - times).dt.total_seconds() / 86400.0).clip(lower=0.0).fillna(0.0)
+    return (0.5 ** (age_days / float(half_life_days))).round(6)
+
+
+def with_recency_weight(pairs: pd.DataFrame, half_life_days: float, reference: object = None) -> pd.DataFrame:
+    """The pairs with a ``recency_weight`` column (see ``recency_weights``), for weighting recent data more."""
+    newest = pd.to_datetime(pairs["judged_at"], utc=True).max() if len(pairs) else None
+    if reference is not None:
+        reference = pd.to_datetime(reference, utc=True)
+        newest = reference if newest is None or pd.isna(newest) or reference > newest else newest
+    weights = recency_weights(pairs["judged_at"], half_life_days, newest) if len(pairs) else pd.Series(dtype="float64")
+    return pairs.assign(**{RECENCY_COLUMN: weights.astype("float64")})

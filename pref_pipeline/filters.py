@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from pref_pipeline.config import FiltersSpec
+from pref_pipeline.pairs import typed_if_empty
 
 QUARANTINE_COLUMNS = [
     "quarantine_id", "stage", "reason", "detail", "prompt_id", "comparison_id", "pair_id", "item_id", "prompt",
@@ -248,7 +249,7 @@ def filter_pairs(pairs: pd.DataFrame, comparisons: pd.DataFrame, prompts: pd.Dat
                                    details=["; ".join(f"{r}: {d}" for r, d in p) for p in found],
                                    id_column="pair_id", text_columns=("chosen", "rejected"))
     kept = (pairs[[not r for r in rejected]] if len(pairs) else pairs).reset_index(drop=True)
-    return FilterResult(with_word_counts(kept), quarantine_frame(rows, now))
+    return FilterResult(with_word_counts(typed_if_empty(kept)), quarantine_frame(rows, now))
 
 
 def with_word_counts(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from pref_pipeline.config import GatesSpec
 REQUIRED_PAIR_COLUMNS = [
     "pair_id", "prompt", "chosen", "rejected", "generation_method", "judge_model_id", "criteria", "judge_fingerprint",
 ]
+TEXT_PAIR_COLUMNS = ["pair_id", "prompt", "chosen", "rejected", "judge_model_id", "judge_fingerprint"]
 STAGES = ("prompts", "candidates", "judgments", "preference_pairs")
 ID_COLUMNS = {"prompts": "prompt_id", "candidates": "candidate_id", "judgments": "judgment_id",
               "preference_pairs": "pair_id"}
@@ -224,7 +225,11 @@ def pair_expectations(min_pairs: int = 1) -> list:
     for column in REQUIRED_PAIR_COLUMNS:
         expectations.append(gxe.ExpectColumnToExist(column=column))
         expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column))
+    # Types: the texts and ids are strings, the confidence a number (a "0.8" read from a bad file is not).
+    for column in TEXT_PAIR_COLUMNS:
+        expectations.append(gxe.ExpectColumnValuesToBeOfType(column=column, type_="str"))
     expectations += [
+        gxe.ExpectColumnValuesToBeInTypeList(column="confidence", type_list=NUMERIC_TYPES),
         gxe.ExpectColumnValuesToBeUnique(column="pair_id"),
         gxe.ExpectSelectColumnValuesToBeUniqueWithinRecord(column_list=["chosen", "rejected"]),
         gxe.ExpectColumnValuesToMatchRegex(column="chosen", regex=r"\S"),

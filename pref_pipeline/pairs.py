@@ -26,6 +26,18 @@ PAIR_COLUMNS = [
 ]
 
 
+# Columns that are not text; the others are strings.
+NON_TEXT_DTYPES = {"confidence": "float64", "judged_at": "datetime64[ns, UTC]", "generated_at": "datetime64[ns, UTC]"}
+
+
+def typed_if_empty(frame: pd.DataFrame) -> pd.DataFrame:
+    """An empty frame with typed columns (text as pandas strings). An all-null object column would be stored
+    as DuckDB's NULL type, and that table would then refuse every later batch's rows."""
+    if len(frame):
+        return frame
+    return frame.astype({c: NON_TEXT_DTYPES.get(c, "string") for c in frame.columns if frame[c].dtype == object})
+
+
 @dataclass(frozen=True)
 class PairsResult:
     pairs: pd.DataFrame  # PAIR_COLUMNS, the kept pairs
@@ -102,5 +114,5 @@ def build_preference_pairs(prompts: pd.DataFrame, candidates: pd.DataFrame, judg
             "judged_at": group["judged_at"].max(),
             "generated_at": max(chosen["created_at"], rejected["created_at"]),
         })
-    return PairsResult(pd.DataFrame(pair_rows, columns=PAIR_COLUMNS),
-                       pd.DataFrame(comparison_rows, columns=COMPARISON_COLUMNS))
+    return PairsResult(typed_if_empty(pd.DataFrame(pair_rows, columns=PAIR_COLUMNS)),
+                       typed_if_empty(pd.DataFrame(comparison_rows, columns=COMPARISON_COLUMNS)))

@@ -127,6 +127,18 @@ def append_judgment_history(database: Path | str, judgments: pd.DataFrame, promp
     return int(after - before), int(after)
 
 
+@_locked
+def newest_verdict(database: Path | str) -> pd.Timestamp | None:
+    """The newest ``judged_at`` in ``judgment_history`` (every batch, every judge version), or None."""
+    if not Path(database).exists():
+        return None
+    with connect(database, read_only=True) as con:
+        if not table_exists(con, HISTORY_TABLE):
+            return None
+        value = con.execute(f"SELECT max(judged_at) FROM {SCHEMA}.{HISTORY_TABLE}").fetchall()[0][0]
+    return None if value is None else pd.Timestamp(value)
+
+
 # --------------------------------------------------------------------------- quarantine rows written outside the IO manager
 
 @_locked
@@ -143,9 +155,15 @@ def append_quarantine(database: Path | str, rows: pd.DataFrame) -> int:
         con.register("new_rows", rows)
         if not table_exists(con, QUARANTINE_TABLE):
             con.execute(f"CREATE TABLE {SCHEMA}.{QUARANTINE_TABLE} AS SELECT * FROM new_rows LIMIT 0")
-        existing = [r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-            "ORDER BY ordinal_position", [SCHEMA, QUARANTINE_TABLE]).fetchall()]
+        described = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position", [SCHEMA, QUARANTINE_TABLE]).fetchall()
+        existing = [name for name, _ in described]
+        # A table first stored from an empty frame may have all-null columns of DuckDB's NULL type, which
+        # refuse any value: make them text (what every quarantine column but the timestamp is).
+        for name, kind in described:
+            if kind.strip('"') == "NULL":
+                con.execute(f'ALTER TABLE {SCHEMA}.{QUARANTINE_TABLE} ALTER COLUMN "{name}" TYPE VARCHAR')
         shared = [c for c in existing if c in rows.columns]
         columns = ", ".join(f'"{c}"' for c in shared)
         con.execute(f"DELETE FROM {SCHEMA}.{QUARANTINE_TABLE} WHERE quarantine_id IN (SELECT quarantine_id FROM new_rows)")

@@ -1,0 +1,286 @@
+"""The gates in real Dagster runs of the project's definitions: each failing on purpose, the export untouched.
+
+A first run (module fixture) publishes a good batch through a fake OpenAI-compatible server; each test
+copies that home, re-runs the same batch with a configuration (or judge) that one gate must reject, and
+checks that the check failed with its expectations and sample rows, the export step did not run, the
+files under ``exports/`` are byte for byte the previous good export, and the rejected rows are in
+``quarantine`` with their reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from pref_pipeline.config import parse_config
+from pref_pipeline.definitions import build_definitions, run_batches
+from pref_pipeline.paths import SCHEMA, Home
+from tests.conftest import SAMPLE_PROMPTS
+from tests.fakes import FakeLLMServer, default_judge
+
+BATCH = "prompts"
+KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+
+
+def config_for(base_url: str, prompts_file: Path, judge: str = "judge-1", **extra):
+    return parse_config({
+        "prompts": [{"path": str(prompts_file)}],
+        "generators": [
+            {"model": "openai:gen-strong", "base_url": base_url, "max_tokens": 200, "temperature": 0.2},
+            {"model": "openai:gen-weak", "base_url": base_url, "max_tokens": 200, "temperature": 1.0},
+        ],
+        "candidates_per_prompt": 3,
+        "judges": [{"model": f"openai:{judge}", "base_url": base_url, "criteria": "helpfulness_and_clarity"}],
+        **extra,
+    })
+
+
+def run(config) -> dg.ExecuteInProcessResult:
+    [result] = run_batches(config, Home.from_env().ensure()).values()
+    return result
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+            and not p.name.startswith(".")}
+
+
+def materialized(result) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def checks(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def table(name: str) -> pd.DataFrame:
+    with duckdb.connect(str(Home.from_env().database), read_only=True) as con:
+        return con.execute(f"SELECT * FROM {SCHEMA}.{name}").fetchdf()
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """A home where batch ``prompts`` was run and published once (default gates, recency weight on)."""
+    root = tmp_path_factory.mktemp("published")
+    prompts = root / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(p) + "\n" for p in SAMPLE_PROMPTS), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREF_PIPELINE_HOME", str(root / "home"))
+        mp.delenv("DAGSTER_HOME", raising=False)
+        for key in KEYS:
+            mp.delenv(key, raising=False)
+        with FakeLLMServer() as server:
+            result = run(config_for(server.openai_base_url, prompts, export={"recency_half_life_days": 30}))
+        audit = json.loads((root / "home" / "reports" / "audit.json").read_text())
+    return {"home": root / "home", "prompts": prompts, "result": result, "audit": audit}
+
+
+@pytest.fixture
+def republish(published, home):
+    """A copy of the published home (the ``home`` fixture points PREF_PIPELINE_HOME at it)."""
+    shutil.copytree(published["home"], home)
+    return published["prompts"]
+
+
+def test_the_good_run_publishes_with_checks_plots_and_recency_weight(published):
+    result, audit = published["result"], published["audit"]
+    assert result.success
+    assert {name: e.passed for name, e in checks(result).items()} == {
+        "prompts_gate": True, "candidates_gate": True, "judgments_gate": True, "preference_pairs_gate": True}
+    assert {"preference_pairs_export", "audit_report", "judgment_history", "quarantine"} <= materialized(result)
+    rows = [json.loads(line) for line in (published["home"] / "exports" / "preference_pairs.jsonl").read_text().splitlines()]
+    assert rows and len(rows) == audit["pairs"]["kept"]
+    assert all(r["recency_weight"] == pytest.approx(1.0, abs=1e-3) for r in rows)  # judged within seconds
+    # audit.json keeps its contract keys; the plots are PNG files and images in the UI's report.
+    for section, key in (("length_bias", "pct_longer_chosen"), ("length_bias", "flagged"),
+                         ("position_bias", "consistency_rate"), ("position_bias", "first_position_win_rate"),
+                         ("pairs", "kept"), ("pairs", "quarantined")):
+        assert key in audit[section]
+    assert isinstance(audit["flags"], list)
+    reports = published["home"] / "reports"
+    assert {"length_difference.png", "position.png", "drift.png"} <= {p.name for p in reports.glob("*.png")}
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("audit_report")]
+    report = event.materialization.metadata["report"].value
+    assert report.count("](data:image/png;base64,") >= 3
+    assert event.materialization.metadata["length_bias.pct_longer_chosen"].value == audit["length_bias"]["pct_longer_chosen"]
+
+
+def longer_wins_except_python_first_shown(info):
+    """Position-biased on one prompt in three: for the Python question the first-shown response always wins."""
+    if "Python" in info.question:
+        return {"preference": "A", "confidence": 0.8, "reasoning": "The first one."}
+    return default_judge(info)
+
+
+CASES = {
+    # name: (configuration changes, judge model, judge function, the check that must fail)
+    "min_prompts": ({"gates": {"min_prompts": 10}}, "judge-1", None, "prompts_gate"),
+    "min_candidates": ({"gates": {"min_candidates": 100}}, "judge-1", None, "candidates_gate"),
+    "min_judgments": ({"gates": {"min_judgments": 1000}}, "judge-1", None, "judgments_gate"),
+    "min_pairs": ({"gates": {"min_pairs": 100}}, "judge-1", None, "preference_pairs_gate"),
+    # The fake judge prefers the longer response: 100% longer chosen, outside 0.5 ± 0.15.
+    "max_length_bias": ({"gates": {"max_length_bias": 0.15}}, "judge-1", None, "preference_pairs_gate"),
+    # Same verdict in both orders for 6 of 9 comparisons (0.67) below a floor of 0.8.
+    "min_position_consistency": ({"gates": {"min_position_consistency": 0.8}}, "judge-position",
+                                 longer_wins_except_python_first_shown, "preference_pairs_gate"),
+}
+UPSTREAM = ["prompts", "candidates", "judgments", "preference_pairs"]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_failing_gate_stops_the_run_and_leaves_the_export_untouched(case, republish):
+    changes, judge, judge_fn, failing = CASES[case]
+    exports = Home.from_env().exports
+    before = snapshot(exports)
+    assert "preference_pairs.jsonl" in before and f"batches/{BATCH}/preference_pairs.jsonl" in before
+    with FakeLLMServer(judge_fn=judge_fn) as server:
+        result = run(config_for(server.openai_base_url, republish, judge=judge, **changes))
+
+    assert not result.success
+    evaluations = checks(result)
+    assert not evaluations[failing].passed
+    assert all(e.passed for name, e in evaluations.items() if name != failing)
+    # Blocking: nothing downstream of the failed check ran, and the export step never wrote.
+    stage = failing.removesuffix("_gate")
+    downstream = UPSTREAM[UPSTREAM.index(stage) + 1:] + ["preference_pairs_export", "audit_report"]
+    assert not set(downstream) & materialized(result)
+    assert snapshot(exports) == before
+
+    # Visible in the UI: the failed expectations, readable lines, and sample rows.
+    metadata = evaluations[failing].metadata
+    failed = metadata["failed_expectations"].value
+    assert failed and all(f["expectation"].startswith("expect_") for f in failed)
+    assert metadata["failures"].value.startswith("- expect_")
+    assert "|" in metadata["sample_rows"].value  # a Markdown table of rows
+    assert evaluations[failing].description.startswith(f"{stage}: ")
+
+    # The rows the gate rejected are kept in quarantine with the reason.
+    quarantine = table("quarantine")
+    rejected = quarantine[quarantine["stage"] == f"gate:{stage}"]
+    assert len(rejected) == metadata["quarantined_rows"].value > 0
+    assert set(rejected["batch_id"]) == {BATCH}
+    if stage == "preference_pairs":
+        pairs = table("preference_pairs")  # stored by the step before the check, kept as evidence
+        assert set(rejected["item_id"]) == set(pairs["pair_id"]) and set(rejected["reason"]) == {"batch_rejected"}
+        assert all(failed[0]["expectation"] in detail for detail in rejected["detail"])
+    else:
+        [row] = rejected.itertuples()
+        assert (row.item_id, row.reason) == (BATCH, failed[0]["label"])
+
+
+def test_the_bound_figures_are_on_the_check(republish):
+    with FakeLLMServer(judge_fn=longer_wins_except_python_first_shown) as server:
+        result = run(config_for(server.openai_base_url, republish, judge="judge-position",
+                                gates={"min_position_consistency": 0.8, "max_length_bias": 0.5}))
+    evaluation = checks(result)["preference_pairs_gate"]
+    figures = evaluation.metadata["figures"].value
+    assert figures["position_consistency"] == {"rate": round(6 / 9, 4), "n_both_orders": 9,
+                                               "min_position_consistency": 0.8}
+    assert figures["length_bias"]["pct_longer_chosen"] == 1.0  # length bound 0.5: passes; the floor fails
+    assert [f["label"] for f in evaluation.metadata["failed_expectations"].value] == [
+        "expect_column_mean_to_be_between(same_verdict_both_orders)"]
+
+
+def bad_pairs(kind: str) -> pd.DataFrame:
+    pairs = table("preference_pairs")
+    if kind == "null_required":
+        pairs.loc[0, "judge_model_id"] = None
+    elif kind == "chosen_equals_rejected":
+        pairs.loc[0, "rejected"] = pairs.loc[0, "chosen"]
+    elif kind == "duplicate_pair_id":
+        pairs.loc[1, "pair_id"] = pairs.loc[0, "pair_id"]
+    elif kind == "confidence_out_of_range":
+        pairs.loc[0, "confidence"] = 1.5
+    elif kind == "confidence_not_a_number":
+        pairs["confidence"] = pairs["confidence"].astype(object)
+        pairs.loc[0, "confidence"] = "high"
+    elif kind == "verdict_not_allowed":
+        pairs.loc[0, "verdict_ab"] = "C"
+    elif kind == "missing_column":
+        pairs = pairs.drop(columns=["criteria"])
+    elif kind == "empty_text":
+        pairs.loc[0, "chosen"] = "  "
+    return pairs
+
+
+@pytest.mark.parametrize("kind", ["null_required", "chosen_equals_rejected", "duplicate_pair_id",
+                                  "confidence_out_of_range", "confidence_not_a_number", "verdict_not_allowed",
+                                  "missing_column", "empty_text"])
+def test_the_export_validates_before_writing(kind, republish):
+    """Even called on its own (no check before it), the export asset refuses bad pairs and writes nothing."""
+    config = config_for("http://127.0.0.1:9/v1", republish)
+    export = build_definitions(config).get_assets_def("preference_pairs_export")
+    exports = Home.from_env().exports
+    before = snapshot(exports)
+    pairs, judgments = table("preference_pairs"), table("judgments")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("prompt_batches", [BATCH])
+    with pytest.raises(dg.Failure, match="not exported"):
+        export(dg.build_asset_context(partition_key=BATCH, instance=instance),
+               preference_pairs=bad_pairs(kind), judgments=judgments)
+    assert snapshot(exports) == before
+    # The same call with the stored pairs publishes them again.
+    export(dg.build_asset_context(partition_key=BATCH, instance=instance), preference_pairs=pairs, judgments=judgments)
+    assert (exports / "batches" / BATCH / "preference_pairs.jsonl").exists()
+
+
+def test_a_first_batch_without_pairs_does_not_break_later_batches(home, tmp_path):
+    """Batch ``a`` ends with no pair (its judge is position-biased: every comparison inconsistent), so its
+    pairs table is empty and its comparisons have no winner. Tables first stored from such all-null columns
+    must still take batch ``b``'s rows; the combined JSONL has no blank line for the empty batch."""
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(json.dumps(SAMPLE_PROMPTS[0]) + "\n", encoding="utf-8")
+    second.write_text("".join(json.dumps(p) + "\n" for p in SAMPLE_PROMPTS[1:]), encoding="utf-8")
+
+    def no_pairs_for_seasons(info):
+        if "seasons" in info.question:
+            return {"preference": "A", "confidence": 0.8, "reasoning": "First."}  # inconsistent: no pair
+        return default_judge(info)
+
+    with FakeLLMServer(judge_fn=no_pairs_for_seasons) as server:
+        config = config_for(server.openai_base_url, first, gates={"min_pairs": 0})
+        config = config.model_copy(update={"prompts": [config.prompts[0], config.prompts[0].model_copy(
+            update={"path": second})]})
+        results = run_batches(config, Home.from_env().ensure())
+    assert {batch: r.success for batch, r in results.items()} == {"a": True, "b": True}
+    pairs = table("preference_pairs")
+    assert set(pairs["batch_id"]) == {"b"} and len(pairs) > 0
+    rows = (Home.from_env().exports / "preference_pairs.jsonl").read_text().splitlines()
+    assert len(rows) == len(pairs) and all(json.loads(row)["batch_id"] == "b" for row in rows)
+    assert (Home.from_env().exports / "batches" / "a" / "preference_pairs.jsonl").read_bytes() == b""
+
+
+def shorter_wins_for_python(info):
+    """Longer wins, except on the Python question where the shorter does: longer chosen in about 2 of 3 pairs."""
+    if "Python" in info.question:
+        a, b = len(info.response_a), len(info.response_b)
+        return {"preference": "A" if a < b else "B" if b < a else "tie", "confidence": 0.8, "reasoning": "Short."}
+    return default_judge(info)
+
+
+def test_rebalanced_export_chooses_the_longer_half_of_the_time(republish):
+    with FakeLLMServer(judge_fn=shorter_wins_for_python) as server:
+        result = run(config_for(server.openai_base_url, republish, judge="judge-mixed",
+                                export={"rebalance_length": True}))
+    assert result.success
+    pairs = table("preference_pairs")
+    longer = (pairs["chosen_words"] > pairs["rejected_words"]).sum()
+    shorter = (pairs["chosen_words"] < pairs["rejected_words"]).sum()
+    assert longer > shorter > 0
+    exported = [json.loads(line) for line in (Home.from_env().exports / "preference_pairs.jsonl").read_text().splitlines()]
+    assert sum(r["chosen_words"] > r["rejected_words"] for r in exported) == shorter  # as many as the other way
+    assert sum(r["chosen_words"] < r["rejected_words"] for r in exported) == shorter
+    quarantine = table("quarantine")
+    left_out = quarantine[quarantine["stage"] == "export"]
+    assert len(left_out) == longer - shorter and set(left_out["reason"]) == {"length_rebalance"}
+    assert not set(left_out["item_id"]) & {r["pair_id"] for r in exported}
+    audit = json.loads((Home.from_env().reports / "audit.json").read_text())
+    # The audit measures the judge before rebalancing, and says how many pairs the export left out.
+    assert audit["pairs"]["kept"] == len(pairs) and audit["pairs"]["left_out_by_export"] == longer - shorter
+    assert audit["length_bias"]["pct_longer_chosen"] == round(longer / (longer + shorter), 4)

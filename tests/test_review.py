@@ -1,0 +1,133 @@
+"""The human review round trip: a stratified sheet of 20 pairs out, labels in, agreement figures in the audit."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pref_pipeline.audit import audit_database, render_markdown
+from pref_pipeline.cli import main
+from pref_pipeline.paths import SCHEMA, Home
+from pref_pipeline.review import SHEET_COLUMNS, allocate
+
+SIZES = {"factual": 15, "coding": 10, "advice": 5}
+
+
+def stored_pairs() -> pd.DataFrame:
+    rows, i = [], 0
+    for category, n in SIZES.items():
+        for _ in range(n):
+            rows.append({"pair_id": f"pair-{i:02d}", "prompt_id": f"p{i}", "prompt": f"Question {i}?", "category": category,
+                         "chosen": f"A good answer {i}.", "rejected": f"Meh {i}.", "judge_model_id": "judge-1",
+                         "confidence": 0.8, "chosen_candidate_id": f"c{i}-x", "rejected_candidate_id": f"c{i}-y",
+                         "batch_id": "b1"})
+            i += 1
+    # Five more pairs of a batch whose gate failed: stored, quarantined, never offered for review.
+    for j in range(5):
+        rows.append({**rows[0], "pair_id": f"pair-bad-{j}", "chosen_candidate_id": f"bad{j}-x",
+                     "rejected_candidate_id": f"bad{j}-y", "batch_id": "b2"})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def database(home) -> str:
+    path = Home.from_env().ensure().database
+    pairs = stored_pairs()
+    comparisons = pd.DataFrame({
+        "comparison_id": "cmp-" + pairs["pair_id"].str.removeprefix("pair-"), "prompt_id": pairs["prompt_id"],
+        "candidate_x_id": pairs["chosen_candidate_id"], "candidate_y_id": pairs["rejected_candidate_id"],
+        "status": "consistent", "winner_id": pairs["chosen_candidate_id"], "batch_id": pairs["batch_id"]})
+    quarantine = pd.DataFrame({"quarantine_id": [f"q{j}" for j in range(5)], "stage": "gate:preference_pairs",
+                               "reason": "batch_rejected", "item_id": [f"pair-bad-{j}" for j in range(5)]})
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"CREATE SCHEMA {SCHEMA}")
+        for name, frame in (("preference_pairs", pairs), ("comparisons", comparisons), ("quarantine", quarantine)):
+            con.register("frame", frame)
+            con.execute(f"CREATE TABLE {SCHEMA}.{name} AS SELECT * FROM frame")
+            con.unregister("frame")
+    return str(path)
+
+
+def test_allocation_is_proportional_with_at_least_one_per_category():
+    # 20 of 30: 20*15/30 = 10, 20*10/30 = 6.67, 20*5/30 = 3.33 -> 10, 7, 3 by largest remainder.
+    assert allocate(SIZES, 20) == {"factual": 10, "coding": 7, "advice": 3}
+    # 4 of 30: one each first, the fourth to the largest spare (factual: 14 of 27 -> quota 0.52).
+    assert allocate(SIZES, 4) == {"factual": 2, "coding": 1, "advice": 1}
+    assert allocate(SIZES, 100) == SIZES  # never more than there is
+
+
+def test_review_round_trip_reaches_the_agreement_figures(database, tmp_path, capsys):
+    sheet_path = tmp_path / "sheet.csv"
+    assert main(["review", "export", "--out", str(sheet_path)]) == 0  # default size: audit.review_sample_size
+    assert "20 pairs" in capsys.readouterr().out
+    sheet = pd.read_csv(sheet_path, dtype=str, keep_default_na=False)
+    assert list(sheet.columns) == SHEET_COLUMNS
+    assert len(sheet) == 20 and sheet["pair_id"].is_unique
+    assert sheet["category"].value_counts().to_dict() == {"factual": 10, "coding": 7, "advice": 3}
+    assert not sheet["pair_id"].str.startswith("pair-bad").any()  # gate-failed pairs are not in the dataset
+    assert (sheet["human_preference"] == "").all()
+    pairs = stored_pairs().set_index("pair_id")
+    assert all(pairs.loc[r.pair_id, "chosen"] == r.chosen for r in sheet.itertuples())
+    # The same seed draws the same sample; another seed another one.
+    again = tmp_path / "again.csv"
+    main(["review", "export", "--out", str(again)])
+    assert pd.read_csv(again)["pair_id"].tolist() == sheet["pair_id"].tolist()
+    main(["review", "export", "--out", str(again), "--seed", "7"])
+    assert pd.read_csv(again)["pair_id"].tolist() != sheet["pair_id"].tolist()
+
+    # A reviewer disagrees on 3 factual pairs and 1 coding pair and calls one coding pair a tie.
+    labels = []
+    seen = {"factual": 0, "coding": 0}
+    for category in sheet["category"]:
+        k = seen.get(category, 0)
+        seen[category] = k + 1
+        if category == "factual" and k < 3:
+            labels.append("rejected")
+        elif category == "coding" and k == 0:
+            labels.append("tie")
+        elif category == "coding" and k == 1:
+            labels.append("Rejected ")  # case and spaces are forgiven
+        else:
+            labels.append("chosen")
+    sheet["human_preference"] = labels
+    sheet["labeller"] = "ana"
+    sheet.to_csv(sheet_path, index=False)
+    assert main(["review", "import", str(sheet_path)]) == 0
+    assert "imported 20 label(s) (chosen 15, rejected 4, tie 1)" in capsys.readouterr().out
+
+    human = audit_database(database)["agreement"]["human"]
+    # 19 decisive labels on kept pairs, 15 of them agree with the judge.
+    assert (human["n_labels"], human["n_human_ties"], human["n_compared"]) == (20, 1, 19)
+    assert human["agreement_rate"] == round(15 / 19, 4)
+    # factual 7 of 10, coding 5 of 6 (the tie left out), advice 3 of 3: the worst first.
+    assert [(c["category"], c["n"], c["agreement_rate"]) for c in human["by_category"]] == [
+        ("factual", 10, 0.7), ("coding", 6, round(5 / 6, 4)), ("advice", 3, 1.0)]
+    assert human["most_divergent_category"] == "factual"
+    assert human["by_source"][0]["source"] == "review"
+    markdown = render_markdown(audit_database(database))
+    assert "With human labels (20 labels, 1 of them ties)" in markdown and "**factual**" in markdown
+
+    # Importing the same sheet again replaces the labels (same labeller), it does not double them.
+    assert main(["review", "import", str(sheet_path)]) == 0
+    assert audit_database(database)["agreement"]["human"]["n_labels"] == 20
+
+
+def test_a_bad_sheet_is_refused_whole(database, tmp_path, capsys):
+    sheet_path = tmp_path / "sheet.csv"
+    main(["review", "export", "--out", str(sheet_path), "-n", "3"])
+    sheet = pd.read_csv(sheet_path, dtype=str, keep_default_na=False)
+    sheet["human_preference"] = ["chosen", "maybe", "rejected"]
+    sheet.loc[2, "pair_id"] = "pair-unknown"
+    sheet.to_csv(sheet_path, index=False)
+    capsys.readouterr()
+    assert main(["review", "import", str(sheet_path)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: human_preference 'maybe'" in err and "line 4: pair 'pair-unknown'" in err
+    with duckdb.connect(database, read_only=True) as con:
+        stored = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'human_labels'").fetchall()
+        count = con.execute(f"SELECT count(*) FROM {SCHEMA}.human_labels").fetchall()[0][0] if stored[0][0] else 0
+    assert count == 0
+    assert json.loads(json.dumps(audit_database(database)["agreement"]["human"]))["n_labels"] == 0
