@@ -33,6 +33,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from pref_pipeline import store
+
 LENGTH_BIAS_BAND = 0.15  # flag when the longer response wins more than 0.5 ± this
 STAND_IN_MODELS = {"local:smollm2-135m"}
 Z95 = 1.959963984540054
@@ -61,16 +63,9 @@ COMPARISONS_SCHEMA = {
 }
 QUARANTINE_SCHEMA = {"quarantine_id": "VARCHAR", "stage": "VARCHAR", "reason": "VARCHAR", "item_id": "VARCHAR",
                      "pair_id": "VARCHAR"}
-HISTORY_SCHEMA = {
-    "judgment_id": "VARCHAR", "judge_fingerprint": "VARCHAR", "comparison_id": "VARCHAR", "category": "VARCHAR",
-    "order": "VARCHAR", "judge_model": "VARCHAR", "preference": "VARCHAR", "preferred": "VARCHAR",
-    "parse_status": "VARCHAR", "error": "VARCHAR", "judged_at": "TIMESTAMPTZ", "run_id": "VARCHAR",
-    "judge_slot": "INTEGER",
-}
-HUMAN_SCHEMA = {
-    "label_id": "VARCHAR", "source": "VARCHAR", "comparison_id": "VARCHAR", "pair_id": "VARCHAR",
-    "category": "VARCHAR", "human_preference": "VARCHAR", "human_winner_id": "VARCHAR",
-}
+# The stored tables' own column types (store.py creates them); the audit reads the columns it needs.
+HISTORY_SCHEMA = store.HISTORY_COLUMNS
+HUMAN_SCHEMA = store.HUMAN_LABEL_COLUMNS
 RELATIONS = {
     "pairs": PAIRS_SCHEMA, "judgments": JUDGMENTS_SCHEMA, "comparisons": COMPARISONS_SCHEMA,
     "quarantine": QUARANTINE_SCHEMA, "judgment_history": HISTORY_SCHEMA, "human_labels": HUMAN_SCHEMA,
@@ -247,7 +242,7 @@ SELECT v.judge_fingerprint, any_value(v.judge_model) AS judge_model, min(v.judge
        max(v.judged_at) AS last_seen, count(*) AS n,
        count(*) FILTER (WHERE v.preference IN ('A', 'B')) AS n_decisive,
        count(*) FILTER (WHERE v.preference = 'A') AS n_first_wins,
-       any_value(c.n_both) AS n_both, any_value(c.n_same) AS n_same
+       any_value(c.n_both) AS n_both, any_value(c.n_same) AS n_same, avg(v.recency_weight) AS mean_recency_weight
 FROM v LEFT JOIN consistency c USING (judge_fingerprint)
 GROUP BY v.judge_fingerprint ORDER BY first_seen, v.judge_fingerprint
 """
@@ -541,6 +536,7 @@ def audit_connection(con: duckdb.DuckDBPyConnection, band: float = LENGTH_BIAS_B
     quarantine_rows = con.execute(QUARANTINE_SQL).fetchall()
     quarantined_pairs = sum(int(n) for stage, _, n in quarantine_rows if stage in PAIR_STAGES)
     gate_failed = sum(int(n) for stage, _, n in quarantine_rows if stage == "gate:preference_pairs")
+    left_out_by_export = sum(int(n) for stage, _, n in quarantine_rows if stage == "export")
 
     agreement = _agreement(con)
     drift = _drift(con)
@@ -584,6 +580,7 @@ def audit_connection(con: duckdb.DuckDBPyConnection, band: float = LENGTH_BIAS_B
         "pairs": {
             "kept": int(n_kept),
             "quarantined": int(quarantined_pairs),
+            "left_out_by_export": int(left_out_by_export),  # e.g. length rebalancing: kept, audited, not published
             "comparisons": int(sum(statuses.values())),
             "by_status": statuses,
         },
@@ -670,12 +667,13 @@ def _agreement(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 def _drift(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     versions = []
     models = {}
-    for fp, model, first, last, n, n_dec, n_first, n_both, n_same in con.execute(VERSIONS_SQL).fetchall():
+    for fp, model, first, last, n, n_dec, n_first, n_both, n_same, weight in con.execute(VERSIONS_SQL).fetchall():
         models[fp] = model
         versions.append({"judge_fingerprint": fp, "judge_model": model, "first_seen": _iso(first),
                          "last_seen": _iso(last), "n": int(n), "first_position_win_rate": _ratio(n_first, n_dec),
                          "consistency_rate": _ratio(int(n_same or 0), int(n_both or 0)),
-                         "n_both_orders": int(n_both or 0)})
+                         "n_both_orders": int(n_both or 0),
+                         "mean_recency_weight": None if weight is None else round(float(weight), 4)})
     flips = con.execute(FLIPS_SQL).fetchdf()
     transitions = []
     for (old, new), group in flips.groupby(["old_fp", "new_fp"], sort=False):
@@ -718,6 +716,12 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _left_out(pairs: dict[str, Any]) -> str:
+    n = pairs.get("left_out_by_export") or 0
+    return (f" Of the kept pairs, {n} were left out of the published files by the export's length rebalancing "
+            "(the figures below are measured before it)." if n else "")
+
+
 def render_markdown(audit: dict[str, Any], images: dict[str, str] | None = None) -> str:
     """A report a person who did not build the pipeline can read.
 
@@ -743,7 +747,7 @@ def render_markdown(audit: dict[str, Any], images: dict[str, str] | None = None)
     parts = [f"""# Preference data audit
 
 **{pairs['kept']} pairs kept** from {pairs['comparisons']} comparisons; {pairs.get('quarantined', 0)} comparisons or
-pairs quarantined (see below: nothing is dropped without a reason).
+pairs quarantined (see below: nothing is dropped without a reason).{_left_out(pairs)}
 
 ## Warnings
 {flags}
