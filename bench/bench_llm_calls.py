@@ -18,7 +18,8 @@ What it measures, on one fake OpenAI-compatible server on 127.0.0.1 answering af
 4. a warm re-run of (1) in the same PREF_PIPELINE_HOME: calls made and wall time;
 5. a server-side rate limit (``--rpm`` requests per minute, enforced over a sliding
    ``--rpm-window`` seconds): this project with the same ``rpm`` in its config (achieved rate vs the
-   limit, 429s), and the bare loop without a client limit for contrast;
+   limit, 429s); for contrast, the bare loop without a client limit, and this project without
+   ``rpm`` in its config (its only defence: a 429 pauses new requests for the retry-after);
 6. distilabel's ``OpenAILLM`` (in its own venv, ``--distilabel-python``), same requests, fed in
    batches of ``--concurrency`` as its pipeline steps do with ``input_batch_size``.
 """
@@ -252,6 +253,17 @@ def main() -> None:
         rows.append((f"same limit, bare loop without a client limit ({len(hammer_bodies)} requests)",
                      f"{hammer:.1f} s",
                      f"{server.rate_limited} x 429 for {len(hammer_bodies)} requests; {hammer_failures} failed"))
+        # ... and this project on the same requests with no rpm in its config: only the pause after a 429
+        time.sleep(args.rpm_window)
+        server.reset()
+        p3 = p2.head(len(hammer_bodies) // 2)
+        c3 = c2[c2["prompt_id"].isin(p3["prompt_id"])]
+        unpaced = judge_config(url, args.concurrency, max_retries=10)
+        unpaced_s, unpaced_frame = run_project(p3, c3, unpaced, work / "home-unpaced")
+        rows.append((f"same limit, this project without rpm in its config ({len(unpaced_frame)} requests)",
+                     f"{unpaced_s:.1f} s",
+                     f"{server.rate_limited} x 429 for {len(unpaced_frame)} requests (a 429 pauses new requests "
+                     f"for its retry-after); {int(unpaced_frame['error'].notna().sum())} failed"))
         server.rpm_limit = None
 
         # 6. distilabel

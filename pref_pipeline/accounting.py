@@ -79,6 +79,7 @@ class UsageLedger:
         self.prices = dict(prices) if prices is not None else dict(DEFAULT_PRICES)
         self._tallies: dict[tuple[str, Source], _Tally] = {}
         self._failed: dict[str, int] = {}
+        self._rate_limited: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def record(self, model: str, source: Source, input_tokens: int | None, output_tokens: int | None) -> None:
@@ -96,6 +97,11 @@ class UsageLedger:
         with self._lock:
             self._failed[model] = self._failed.get(model, 0) + 1
 
+    def record_rate_limited(self, model: str) -> None:
+        """A 429 from ``model``'s server (the request itself was retried, or failed in the end)."""
+        with self._lock:
+            self._rate_limited[model] = self._rate_limited.get(model, 0) + 1
+
     def summary(self) -> dict[str, Any]:
         """Totals and a per-model breakdown, JSON-ready.
 
@@ -103,7 +109,7 @@ class UsageLedger:
         from the cache at no cost; tokens of cached answers are in ``cached_*_tokens`` only.
         """
         with self._lock:
-            models = sorted({m for m, _ in self._tallies} | set(self._failed))
+            models = sorted({m for m, _ in self._tallies} | set(self._failed) | set(self._rate_limited))
             per_model: dict[str, dict[str, Any]] = {}
             for model in models:
                 t = {s: self._tallies.get((model, s), _Tally()) for s in ("api", "batch", "cache")}
@@ -114,13 +120,14 @@ class UsageLedger:
                     "batch_calls": t["batch"].calls,
                     "cached_calls": t["cache"].calls,
                     "failed_calls": self._failed.get(model, 0),
+                    "rate_limited": self._rate_limited.get(model, 0),
                     "input_tokens": t["api"].input_tokens + t["batch"].input_tokens,
                     "output_tokens": t["api"].output_tokens + t["batch"].output_tokens,
                     "cached_input_tokens": t["cache"].input_tokens,
                     "cached_output_tokens": t["cache"].output_tokens,
                     "cost_usd": round(t["api"].cost_usd + t["batch"].cost_usd, 6) if priced else None,
                 }
-        keys = ("calls", "api_calls", "batch_calls", "cached_calls", "failed_calls", "input_tokens",
+        keys = ("calls", "api_calls", "batch_calls", "cached_calls", "failed_calls", "rate_limited", "input_tokens",
                 "output_tokens", "cached_input_tokens", "cached_output_tokens")
         totals: dict[str, Any] = {k: sum(m[k] for m in per_model.values()) for k in keys}
         totals["cost_usd"] = round(sum(m["cost_usd"] or 0.0 for m in per_model.values()), 6)
@@ -133,7 +140,7 @@ class UsageLedger:
         s = self.summary()
         cost = f"${s['cost_usd']:.4f}" + (f" (+ unpriced: {', '.join(s['unpriced_models'])})" if s["unpriced_models"] else "")
         return (f"{s['calls']} paid LLM calls ({s['batch_calls']} batch), {s['cached_calls']} from cache, "
-                f"{s['failed_calls']} failed; {s['input_tokens']} input + {s['output_tokens']} output tokens; {cost}")
+                f"{s['failed_calls']} failed, {s['rate_limited']} x HTTP 429; {s['input_tokens']} input + {s['output_tokens']} output tokens; {cost}")
 
 
 USAGE_ATTR = "llm_usage"  # key in DataFrame.attrs where generation and judging leave their usage summary
@@ -148,6 +155,7 @@ def usage_metadata(frame: Any) -> dict[str, Any]:
         "llm_calls": summary["calls"],
         "llm_batch_calls": summary["batch_calls"],
         "llm_cached_calls": summary["cached_calls"],
+        "llm_rate_limited": summary["rate_limited"],
         "llm_input_tokens": summary["input_tokens"],
         "llm_output_tokens": summary["output_tokens"],
         "llm_cost_usd": summary["cost_usd"],

@@ -168,7 +168,7 @@ def test_invalid_request_is_a_400_in_the_protocol_shape(server):
     }
     response = httpx.post(f"{server.url}/v1/chat/completions", content=b"not json")
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
-    assert server.requests[-1] == {"path": "/v1/chat/completions", "body": None}
+    assert (server.requests[-1]["path"], server.requests[-1]["body"]) == ("/v1/chat/completions", None)
 
 
 # ----- fault injection -----

@@ -25,7 +25,7 @@ from pref_pipeline.config import parse_config
 from pref_pipeline.generation import TooManyFailures, generate_candidates
 from pref_pipeline.judging.batch import judge_candidates
 from pref_pipeline.paths import Home
-from pref_pipeline.providers.client import Budget, CallSession
+from pref_pipeline.providers.client import Budget, CallSession, retry_after_seconds
 from pref_pipeline.sources import load_prompts
 from tests.fakes import FakeLLMServer
 
@@ -83,6 +83,49 @@ def test_rate_limit_429_from_the_server_budget_is_waited_out(home):
         assert all(o.ok for o in outcomes)
         assert server.rate_limited >= 1
     assert seconds >= 1.0  # retry-after is whole seconds, at least 1
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_a_429_pauses_every_new_request_of_the_model(home, protocol, caplog):
+    """One request at a time and no SDK retry: after the 429, the next request still waits retry-after."""
+    with FakeLLMServer(fail_plan=[429], retry_after_s=1.5) as server:
+        config = config_with({"model": f"{protocol}:gen", "base_url": base_url(server, protocol), "max_retries": 0,
+                              "max_concurrency": 1})
+        with caplog.at_level("WARNING", logger="pref_pipeline"):
+            [limited, later], usage, _ = complete(config, ["first", "second"])
+        first_at, second_at = (r["at"] for r in server.requests)
+    assert not limited.ok and "HTTP 429" in limited.error
+    assert later.ok
+    assert second_at - first_at >= 1.45  # without the pause it would start the moment the slot freed
+    assert usage["rate_limited"] == 1 and usage["by_model"][f"{protocol}:gen"]["rate_limited"] == 1
+    assert "HTTP 429 (rate limited); new requests wait 1.5 s" in caplog.text
+
+
+def test_429s_retried_by_the_sdk_are_counted(home):
+    with FakeLLMServer(fail_plan=[429, 429], retry_after_s=0.2) as server:
+        config = config_with({"model": "openai:gen", "base_url": server.openai_base_url, "max_retries": 3})
+        [outcome], usage, _ = complete(config, ["hello"])
+        assert outcome.ok and len(server.requests) == 3
+    assert (usage["calls"], usage["failed_calls"], usage["rate_limited"]) == (1, 0, 2)
+
+
+@pytest.mark.parametrize("headers, seconds", [
+    ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+    ({"retry-after": "2"}, 2.0),
+    ({"retry-after": "0.25"}, 0.25),
+    ({"retry-after": "-3"}, 0.0),
+    ({"retry-after": "soon"}, None),
+    ({}, None),
+])
+def test_retry_after_seconds(headers, seconds):
+    assert retry_after_seconds(headers) == seconds
+
+
+def test_retry_after_as_an_http_date():
+    from email.utils import format_datetime
+    from datetime import datetime, timedelta, timezone
+    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    assert 28 <= retry_after_seconds({"retry-after": when}) <= 30
 
 
 @pytest.mark.parametrize("protocol", ["openai", "anthropic"])
@@ -171,8 +214,8 @@ def test_client_rpm_limit_keeps_within_the_server_budget(home):
         unpaced = config_with({"model": "openai:gen", "base_url": server.openai_base_url, "max_concurrency": 16},
                               cache=False)
         outcomes, _, _ = complete(unpaced, texts)
-        assert all(o.ok for o in outcomes)  # the SDK waited out the 429s ...
-        assert server.rate_limited >= 10  # ... but only after hammering the server
+        assert all(o.ok for o in outcomes)  # the SDK and the pause after a 429 waited them out ...
+        assert server.rate_limited >= 6  # ... but only after 16 requests at once ran into a window of 10
 
 
 def test_tpm_budget_paces_by_tokens():

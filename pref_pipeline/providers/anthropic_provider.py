@@ -27,13 +27,14 @@ class AnthropicProvider(Provider):
 
     batch_limits = ANTHROPIC_BATCH_LIMITS
 
-    def __init__(self, spec):
-        super().__init__(spec)
+    def __init__(self, spec, *, http_hooks=None):
+        super().__init__(spec, http_hooks=http_hooks)
         api_key = os.environ.get("ANTHROPIC_API_KEY")
         if api_key is None and (spec.base_url or os.environ.get("ANTHROPIC_BASE_URL")):
             api_key = "not-needed"
         self.client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=spec.base_url, timeout=spec.timeout_s, max_retries=spec.max_retries
+            api_key=api_key, base_url=spec.base_url, timeout=spec.timeout_s, max_retries=spec.max_retries,
+            http_client=anthropic.DefaultAsyncHttpxClient(event_hooks=http_hooks) if http_hooks else None,
         )
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:

@@ -11,7 +11,9 @@ token/cost ledger, shows progress, and hands out one ``ModelClient`` per configu
    pending batch up instead of paying twice;
 3. or are sent **live**: at most ``max_concurrency`` in flight, paced by ``rpm`` / ``tpm``
    (``aiolimiter``), with the SDK's own retries (exponential backoff with jitter, honouring
-   ``retry-after`` on 429 and 5xx, ``max_retries`` times).
+   ``retry-after`` on 429 and 5xx, ``max_retries`` times). A 429 also pauses the endpoint: no new
+   request of that model starts until the server's ``retry-after`` has passed, so a run without
+   (or with too high) an ``rpm`` backs off as a whole instead of firing into a full window.
 
 Every answer is written to the cache the moment it arrives. Generators and judges that name the
 same ``model`` and ``base_url`` share one budget (the smallest ``max_concurrency``/``rpm``/``tpm``
@@ -21,6 +23,7 @@ given for it), since a provider's limits apply per model, not per sampling setti
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import json
 import logging
@@ -50,6 +53,8 @@ HEADROOM = 0.98  # pace at 98 % of a budget: room for network jitter and the SDK
 REQUEST_BUCKET = 1.15  # the rpm bucket's size in requests: 0.15 of an interval of tolerance for a late wake-up
 CHARS_PER_TOKEN = 4  # for tpm pacing and estimates: ~4 characters of English text per token
 DEFAULT_OUTPUT_TOKENS = 256  # counted against tpm when a request sets no max_tokens
+PAUSE_WITHOUT_RETRY_AFTER_S = 1.0  # how long new requests wait after a 429 that names no retry-after
+MAX_PAUSE_S = 60.0  # a longer retry-after is capped (the SDKs also ignore one above 60 s)
 
 log = logging.getLogger("pref_pipeline")
 
@@ -62,6 +67,30 @@ def estimate_tokens(text: str | None) -> int:
 def request_tokens(request: ChatRequest) -> int:
     """What a request counts against a tokens-per-minute limit: its input plus its ``max_tokens``."""
     return estimate_tokens(request.system) + estimate_tokens(request.user) + (request.max_tokens or DEFAULT_OUTPUT_TOKENS)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """The wait a 429 asks for: ``retry-after-ms``, or ``retry-after`` in seconds or as an HTTP date."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def endpoint_of(spec: ModelSpec) -> tuple[str, str | None, str]:
@@ -83,9 +112,13 @@ class Budget:
     n for n >= 8; below 8 requests per minute the bucket holds exactly 1.
     """
 
-    def __init__(self, max_concurrency: int, rpm: int | None, tpm: int | None):
+    def __init__(self, max_concurrency: int, rpm: int | None, tpm: int | None, *, name: str = "",
+                 logger: logging.Logger | None = None, ledger: UsageLedger | None = None):
         self.max_concurrency, self.rpm, self.tpm = max_concurrency, rpm, tpm
+        self.name, self.logger, self.ledger = name, logger or log, ledger
         self.semaphore = asyncio.Semaphore(max_concurrency)
+        self.rate_limited = 0  # 429 responses seen, including those the SDK then retried
+        self._paused_until = 0.0  # time.monotonic() before which no new request starts
         interval = 60.0 / (rpm * HEADROOM) if rpm else 0.0
         bucket = REQUEST_BUCKET if rpm and rpm >= 8 else 1.0
         self._requests = AsyncLimiter(bucket, bucket * interval) if rpm else None
@@ -94,7 +127,34 @@ class Budget:
             self._token_burst = max(1.0, 0.01 * tpm)
             self._tokens = AsyncLimiter(self._token_burst, self._token_burst / (tpm * HEADROOM / 60.0))
 
+    def note_rate_limited(self, retry_after_s: float | None) -> None:
+        """A 429 arrived: hold back every new request of this endpoint for the wait it asked for.
+
+        The request that got the 429 is retried by the SDK after its ``retry-after``; without this
+        pause the other requests would keep starting into the same full window (a 429 storm).
+        """
+        self.rate_limited += 1
+        if self.ledger is not None:
+            self.ledger.record_rate_limited(self.name)
+        wait = PAUSE_WITHOUT_RETRY_AFTER_S if retry_after_s is None else min(retry_after_s, MAX_PAUSE_S)
+        until = time.monotonic() + wait
+        if until > self._paused_until + 0.5:  # one log line per pause, not one per 429
+            self.logger.warning("%s: HTTP 429 (rate limited); new requests wait %.1f s%s", self.name, wait,
+                                "" if retry_after_s is not None else " (no retry-after given)")
+        self._paused_until = max(self._paused_until, until)
+
+    def http_hooks(self) -> dict[str, list[Any]]:
+        """httpx event hooks that report every 429 the SDK's client receives to this budget."""
+
+        async def on_response(response: Any) -> None:
+            if response.status_code == 429:
+                self.note_rate_limited(retry_after_seconds(response.headers))
+
+        return {"response": [on_response]}
+
     async def admit(self, tokens: int) -> None:
+        while (delay := self._paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
         if self._requests is not None:
             await self._requests.acquire()
         if self._tokens is not None:
@@ -168,8 +228,8 @@ class ModelClient:
     def __init__(self, session: CallSession, spec: ModelSpec, provider: Provider | None = None):
         self.session = session
         self.spec = spec
-        self.provider = provider or make_provider(spec)
         self.budget = session.budget_for(spec)
+        self.provider = provider or make_provider(spec, http_hooks=self.budget.http_hooks())
 
     def request(self, user: str, **kwargs: Any) -> ChatRequest:
         return self.provider.request(user, **kwargs)
@@ -336,7 +396,8 @@ class CallSession:
             rpms = [s.rpm for s in same if s.rpm]
             tpms = [s.tpm for s in same if s.tpm]
             self._budgets[endpoint] = Budget(min(s.max_concurrency for s in same), min(rpms) if rpms else None,
-                                             min(tpms) if tpms else None)
+                                             min(tpms) if tpms else None, name=spec.model, logger=self.logger,
+                                             ledger=self.ledger)
         return self._budgets[endpoint]
 
     def client(self, spec: ModelSpec) -> ModelClient:

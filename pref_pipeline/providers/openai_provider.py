@@ -31,14 +31,15 @@ class OpenAIProvider(Provider):
 
     batch_limits = OPENAI_BATCH_LIMITS
 
-    def __init__(self, spec):
-        super().__init__(spec)
+    def __init__(self, spec, *, http_hooks=None):
+        super().__init__(spec, http_hooks=http_hooks)
         api_key = os.environ.get("OPENAI_API_KEY")
         if api_key is None and (spec.base_url or os.environ.get("OPENAI_BASE_URL")):
             api_key = "not-needed"  # local compatible servers usually ignore the key
         try:
             self.client = openai.AsyncOpenAI(
-                api_key=api_key, base_url=spec.base_url, timeout=spec.timeout_s, max_retries=spec.max_retries
+                api_key=api_key, base_url=spec.base_url, timeout=spec.timeout_s, max_retries=spec.max_retries,
+                http_client=openai.DefaultAsyncHttpxClient(event_hooks=http_hooks) if http_hooks else None,
             )
         except openai.OpenAIError as exc:
             raise ProviderError(f"{spec.model}: {exc}") from None

@@ -258,7 +258,7 @@ class FakeLLMServer:
         self.rate_window_s = rate_window_s
         self.retry_after_s = retry_after_s
         self.batch_polls = batch_polls
-        self.requests: list[dict[str, Any]] = []  # {"path": ..., "body": parsed JSON or None}, in arrival order
+        self.requests: list[dict[str, Any]] = []  # {"path", "body": parsed JSON or None, "at": monotonic}, in order
         self.batch_calls: list[tuple[str, str]] = []  # (method, path) of batch-API and file calls
         self.batch_requests: list[dict[str, Any]] = []  # {"protocol", "custom_id", "body"} inside batches
         self._files: dict[str, dict[str, Any]] = {}
@@ -389,7 +389,7 @@ class FakeLLMServer:
         except ValueError:
             body = None
         with self._lock:
-            self.requests.append({"path": request.url.path, "body": body})
+            self.requests.append({"path": request.url.path, "body": body, "at": time.monotonic()})
             fault = self._fail_plan.popleft() if self._fail_plan else None
 
         if isinstance(fault, int):
