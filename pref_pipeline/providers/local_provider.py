@@ -61,8 +61,9 @@ _LOADED: dict[Path, _LoadedModel] = {}
 _LOADING = threading.Lock()
 # Every llama.cpp call of the process runs on this one thread. llama.cpp keeps a team of compute
 # threads per calling thread, and an idle team keeps spinning for a while: calls spread over the
-# event loop's default executor (a new thread per concurrent request) left several teams fighting
-# for 2 cores, and generation ran at a third of its speed (31 vs 98 tokens/s, measured).
+# event loop's default executor (up to one thread per concurrent request) left several teams
+# fighting for 2 cores, and generation ran at a third of its speed (bench/bench_local_model.py:
+# 32 vs 87 tokens/s).
 _LLAMA_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-cpp")
 
 
