@@ -28,7 +28,7 @@ class AnthropicProvider(Provider):
     batch_limits = ANTHROPIC_BATCH_LIMITS
 
     def __init__(self, spec, *, http_hooks=None):
-        super().__init__(spec, http_hooks=http_hooks)
+        super().__init__(spec)  # http_hooks: httpx event hooks (the client layer's 429 watch)
         api_key = os.environ.get("ANTHROPIC_API_KEY")
         if api_key is None and (spec.base_url or os.environ.get("ANTHROPIC_BASE_URL")):
             api_key = "not-needed"

@@ -92,11 +92,8 @@ class ProviderError(RuntimeError):
 class Provider(abc.ABC):
     """A configured model endpoint. Subclasses wrap one official SDK client."""
 
-    def __init__(self, spec: ModelSpec, *, http_hooks: dict[str, list[Any]] | None = None):
+    def __init__(self, spec: ModelSpec):
         self.spec = spec
-        # httpx event hooks for the SDK's HTTP client (the client layer uses a response hook to
-        # see every 429, including those the SDK then retries by itself).
-        self.http_hooks = http_hooks
 
     def request(self, user: str, *, system: str | None = None, seed: int | None = None,
                 json_schema: dict[str, Any] | None = None, schema_name: str = "output") -> ChatRequest:

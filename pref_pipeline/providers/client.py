@@ -117,7 +117,6 @@ class Budget:
         self.max_concurrency, self.rpm, self.tpm = max_concurrency, rpm, tpm
         self.name, self.logger, self.ledger = name, logger or log, ledger
         self.semaphore = asyncio.Semaphore(max_concurrency)
-        self.rate_limited = 0  # 429 responses seen, including those the SDK then retried
         self._paused_until = 0.0  # time.monotonic() before which no new request starts
         interval = 60.0 / (rpm * HEADROOM) if rpm else 0.0
         bucket = REQUEST_BUCKET if rpm and rpm >= 8 else 1.0
@@ -133,8 +132,7 @@ class Budget:
         The request that got the 429 is retried by the SDK after its ``retry-after``; without this
         pause the other requests would keep starting into the same full window (a 429 storm).
         """
-        self.rate_limited += 1
-        if self.ledger is not None:
+        if self.ledger is not None:  # counted there, including the 429s the SDK then retried
             self.ledger.record_rate_limited(self.name)
         wait = PAUSE_WITHOUT_RETRY_AFTER_S if retry_after_s is None else min(retry_after_s, MAX_PAUSE_S)
         until = time.monotonic() + wait

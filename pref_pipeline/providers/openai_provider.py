@@ -32,7 +32,7 @@ class OpenAIProvider(Provider):
     batch_limits = OPENAI_BATCH_LIMITS
 
     def __init__(self, spec, *, http_hooks=None):
-        super().__init__(spec, http_hooks=http_hooks)
+        super().__init__(spec)  # http_hooks: httpx event hooks (the client layer's 429 watch)
         api_key = os.environ.get("OPENAI_API_KEY")
         if api_key is None and (spec.base_url or os.environ.get("OPENAI_BASE_URL")):
             api_key = "not-needed"  # local compatible servers usually ignore the key
