@@ -882,9 +882,4 @@ def write_report(audit: dict[str, Any], folder: Path, plots: bool = False) -> tu
     return json_path, md_path
 
 
-def longer_chosen_share(pairs: pd.DataFrame) -> float | None:
-    """Share of pairs of unequal length (in words) where the longer response was chosen."""
-    from pref_pipeline.gates import longer_chosen
-
-    flags = longer_chosen(pairs)
-    return round(float(flags.mean()), 4) if flags.notna().any() else None
+from pref_pipeline.metrics import longer_chosen_share  # noqa: E402,F401  (moved; re-exported)

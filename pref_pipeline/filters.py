@@ -255,7 +255,7 @@ def filter_pairs(pairs: pd.DataFrame, comparisons: pd.DataFrame, prompts: pd.Dat
 def with_word_counts(pairs: pd.DataFrame) -> pd.DataFrame:
     """``chosen_words`` and ``rejected_words`` (whitespace-separated words), which the audit reads instead
     of the texts. Added before ``batch_id`` so a partitioned table keeps that column last."""
-    from pref_pipeline.gates import word_count
+    from pref_pipeline.metrics import word_count
 
     out = pairs.copy()
     position = list(out.columns).index("batch_id") if "batch_id" in out.columns else len(out.columns)
@@ -280,7 +280,7 @@ def record_of(quarantine_row: pd.Series) -> dict:
 # --------------------------------------------------------------------------- export: length rebalancing
 
 def _words_of(pairs: pd.DataFrame, side: str) -> pd.Series:
-    from pref_pipeline.gates import word_count
+    from pref_pipeline.metrics import word_count
 
     column = f"{side}_words"
     if column in pairs.columns and pairs[column].notna().all():

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from pref_pipeline.config import GatesSpec
+from pref_pipeline.metrics import SAME_BOTH_ORDERS, longer_chosen, order_consistency, word_count  # noqa: F401
 
 REQUIRED_PAIR_COLUMNS = [
     "pair_id", "prompt", "chosen", "rejected", "generation_method", "judge_model_id", "criteria", "judge_fingerprint",
@@ -41,7 +42,6 @@ INT_TYPES = ["int", "int8", "int16", "int32", "int64", "Int8", "Int16", "Int32",
 FLOAT_TYPES = ["float", "float16", "float32", "float64", "Float32", "Float64"]
 NUMERIC_TYPES = INT_TYPES + FLOAT_TYPES
 LONGER_CHOSEN = "_longer_chosen"  # 1 when the longer response was chosen, 0 when the shorter, null when equal
-SAME_BOTH_ORDERS = "same_verdict_both_orders"
 SAMPLE_VALUES = 5
 SAMPLE_IDS = 50
 
@@ -243,38 +243,6 @@ def pair_expectations(min_pairs: int = 1) -> list:
 
 
 # --------------------------------------------------------------------------- dataset-level figures
-
-def word_count(text: object) -> int:
-    """Whitespace-separated words, the unit of every length figure (the audit's SQL counts the same way)."""
-    return len(text.split()) if isinstance(text, str) else 0
-
-
-def longer_chosen(pairs: pd.DataFrame) -> pd.Series:
-    """Per pair: 1.0 when the chosen response has more words, 0.0 when fewer, NaN when equal."""
-    if pairs.empty:
-        return pd.Series(dtype="float64")
-    chosen = pairs["chosen"].map(word_count)
-    rejected = pairs["rejected"].map(word_count)
-    out = (chosen > rejected).astype("float64")
-    return out.where(chosen != rejected)
-
-
-def order_consistency(judgments: pd.DataFrame) -> pd.DataFrame:
-    """One row per (judge, comparison) judged and parsed in both orders: did both orders pick the same one?"""
-    columns = ["judge_fingerprint", "comparison_id", SAME_BOTH_ORDERS]
-    if judgments.empty:
-        return pd.DataFrame(columns=columns)
-    parsed = judgments[judgments["error"].isna() & judgments["preferred"].notna()
-                       & (judgments["parse_status"] != "unparseable")]
-    wide = parsed.pivot_table(index=["judge_fingerprint", "comparison_id"], columns="order", values="preferred",
-                              aggfunc="first")
-    if not {"xy", "yx"} <= set(wide.columns):
-        return pd.DataFrame(columns=columns)
-    wide = wide.dropna(subset=["xy", "yx"])
-    frame = wide.reset_index()
-    frame[SAME_BOTH_ORDERS] = (frame["xy"] == frame["yx"]).astype("float64")
-    return frame[columns]
-
 
 def _bound(value: float) -> float:
     return round(value, 6)

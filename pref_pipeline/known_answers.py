@@ -112,7 +112,7 @@ def measure(config, known: KnownAnswers, logger=None) -> dict[str, Any]:
 
 def _human_length_share(known: KnownAnswers) -> float | None:
     """Share of known answers where people preferred the longer response (a judge's length bias is relative to it)."""
-    from pref_pipeline.gates import word_count
+    from pref_pipeline.metrics import word_count
 
     words = dict(zip(known.candidates["candidate_id"], known.candidates["text"].map(word_count)))
     longer = total = 0

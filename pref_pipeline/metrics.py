@@ -1,0 +1,50 @@
+"""The metrics every stage shares, defined once: filters, gates, audit and known answers call these.
+
+- ``word_count``: whitespace-separated words, the unit of every length figure;
+- ``longer_chosen``: per pair, whether the longer response was the chosen one;
+- ``order_consistency``: per (judge, comparison), whether both orders named the same candidate.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+SAME_BOTH_ORDERS = "same_verdict_both_orders"
+
+
+def word_count(text: object) -> int:
+    """Whitespace-separated words, the unit of every length figure (the audit's SQL counts the same way)."""
+    return len(text.split()) if isinstance(text, str) else 0
+
+
+def longer_chosen(pairs: pd.DataFrame) -> pd.Series:
+    """Per pair: 1.0 when the chosen response has more words, 0.0 when fewer, NaN when equal."""
+    if pairs.empty:
+        return pd.Series(dtype="float64")
+    chosen = pairs["chosen"].map(word_count)
+    rejected = pairs["rejected"].map(word_count)
+    out = (chosen > rejected).astype("float64")
+    return out.where(chosen != rejected)
+
+
+def order_consistency(judgments: pd.DataFrame) -> pd.DataFrame:
+    """One row per (judge, comparison) judged and parsed in both orders: did both orders pick the same one?"""
+    columns = ["judge_fingerprint", "comparison_id", SAME_BOTH_ORDERS]
+    if judgments.empty:
+        return pd.DataFrame(columns=columns)
+    parsed = judgments[judgments["error"].isna() & judgments["preferred"].notna()
+                       & (judgments["parse_status"] != "unparseable")]
+    wide = parsed.pivot_table(index=["judge_fingerprint", "comparison_id"], columns="order", values="preferred",
+                              aggfunc="first")
+    if not {"xy", "yx"} <= set(wide.columns):
+        return pd.DataFrame(columns=columns)
+    wide = wide.dropna(subset=["xy", "yx"])
+    frame = wide.reset_index()
+    frame[SAME_BOTH_ORDERS] = (frame["xy"] == frame["yx"]).astype("float64")
+    return frame[columns]
+
+
+def longer_chosen_share(pairs: pd.DataFrame) -> float | None:
+    """Share of pairs of unequal length (in words) where the longer response was chosen."""
+    flags = longer_chosen(pairs)
+    return round(float(flags.mean()), 4) if flags.notna().any() else None
