@@ -1,14 +1,17 @@
-"""Jobs the sensors and the schedule launch."""
+"""Jobs the CLI, the sensors and the schedule launch."""
 
 import dagster as dg
 
 from assets.partitions import PROMPT_BATCHES
 
+ROLLUPS = dg.AssetSelection.assets("preference_dataset", "audit_report")
+
 pipeline_job = dg.define_asset_job(
     "preference_pipeline",
     selection=dg.AssetSelection.all(),
     partitions_def=PROMPT_BATCHES,
-    description="Every asset for one prompt batch: prompts to export and audit.",
+    description="Every asset for one prompt batch, prompts to export, then the dataset and the audit over every "
+    "batch.",
 )
 
 rejudge_job = dg.define_asset_job(
@@ -16,4 +19,10 @@ rejudge_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("judgments").downstream(),
     partitions_def=PROMPT_BATCHES,
     description="Judge a batch's stored candidates again (after a judge change) and rebuild everything downstream.",
+)
+
+rollup_job = dg.define_asset_job(
+    "publish_dataset",
+    selection=ROLLUPS,
+    description="Rebuild the combined dataset and the audit over every batch from what is stored.",
 )

@@ -1,10 +1,12 @@
-"""The pipeline as Dagster assets: a thin layer over ``pref_pipeline``'s plain functions.
+"""The pipeline's chain as Dagster assets, one prompt batch (partition) at a time.
 
-prompts -> candidates -> judgments -> preference_pairs (+ comparisons) -> preference_pairs_export
-                                                                       -> audit_report
-Tables are stored in one DuckDB database by the DuckDB IO manager; the export and the report are
-files under ``PREF_PIPELINE_HOME``. ``build_pipeline_assets`` takes the run's configuration so the
-judge's fingerprint can be the ``judgments`` code version (the UI then shows stale verdicts).
+prompts -> candidates -> judgments -> preference_pairs (+ comparisons, quarantine)
+
+A thin layer: each asset calls one function of ``pref_pipeline`` and describes what it made. Tables
+are stored by the IO manager (``assets/storage.py``); LLM calls go through the ``llm`` resource.
+The pairs gate runs inside the step that owns the ``quarantine`` table, so the rows it rejects are
+kept with their reason by that table's one writer; its result is the blocking
+``preference_pairs_gate`` check.
 """
 
 
@@ -13,51 +15,44 @@ import time
 import dagster as dg
 import pandas as pd
 
+from assets.checks import PAIRS_GATE, gate_check_result
+from assets.metadata import preview, table_md, tag_batch
+from assets.partitions import PARTITION_METADATA, PROMPT_BATCHES
+from assets.resources import LLMCalls, PipelineHome
 from pref_pipeline import audit as audit_lib
+from pref_pipeline import gates
 from pref_pipeline.accounting import usage_metadata
+from pref_pipeline.batches import batch_fingerprint, discover_batches
 from pref_pipeline.config import PipelineConfig, generator_label
-from pref_pipeline.batches import discover_batches
-from pref_pipeline.export import export_batch
-from pref_pipeline.gates import validate_pairs
+from pref_pipeline.diagnosis import pairs_gate_cause
+from pref_pipeline.filters import filter_pairs, reason_counts, rebalance_length
 from pref_pipeline.generation import generate_candidates
-from pref_pipeline.judging.batch import judge_candidates
-from pref_pipeline.judging.pairwise import fingerprint_for
+from pref_pipeline.judging import judge_code_version
+from pref_pipeline.judging.comparisons import judge_comparisons
+from pref_pipeline.locks import batch_step_lock
 from pref_pipeline.pairs import build_preference_pairs
-from pref_pipeline.paths import Home
 from pref_pipeline.sources import load_prompts
 
-from assets.partitions import BATCH_COLUMN, PARTITION_METADATA, PROMPT_BATCHES
-from assets.quality import QUARANTINE_OUT, build_quality_assets, filter_batch, prepare_export, quarantine_metadata
-from assets.storage import read_tables
-
 GROUP = "preference_data"
-PREVIEW_ROWS = 5
-PREVIEW_CHARS = 80
+
+QUARANTINE_OUT = dg.AssetOut(
+    kinds={"python", "duckdb"}, metadata=PARTITION_METADATA,
+    description="Every row the pipeline did not publish, with its stage and reason: comparisons that gave no pair "
+    "(tie, inconsistent, unparseable, error, judges_disagree), pairs dropped by the filters, failed generation calls, "
+    "pairs of a batch the pairs gate rejected, and pairs the export's length rebalancing leaves out. The original "
+    "row is kept as JSON.")
 
 
-def preview(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
-    """A few rows, long text shortened, as Markdown for the asset page."""
-    shown = frame[columns].head(PREVIEW_ROWS).copy()
-    for column in shown.columns:
-        if shown[column].dtype == object:
-            shown[column] = shown[column].map(
-                lambda v: (v[:PREVIEW_CHARS] + "…" if isinstance(v, str) and len(v) > PREVIEW_CHARS else v)
-            )
-    return dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(no rows)")
+def quarantine_metadata(quarantine: pd.DataFrame) -> dict:
+    return {
+        "dagster/row_count": len(quarantine),
+        "by_reason": dg.MetadataValue.json(reason_counts(quarantine)),
+        "preview": dg.MetadataValue.md(table_md(quarantine, ["stage", "reason", "detail", "item_id"])),
+    }
 
 
-def judge_code_version(config: PipelineConfig) -> str:
-    """Changes whenever any judge's identity (model, template, criteria, sampling) changes."""
-    return "+".join(fingerprint_for(spec) for spec in config.judges)
-
-
-def tag_batch(frame: pd.DataFrame, context: dg.AssetExecutionContext) -> pd.DataFrame:
-    """Every stored row says which prompt batch (partition) it belongs to."""
-    return frame.assign(**{BATCH_COLUMN: context.partition_key})
-
-
-def build_pipeline_assets(config: PipelineConfig) -> list:
-    """All assets and checks for one configuration, partitioned by prompt batch."""
+def build_chain_assets(config: PipelineConfig) -> list:
+    """prompts, candidates, judgments and the pairs step, for one configuration."""
 
     @dg.asset(
         group_name=GROUP,
@@ -73,7 +68,8 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
         if context.partition_key not in batches:
             raise dg.Failure(description=f"no prompt batch {context.partition_key!r} in the configuration "
                              f"(batches: {', '.join(sorted(batches))}); was its file removed?")
-        loaded = load_prompts(batches[context.partition_key], config.max_prompts)
+        sources = batches[context.partition_key]
+        loaded = load_prompts(sources, config.max_prompts)
         frame = tag_batch(loaded.prompts, context)
         if len(loaded.duplicates):
             context.log.warning(f"dropped {len(loaded.duplicates)} exact repeat prompt(s)")
@@ -82,6 +78,7 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
             "duplicates_dropped": len(loaded.duplicates),
             "categories": dg.MetadataValue.json(frame["category"].value_counts().to_dict()),
             "sources": dg.MetadataValue.json(sorted(frame["source"].unique().tolist())),
+            "batch_fingerprint": batch_fingerprint(sources),  # the prompt sensor's "already done" test
             "preview": preview(frame, ["prompt_id", "category", "prompt"]),
             "seconds": round(time.perf_counter() - started, 3),
         })
@@ -93,20 +90,23 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
         pool="llm",
         partitions_def=PROMPT_BATCHES,
         metadata=PARTITION_METADATA,
-        description="Candidate responses: candidates_per_prompt per prompt, spread over the generators "
-        "(sampling sweeps, system-prompt variants, strong vs weak models).",
+        description="Candidate responses of every configured strategy (sampling: candidates_per_prompt per prompt, "
+        "spread over the generators: sampling sweeps, system-prompt variants, strong vs weak models).",
     )
-    def candidates(context: dg.AssetExecutionContext, prompts: pd.DataFrame) -> pd.DataFrame:
+    def candidates(context: dg.AssetExecutionContext, llm: LLMCalls, prompts: pd.DataFrame) -> pd.DataFrame:
         started = time.perf_counter()
-        frame = tag_batch(generate_candidates(prompts, config, logger=context.log), context)
+        with batch_step_lock(llm.home.paths(), context.partition_key, "candidates", context.log):
+            generated = generate_candidates(prompts, config, llm.settings(), logger=context.log)
+        frame = tag_batch(generated.candidates, context)
         ok = frame[frame["error"].isna()]
         context.add_output_metadata({
             "dagster/row_count": len(frame),
             "failed_calls": int(frame["error"].notna().sum()),
             "output_tokens": int(ok["output_tokens"].fillna(0).sum()),
+            "by_strategy": dg.MetadataValue.json(frame["strategy"].value_counts().to_dict()),
             "by_generator": dg.MetadataValue.json(frame["generator_label"].value_counts().to_dict()),
             "generators": dg.MetadataValue.json([generator_label(g) for g in config.generators]),
-            **usage_metadata(frame),  # llm_calls, llm_cached_calls, tokens, llm_cost_usd, per model
+            **usage_metadata(generated.usage),  # llm_calls, llm_cached_calls, tokens, llm_cost_usd, per model
             "preview": preview(frame, ["prompt_id", "generator_label", "text"]),
             "seconds": round(time.perf_counter() - started, 3),
         })
@@ -119,12 +119,15 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
         partitions_def=PROMPT_BATCHES,
         metadata=PARTITION_METADATA,
         code_version=judge_code_version(config),
-        description="Pairwise verdicts: every pair of a prompt's candidates, in both orders, by every judge, "
+        description="Verdicts on every comparison the strategies ask to judge, in both orders, by every judge, "
         "with the judge fingerprint, raw output and parse status of each.",
     )
-    def judgments(context: dg.AssetExecutionContext, prompts: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
+    def judgments(context: dg.AssetExecutionContext, llm: LLMCalls, prompts: pd.DataFrame,
+                  candidates: pd.DataFrame) -> pd.DataFrame:
         started = time.perf_counter()
-        frame = tag_batch(judge_candidates(prompts, candidates, config, logger=context.log), context)
+        with batch_step_lock(llm.home.paths(), context.partition_key, "judgments", context.log):
+            judged = judge_comparisons(prompts, candidates, config, llm.settings(), logger=context.log)
+        frame = tag_batch(judged.judgments, context)
         context.add_output_metadata({
             "dagster/row_count": len(frame),
             "judges": dg.MetadataValue.json(sorted(frame["judge_model"].unique().tolist()) if len(frame) else []),
@@ -132,7 +135,7 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
             "parse_status": dg.MetadataValue.json(frame["parse_status"].value_counts(dropna=False).astype(int).to_dict()
                                                   if len(frame) else {}),
             "failed_calls": int(frame["error"].notna().sum()),
-            **usage_metadata(frame),  # llm_calls, llm_cached_calls, tokens, llm_cost_usd, per model
+            **usage_metadata(judged.usage),  # llm_calls, llm_cached_calls, tokens, llm_cost_usd, per model
             "preview": preview(frame, ["comparison_id", "order", "preference", "confidence", "parse_status"]),
             "seconds": round(time.perf_counter() - started, 3),
         })
@@ -149,45 +152,58 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
                 "Every judged comparison with its outcome (consistent, tie, inconsistent, unparseable, error, "
                 "judges_disagree): nothing is dropped without a trace.")),
             "quarantine": QUARANTINE_OUT,
+            "batch_audit": dg.AssetOut(dagster_type=dg.Nothing, kinds={"duckdb", "file"}, metadata=PARTITION_METADATA,
+                                       description=(
+                "This batch's own audit (reports/batches/{batch}/audit.json and audit.md): length and position "
+                "bias, outcomes and quarantine of this batch alone. Written by the pairs step, so a batch the "
+                "pairs gate blocks still has its audit, saying why.")),
         },
+        check_specs=[PAIRS_GATE],
     )
-    def preference_pairs(context: dg.AssetExecutionContext, prompts: pd.DataFrame, candidates: pd.DataFrame,
-                         judgments: pd.DataFrame):
-        result = build_preference_pairs(prompts, candidates, judgments)
-        kept, quarantine = filter_batch(config, prompts, candidates, result.pairs, result.comparisons)
-        result = type(result)(tag_batch(kept, context), tag_batch(result.comparisons, context))
-        statuses = result.comparisons["status"].value_counts().astype(int).to_dict()
-        yield dg.Output(result.pairs, output_name="preference_pairs", metadata={
-            "dagster/row_count": len(result.pairs),
-            "preview": preview(result.pairs, ["prompt", "chosen", "rejected", "confidence"]),
+    def preference_pairs(context: dg.AssetExecutionContext, home: PipelineHome, prompts: pd.DataFrame,
+                         candidates: pd.DataFrame, judgments: pd.DataFrame):
+        """Pairs from the verdicts, the filters, the pairs gate and (optionally) length rebalancing; every row
+        that is not published goes to ``quarantine`` with its reason; and this batch's audit, published or not."""
+        started = time.perf_counter()
+        built = build_preference_pairs(prompts, candidates, judgments)
+        filtered = filter_pairs(built.pairs, built.comparisons, prompts, candidates, config.filters)
+        pairs = tag_batch(filtered.pairs, context)
+        gate = gates.validate_pairs(pairs, config.gates, judgments)
+        set_aside = [filtered.quarantine, gates.gate_quarantine("preference_pairs", pairs, gate)]
+        if gate.success and config.export.rebalance_length:
+            _, left_out = rebalance_length(pairs)  # kept and audited; the export leaves them out
+            set_aside.append(left_out)
+            context.log.info(f"length rebalancing: {len(left_out)} pair(s) left out of the export (in quarantine)")
+        quarantine = tag_batch(pd.concat([q for q in set_aside if len(q)] or [set_aside[0]], ignore_index=True),
+                               context)
+        comparisons = tag_batch(built.comparisons, context)
+        yield dg.Output(pairs, output_name="preference_pairs", metadata={
+            "dagster/row_count": len(pairs),
+            "preview": preview(pairs, ["prompt", "chosen", "rejected", "confidence"]),
+            "seconds": round(time.perf_counter() - started, 3),
         })
-        yield dg.Output(result.comparisons, output_name="comparisons", metadata={
-            "dagster/row_count": len(result.comparisons),
-            "by_status": dg.MetadataValue.json(statuses),
+        yield dg.Output(comparisons, output_name="comparisons", metadata={
+            "dagster/row_count": len(comparisons),
+            "by_status": dg.MetadataValue.json(comparisons["status"].value_counts().astype(int).to_dict()),
         })
-        quarantine = tag_batch(quarantine, context)
         yield dg.Output(quarantine, output_name="quarantine", metadata=quarantine_metadata(quarantine))
-
-    @dg.asset(
-        group_name=GROUP,
-        kinds={"python", "file"},
-        partitions_def=PROMPT_BATCHES,
-        description="The published dataset: exports/preference_pairs.jsonl and .parquet under PREF_PIPELINE_HOME, "
-        "the union of every published batch (each also under exports/batches/{batch}/). Validated again before "
-        "writing, so a failing batch never replaces the last good export.",
-    )
-    def preference_pairs_export(context: dg.AssetExecutionContext, preference_pairs: pd.DataFrame,
-                                judgments: pd.DataFrame) -> dg.MaterializeResult:
-        # The gates again (with the dataset-level bounds), then the optional length rebalancing (assets/quality.py).
-        preference_pairs, quality = prepare_export(context, config, preference_pairs, judgments)
-        paths = export_batch(preference_pairs, Home.from_env().ensure().exports, context.partition_key)
-        return dg.MaterializeResult(metadata={
-            **quality,
-            "dagster/row_count": len(preference_pairs),
-            "jsonl": dg.MetadataValue.path(str(paths["jsonl"])),
-            "parquet": dg.MetadataValue.path(str(paths["parquet"])),
-            "batch_jsonl": dg.MetadataValue.path(str(paths["batch_jsonl"])),
+        cause = None if gate.success else pairs_gate_cause(gate.failures, gate.figures, config.gates, len(pairs),
+                                                            comparisons, judgments)
+        figures = audit_lib.compute_audit(pairs, judgments, comparisons, quarantine=quarantine,
+                                          band=config.audit.length_bias_band)
+        if cause:
+            figures["flags"].insert(0, f"not published: {cause}")
+        json_path, md_path = audit_lib.write_report(figures, home.paths().batch_reports(context.partition_key))
+        yield dg.Output(None, output_name="batch_audit", metadata={
+            "pairs.kept": figures["pairs"]["kept"],
+            "published": gate.success,
+            "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
+            "position_bias.consistency_rate": figures["position_bias"]["consistency_rate"],
+            "flags": dg.MetadataValue.json(figures["flags"]),
+            "audit_json": dg.MetadataValue.path(str(json_path)),
+            "audit_md": dg.MetadataValue.path(str(md_path)),
         })
+        yield gate_check_result("preference_pairs", pairs, gate, check_name=PAIRS_GATE.name, cause=cause,
+                                quarantined=int((quarantine["stage"] == "gate:preference_pairs").sum()))
 
-    # The gates (blocking checks on every stage), judgment_history and audit_report: assets/quality.py.
-    return [prompts, candidates, judgments, preference_pairs, preference_pairs_export, *build_quality_assets(config)]
+    return [prompts, candidates, judgments, preference_pairs]

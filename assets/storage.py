@@ -8,16 +8,12 @@ the gate saying "0 pairs". Here an empty frame becomes an empty table with its c
 from collections.abc import Sequence
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 from dagster import OutputContext
 from dagster._core.definitions.metadata import TableMetadataSet
 from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb_pandas import DuckDBPandasTypeHandler
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
-
-from pref_pipeline.paths import SCHEMA
 
 
 def retype_null_columns(connection, schema: str, table: str, obj: pd.DataFrame) -> None:
@@ -60,6 +56,10 @@ class EmptyAwarePandasTypeHandler(DuckDBPandasTypeHandler):
 class PipelineIOManager(DuckDBIOManager):
     """Stores every asset's DataFrame as a table in the pipeline's DuckDB database."""
 
+    def create_io_manager(self, context):
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)  # a fresh home: the file's folder first
+        return super().create_io_manager(context)
+
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
         return [EmptyAwarePandasTypeHandler()]
@@ -67,11 +67,3 @@ class PipelineIOManager(DuckDBIOManager):
     @staticmethod
     def default_load_type() -> type:
         return pd.DataFrame
-
-
-@retry(retry=retry_if_exception_type(duckdb.IOException), wait=wait_exponential(multiplier=0.2, max=5),
-       stop=stop_after_delay(120), reraise=True)
-def read_tables(database: Path, names: list[str], schema: str = SCHEMA) -> dict[str, pd.DataFrame]:
-    """Whole tables (every batch), read in one short connection; waits while another process writes."""
-    with duckdb.connect(str(database), read_only=True) as con:
-        return {name: con.execute(f"select * from {schema}.{name}").fetchdf() for name in names}

@@ -10,7 +10,7 @@ the limit achieved with <= 1 % of requests answered 429; a warm re-run makes 0 c
 
 What it measures, on one fake OpenAI-compatible server on 127.0.0.1 answering after ``--latency``:
 
-1. this project: ``judge_candidates`` over ``--pairs`` pairs in both orders (cold cache), at
+1. this project: ``judge_comparisons`` over ``--pairs`` pairs in both orders (cold cache), at
    ``max_concurrency = --concurrency``; against the ideal requests x latency / concurrency;
 2. a bare asyncio loop (semaphore + the same ``AsyncOpenAI`` client, the same request bodies);
 3. the seed's plain sequential loop (sync client, one request after another), timed on
@@ -43,10 +43,11 @@ import openai  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pref_pipeline.config import parse_config  # noqa: E402
-from pref_pipeline.generation import derived_seed  # noqa: E402
-from pref_pipeline.judging.batch import judge_candidates, plan_comparisons  # noqa: E402
+from pref_pipeline.judging.comparisons import judge_comparisons, judge_tasks  # noqa: E402
 from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge  # noqa: E402
+from pref_pipeline.paths import Home  # noqa: E402
 from pref_pipeline.providers.base import RequestBuilder  # noqa: E402
+from pref_pipeline.providers.client import CallSettings  # noqa: E402
 from pref_pipeline.providers.openai_provider import OpenAIProvider  # noqa: E402
 from tests.fakes import FakeLLMServer  # noqa: E402
 
@@ -63,7 +64,7 @@ def make_data(pairs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
             n = 40 + (i * 7 + j * 13) % 50
             text = " ".join(WORDS[(i + j + k) % len(WORDS)] for k in range(n))
             candidates.append({"candidate_id": f"c{i:05d}{j}", "prompt_id": pid, "candidate_index": j, "text": text,
-                               "error": None})
+                               "error": None, "strategy": "sampling"})
     return pd.DataFrame(prompts), pd.DataFrame(candidates)
 
 
@@ -82,16 +83,15 @@ def request_bodies(prompts: pd.DataFrame, candidates: pd.DataFrame, config) -> l
     body_of = OpenAIProvider.__new__(OpenAIProvider)
     body_of.spec = spec
     bodies = []
-    for t in plan_comparisons(prompts, candidates):
-        item = JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=derived_seed(t.comparison_id, t.order))
+    for t in judge_tasks(prompts, candidates, config):
+        item = JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=t.seed)
         bodies.append(body_of._body(judge.base_request(item)))
     return bodies
 
 
 def run_project(prompts, candidates, config, home: Path) -> tuple[float, pd.DataFrame]:
-    os.environ["PREF_PIPELINE_HOME"] = str(home)
     started = time.perf_counter()
-    frame = judge_candidates(prompts, candidates, config)
+    frame = judge_comparisons(prompts, candidates, config, CallSettings.under(Home.at(home).ensure())).judgments
     return time.perf_counter() - started, frame
 
 
@@ -204,7 +204,7 @@ def main() -> None:
 
         rows += [
             ("ideal: requests x latency / concurrency", f"{ideal:.1f} s", f"{n} x {args.latency} / {args.concurrency}"),
-            ("this project, cold (judge_candidates)", f"{ours:.1f} s",
+            ("this project, cold (judge_comparisons)", f"{ours:.1f} s",
              f"{ours_calls} calls; {ideal / ours:.2f} of ideal; {bare / ours:.2f} of bare loop speed (target >= 0.9)"),
             ("bare asyncio loop, same AsyncOpenAI + semaphore", f"{bare:.1f} s",
              f"{n} calls; {ideal / bare:.2f} of ideal; {bare_failures} failures"),

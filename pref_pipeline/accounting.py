@@ -143,12 +143,8 @@ class UsageLedger:
                 f"{s['failed_calls']} failed, {s['rate_limited']} x HTTP 429; {s['input_tokens']} input + {s['output_tokens']} output tokens; {cost}")
 
 
-USAGE_ATTR = "llm_usage"  # key in DataFrame.attrs where generation and judging leave their usage summary
-
-
-def usage_metadata(frame: Any) -> dict[str, Any]:
-    """Asset metadata entries from the usage summary a step left in ``frame.attrs`` (empty if none)."""
-    summary = getattr(frame, "attrs", {}).get(USAGE_ATTR)
+def usage_metadata(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """Asset metadata entries from a step's usage summary (``UsageLedger.summary()``; empty if none)."""
     if not summary:
         return {}
     return {
@@ -158,6 +154,9 @@ def usage_metadata(frame: Any) -> dict[str, Any]:
         "llm_rate_limited": summary["rate_limited"],
         "llm_input_tokens": summary["input_tokens"],
         "llm_output_tokens": summary["output_tokens"],
-        "llm_cost_usd": summary["cost_usd"],
+        # A model without a price is not free: the figure says so instead of counting it as $0.
+        "llm_cost_usd": (summary["cost_usd"] if not summary["unpriced_models"] else
+                         f"{summary['cost_usd']} + unpriced ({', '.join(summary['unpriced_models'])})"),
+        "llm_unpriced_models": summary["unpriced_models"],
         "llm_usage_by_model": summary["by_model"],
     }

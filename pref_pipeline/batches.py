@@ -50,3 +50,17 @@ def file_fingerprint(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
+
+
+BUILTIN_FILE = Path(__file__).parent / "data" / "default_prompts.jsonl"
+
+
+def batch_fingerprint(sources: list[PromptSource]) -> str:
+    """The content hash of a batch (its files, or the built-in set): what a run of it was made from."""
+    if not sources:
+        return file_fingerprint(BUILTIN_FILE)
+    return "+".join(file_fingerprint(source.path) for source in sources if source.path.exists())
+
+
+def missing_sources(sources: list[PromptSource]) -> list[Path]:
+    return [source.path for source in sources if not source.path.exists()]

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from pref_pipeline.config import ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home
 
 
-def _report_failures(batch: str, result) -> int:
+def _report_failures(what: str, result, audit_md: Path | None = None) -> int:
     """Print why a batch's run failed (failed steps and checks); 1 if it failed, else 0."""
     failed_checks = [
         f"{e.asset_key.to_user_string()}:{e.check_name}: {e.description or ''}"
@@ -24,24 +25,42 @@ def _report_failures(batch: str, result) -> int:
     ]
     if result.success and not failed_checks:
         return 0
-    print(f"pref-pipeline: batch {batch!r} FAILED", file=sys.stderr)
+    print(f"pref-pipeline: {what} FAILED", file=sys.stderr)
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
-            print(f"  {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+            print(f"  {event.step_key}: {root_cause(event.step_failure_data.error)}", file=sys.stderr)
     for check in failed_checks:
         print(f"  failed check: {check}", file=sys.stderr)
+    if audit_md is not None and audit_md.exists():
+        print(f"  this batch's audit (made whether or not it was published): {audit_md}", file=sys.stderr)
     return 1
+
+
+def root_cause(error) -> str:
+    """The innermost cause of a Dagster step error, in one line: the cause a person acts on (``Connection error.
+    (openai:gen at http://...)``), not Dagster's ``Error occurred while executing op ...`` wrapper."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    message = " ".join(error.message.strip().split())
+    name = error.cls_name or ""
+    if message.startswith(f"{name}:"):
+        return message if len(message) <= 600 else message[:600] + "…"
+    text = f"{name}: {message}" if name else message
+    return text if len(text) <= 600 else text[:600] + "…"
 
 
 class InputError(Exception):
     """Bad configuration or input: printed as ``error: ...`` and exit code 2."""
 
 
+def cli_home(args: argparse.Namespace) -> Home:
+    """``--home`` when given, else ``PREF_PIPELINE_HOME`` (default ``./.pref_pipeline``)."""
+    return Home.at(args.home) if getattr(args, "home", None) else Home.from_env()
+
+
 def load_cli_config(args: argparse.Namespace, *, check_prompts: bool = False) -> PipelineConfig:
-    """The configuration of a command (``--home`` applied first); ``check_prompts`` reads every
-    prompt file now, so a malformed one is reported with its line before anything is spent."""
-    if getattr(args, "home", None):
-        os.environ["PREF_PIPELINE_HOME"] = str(Path(args.home).resolve())
+    """The configuration of a command; ``check_prompts`` reads every prompt file now, so a malformed one
+    is reported with its line before anything is spent."""
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -60,21 +79,27 @@ def load_cli_config(args: argparse.Namespace, *, check_prompts: bool = False) ->
 
 def _run(args: argparse.Namespace) -> int:
     config = load_cli_config(args, check_prompts=True)
-    home = Home.from_env().ensure()
-    if args.progress if args.progress is not None else sys.stderr.isatty():
-        os.environ["PREF_PIPELINE_PROGRESS"] = "1"  # a tqdm bar per LLM step (providers/client.py)
+    home = cli_home(args).ensure()
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()  # a tqdm bar per LLM step
 
     from pref_pipeline.definitions import run_batches  # imported late: `--help` and config errors stay fast
 
     source = "embedded default" if args.config is None else args.config
     print(f"pref-pipeline: running {source} -> {home.root}", file=sys.stderr)
-    results = run_batches(config, home)
-    failures = 0
-    for batch, result in results.items():
-        failures += _report_failures(batch, result)
-    if failures:
-        print(f"pref-pipeline: {failures} of {len(results)} batch(es) FAILED; their pairs were not exported",
+    run = run_batches(config, home, progress=progress)
+    if run.interrupted is not None:
+        done = [batch for batch, result in run.batches.items() if result.success and batch != run.interrupted]
+        print(f"pref-pipeline: stopped during batch {run.interrupted!r}; no later batch was started"
+              + (f" (finished: {', '.join(done)})" if done else "") + ". Nothing half-written was published. "
+              "Run the same command again to resume: every answer already paid for comes from the response cache.",
               file=sys.stderr)
+        return 130
+    failures = sum(_report_failures(f"batch {batch!r}", result, home.batch_reports(batch) / "audit.md")
+                   for batch, result in run.batches.items())
+    if run.rollup is not None:
+        failures += _report_failures("the roll-up (combined dataset and audit)", run.rollup)
+    if failures:
+        print(f"pref-pipeline: {failures} run(s) FAILED; a failed batch's pairs were not exported", file=sys.stderr)
         return 1
 
     audit_path = home.reports / "audit.json"
@@ -93,7 +118,7 @@ def _estimate(args: argparse.Namespace) -> int:
     config = load_cli_config(args, check_prompts=True)
     from pref_pipeline.estimate import estimate_run, render_estimate
 
-    estimate = estimate_run(config, Home.from_env())
+    estimate = estimate_run(config, cli_home(args))
     print(json.dumps(estimate, indent=2) if args.json else render_estimate(estimate))
     return 0
 
@@ -121,11 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM stops a run like Ctrl-C does (Dagster maps the two together while it executes; this covers the
+    # moments around its runs), so a stop request is never swallowed and always ends with the resume message.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
     try:
         return args.func(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("pref-pipeline: stopped. Run the same command again to resume (answers already paid for are cached).",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

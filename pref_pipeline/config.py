@@ -247,6 +247,9 @@ class PipelineConfig(_Strict):
     # per "provider:model" for cost accounting (merged over built-in defaults, see accounting.py).
     cache: bool = True
     prices: dict[str, PriceSpec] = Field(default_factory=dict)
+    # How a Dagster run executes its steps: all in one process (fast: no process start per step, GX and
+    # the models loaded once), or each step in its own process (steps of one run in parallel).
+    executor: Literal["in_process", "multiprocess"] = "in_process"
 
     @model_validator(mode="after")
     def _labels_unique(self) -> PipelineConfig:

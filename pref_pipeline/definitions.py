@@ -1,56 +1,118 @@
 """The Dagster code location: what ``workspace.yaml``, ``dagster dev`` and ``dg`` load.
 
-The configuration comes from ``PREF_PIPELINE_CONFIG`` (a YAML file); unset, the embedded offline
-default. The CLI builds the same definitions for the file it is given.
+The one core module that imports the Dagster layers (``assets/``, ``sensors/``), and only when the
+definitions are built: importing it reads no file and creates no folder (``defs`` is lazy). The
+configuration comes from ``PREF_PIPELINE_CONFIG`` (unset: the embedded offline default), the home
+from ``PREF_PIPELINE_HOME``; the CLI builds the same definitions for the file and home it is given.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from assets import build_pipeline_assets
-from assets.jobs import pipeline_job, rejudge_job
-from assets.partitions import PROMPT_BATCHES
-from assets.storage import PipelineIOManager
-from pref_pipeline.batches import discover_batches
 from pref_pipeline.config import PipelineConfig, load_config
-from pref_pipeline.paths import SCHEMA, Home
-from sensors import build_automation
+from pref_pipeline.paths import Home
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+CONFIG_ENV = "PREF_PIPELINE_CONFIG"
+ROLLUPS = ("preference_dataset", "audit_report")  # not partitioned: built once over every batch
 
 
 def config_from_env() -> PipelineConfig:
     """The configuration named by ``PREF_PIPELINE_CONFIG`` (unset: the embedded default), read now."""
-    return load_config(os.environ.get("PREF_PIPELINE_CONFIG"))
+    return load_config(os.environ.get(CONFIG_ENV))
 
 
-def build_definitions(config: PipelineConfig, home: Home | None = None) -> dg.Definitions:
-    home = (home or Home.from_env()).ensure()
+def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = False) -> dg.Definitions:
+    """Every asset, check, job, sensor and schedule of one configuration, writing under ``home``."""
+    from assets import build_pipeline_assets
+    from assets.jobs import pipeline_job, rejudge_job, rollup_job
+    from assets.resources import pipeline_resources
+    from sensors import build_automation
+
     sensors, schedules = build_automation(config, config_from_env)
     return dg.Definitions(
         assets=build_pipeline_assets(config),
-        jobs=[pipeline_job, rejudge_job],
+        jobs=[pipeline_job, rejudge_job, rollup_job],
         sensors=sensors,
         schedules=schedules,
-        resources={"io_manager": PipelineIOManager(database=str(home.database), schema=SCHEMA)},
+        resources=pipeline_resources(home, progress=progress),
+        executor=dg.in_process_executor if config.executor == "in_process" else dg.multiprocess_executor,
     )
 
 
-def run_batches(config: PipelineConfig, home: Home) -> dict[str, dg.ExecuteInProcessResult]:
-    """Materialize every asset for every prompt batch, headless, one run per batch.
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(config_from_env(), Home.from_env())
+
+
+@dataclass
+class PipelineRun:
+    """The runs of one ``pref-pipeline run``: one per prompt batch, then the roll-up run (None when no
+    batch succeeded, since there is nothing new to roll up)."""
+
+    batches: dict[str, dg.ExecuteInProcessResult] = field(default_factory=dict)
+    rollup: dg.ExecuteInProcessResult | None = None
+    interrupted: str | None = None  # the batch a Ctrl-C or SIGTERM stopped; later batches were not started
+
+    @property
+    def success(self) -> bool:
+        return all(r.success for r in self.batches.values()) and (self.rollup is None or self.rollup.success)
+
+
+INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+
+
+def was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether a Ctrl-C or SIGTERM (which Dagster maps to the same) stopped this run: Dagster turns the
+    interrupt into a failed step or run rather than raising it."""
+    for event in result.all_events:
+        data = event.step_failure_data.error if event.is_step_failure and event.step_failure_data else None
+        if data is None and event.is_pipeline_failure and event.pipeline_failure_data:
+            data = event.pipeline_failure_data.error
+        while data is not None:
+            if data.cls_name in INTERRUPTS:
+                return True
+            data = data.cause
+    return False
+
+
+def run_batches(config: PipelineConfig, home: Home, *, batches: Iterable[str] | None = None,
+                progress: bool = False) -> PipelineRun:
+    """Materialize every asset for every prompt batch, headless: one run per batch, then one run of the
+    roll-ups (the combined dataset and the audit over every batch) when at least one batch succeeded.
 
     Uses the instance of ``DAGSTER_HOME`` when set (runs then show in the UI), else a throwaway one.
     """
-    defs = build_definitions(config, home)
+    from assets.partitions import PROMPT_BATCHES
+    from pref_pipeline.batches import discover_batches
+
+    definitions = build_definitions(config, home, progress=progress)
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    job = defs.resolve_implicit_global_asset_job_def()
-    batches = list(discover_batches(config))
-    instance.add_dynamic_partitions(PROMPT_BATCHES.name, batches)
-    return {
-        batch: job.execute_in_process(instance=instance, partition_key=batch, raise_on_error=False)
-        for batch in batches
-    }
-
-
-defs = build_definitions(config_from_env())
+    job = definitions.resolve_job_def("preference_pipeline")
+    names = list(batches) if batches is not None else list(discover_batches(config))
+    instance.add_dynamic_partitions(PROMPT_BATCHES.name, names)
+    graph = definitions.resolve_asset_graph()
+    per_batch = [key for key in graph.get_all_asset_keys() if key.to_user_string() not in ROLLUPS]
+    run = PipelineRun()
+    for batch in names:
+        try:
+            result = job.execute_in_process(instance=instance, partition_key=batch, asset_selection=per_batch,
+                                            raise_on_error=False)
+        except KeyboardInterrupt:  # between Dagster's own checkpoints
+            run.interrupted = batch
+            return run
+        run.batches[batch] = result
+        if was_interrupted(result):
+            run.interrupted = batch
+            return run  # no later batch, no roll-up: stop means stop, nothing more is paid for
+    if any(result.success for result in run.batches.values()):
+        run.rollup = definitions.resolve_job_def("publish_dataset").execute_in_process(instance=instance,
+                                                                                       raise_on_error=False)
+    return run

@@ -29,10 +29,10 @@ from pref_pipeline.accounting import price_for, price_table
 from pref_pipeline.batches import discover_batches
 from pref_pipeline.cache import ResponseCache, request_key
 from pref_pipeline.config import ModelSpec, PipelineConfig, generator_label
-from pref_pipeline.generation import derived_seed, plan_candidates
-from pref_pipeline.judging.batch import plan_comparisons
+from pref_pipeline.judging.comparisons import judge_tasks
 from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge
 from pref_pipeline.paths import Home
+from pref_pipeline.strategies.sampling import SamplingStrategy
 from pref_pipeline.providers.base import ChatRequest, RequestBuilder
 from pref_pipeline.providers.client import CHARS_PER_TOKEN, estimate_tokens
 from pref_pipeline.sources import load_prompts
@@ -68,9 +68,9 @@ def _key(spec: ModelSpec, request: ChatRequest) -> str:
     return request_key(spec.provider, spec.model_name, spec.response_format, request)
 
 
-def estimate_run(config: PipelineConfig, home: Home | None = None) -> dict[str, Any]:
-    """Per step and model: calls, how many are cached, tokens and an upper-bound cost."""
-    home = home or Home.from_env()
+def estimate_run(config: PipelineConfig, home: Home) -> dict[str, Any]:
+    """Per step and model: calls, how many are cached (in ``home``'s response cache), tokens and an
+    upper-bound cost."""
     cache = ResponseCache(home.cache) if config.cache and home.cache.exists() else None
     prices = price_table(config.prices)
     rows: dict[tuple[str, str, str], EstimateRow] = {}
@@ -101,7 +101,7 @@ def estimate_run(config: PipelineConfig, home: Home | None = None) -> dict[str, 
             prompts = load_prompts(sources, config.max_prompts).prompts
             prompt_count += len(prompts)
             candidates = []
-            for task in plan_candidates(prompts, config):
+            for task in SamplingStrategy(config).plan(prompts):
                 spec = task.generator
                 request = RequestBuilder(spec).request(task.prompt, seed=task.seed)
                 hit = cache.get(_key(spec, request)) if cache is not None else None
@@ -109,16 +109,16 @@ def estimate_run(config: PipelineConfig, home: Home | None = None) -> dict[str, 
                 candidates.append({
                     "candidate_id": task.candidate_id, "prompt_id": task.prompt_id, "candidate_index": task.index,
                     "text": hit.text if hit else "x" * (CHARS_PER_TOKEN * _max_tokens(spec)),
-                    "known": hit is not None, "error": None,
+                    "known": hit is not None, "error": None, "strategy": SamplingStrategy.method,
                 })
             frame = pd.DataFrame(candidates, columns=["candidate_id", "prompt_id", "candidate_index", "text", "known",
-                                                      "error"])
+                                                      "error", "strategy"])
             known = dict(zip(frame["candidate_id"], frame["known"]))
-            tasks = plan_comparisons(prompts, frame) if len(frame) else []
+            tasks = judge_tasks(prompts, frame, config) if len(frame) else []
             for spec in config.judges:
                 judge = PairwiseJudge(spec, RequestBuilder(spec))  # type: ignore[arg-type]
                 for t in tasks:
-                    item = JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=derived_seed(t.comparison_id, t.order))
+                    item = JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=t.seed)
                     request = judge.base_request(item)
                     exact = known[t.x_id] and known[t.y_id]
                     hit = cache.get(_key(spec, request)) if cache is not None and exact else None

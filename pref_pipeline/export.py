@@ -2,8 +2,8 @@
 
 Files are written to a temporary name and renamed, so a reader never sees half a file and a
 failed run leaves the previous export in place. Each prompt batch is published on its own under
-``batches/<batch>/``; the top-level files are the union of every published batch, rebuilt under a
-file lock so two batches published at once cannot drop each other.
+``batches/<batch>/`` (``export_pairs``); the top-level files are the union of every published batch
+(``combine_published``), rebuilt under a file lock so two rebuilds at once cannot drop each other.
 """
 
 from __future__ import annotations
@@ -43,9 +43,20 @@ def export_pairs(pairs: pd.DataFrame, folder: Path) -> dict[str, Path]:
     return {"jsonl": jsonl, "parquet": parquet}
 
 
+def combine_published(folder: Path) -> dict[str, Path]:
+    """Rebuild the top-level files from every batch published under ``folder/batches/``, in batch-name order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".export.lock")):
+        return _combine(folder)
+
+
+def published_batches(folder: Path) -> list[Path]:
+    batches = folder / BATCHES_FOLDER
+    return sorted(p for p in batches.iterdir() if (p / JSONL_NAME).exists()) if batches.is_dir() else []
+
+
 def _combine(folder: Path) -> dict[str, Path]:
-    """Rebuild the top-level files from every published batch, in batch-name order."""
-    batch_folders = sorted(p for p in (folder / BATCHES_FOLDER).iterdir() if (p / JSONL_NAME).exists())
+    batch_folders = published_batches(folder)
 
     def write_jsonl(tmp: Path) -> None:
         with tmp.open("wb") as out:
@@ -56,21 +67,12 @@ def _combine(folder: Path) -> dict[str, Path]:
 
     def write_parquet(tmp: Path) -> None:
         frames = [pd.read_parquet(batch / PARQUET_NAME) for batch in batch_folders]
-        pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
+        (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()).to_parquet(tmp, index=False)
 
     jsonl, parquet = folder / JSONL_NAME, folder / PARQUET_NAME
     _replace_atomically(jsonl, write_jsonl)
     _replace_atomically(parquet, write_parquet)
     return {"jsonl": jsonl, "parquet": parquet}
-
-
-def export_batch(pairs: pd.DataFrame, folder: Path, batch_id: str) -> dict[str, Path]:
-    """Publish one batch's validated pairs and refresh the combined dataset."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder / ".export.lock")):
-        batch_paths = export_pairs(pairs, folder / BATCHES_FOLDER / batch_id)
-        combined = _combine(folder)
-    return {**combined, "batch_jsonl": batch_paths["jsonl"], "batch_parquet": batch_paths["parquet"]}
 
 
 # --------------------------------------------------------------------------- recency weight

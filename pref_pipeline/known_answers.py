@@ -25,8 +25,11 @@ import pandas as pd
 from pref_pipeline.generation import CANDIDATE_COLUMNS
 from pref_pipeline.sources import PROMPT_COLUMNS
 
-DEFAULT_SETS = [Path("/work/shared/data/human_prefs/LLMBar_Natural.json"),
-                Path("/work/shared/data/human_prefs/Processed_MT-Bench.json")]
+SHIPPED_SETS = Path(__file__).parent / "data" / "human_prefs"  # licences and sources in its README.md
+DEFAULT_SETS = [SHIPPED_SETS / "LLMBar_Natural.json", SHIPPED_SETS / "Processed_MT-Bench.json"]
+
+
+KNOWN_ANSWER = "known_answer"  # the candidates' strategy: human-labelled, not generated
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def load_known_answers(path: Path, limit: int | None = None, source: str | None 
             ids.append(candidate_id)
             candidates.append({
                 "candidate_id": candidate_id, "prompt_id": prompt_id, "candidate_index": index, "text": output,
-                "strategy": "known_answer", "generator_model": f"human_set:{source}",
+                "strategy": KNOWN_ANSWER, "generator_model": f"human_set:{source}",
                 "generator_label": f"output_{index + 1}", "sampling": "{}", "system_prompt": None,
                 "served_model": None, "input_tokens": None, "output_tokens": None, "finish_reason": None,
                 "latency_s": None, "error": None, "created_at": now,
@@ -90,13 +93,17 @@ def human_labels_for(known: KnownAnswers, judgments: pd.DataFrame) -> pd.DataFra
     return pd.DataFrame(rows, columns=list(HUMAN_LABEL_COLUMNS))
 
 
-def measure(config, known: KnownAnswers, logger=None) -> dict[str, Any]:
-    """Judge a known-answer set with the configured judges; the audit's agreement figures on it."""
+def measure(config, known: KnownAnswers, calls, logger=None) -> dict[str, Any]:
+    """Judge a known-answer set with the configured judges (LLM calls per ``calls``, a ``CallSettings``);
+    the audit's agreement figures on it."""
     from pref_pipeline.audit import compute_audit
-    from pref_pipeline.judging.batch import judge_candidates
+    from pref_pipeline.judging.comparisons import judge_comparisons
     from pref_pipeline.pairs import build_preference_pairs
+    from pref_pipeline.strategies.base import all_pairs
 
-    judgments = judge_candidates(known.prompts, known.candidates, config, logger=logger)
+    planned = all_pairs(known.candidates, KNOWN_ANSWER)
+    judgments = judge_comparisons(known.prompts, known.candidates, config, calls, logger=logger,
+                                  planned=planned).judgments
     result = build_preference_pairs(known.prompts, known.candidates, judgments)
     labels = human_labels_for(known, judgments)
     figures = compute_audit(result.pairs, judgments, result.comparisons, human_labels=labels)
@@ -128,7 +135,9 @@ def _human_length_share(known: KnownAnswers) -> float | None:
 def cli(args: argparse.Namespace) -> int:
     from pref_pipeline.config import ConfigError, load_config
     from pref_pipeline.paths import Home
+    from pref_pipeline.providers.client import CallSettings
 
+    home = Home.at(args.home) if getattr(args, "home", None) else Home.from_env()
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -145,7 +154,7 @@ def cli(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        figures = measure(config, known)
+        figures = measure(config, known, CallSettings.under(home.ensure()))
         report[Path(path).stem] = figures
         human = figures["human"]
         verdicts = figures["human"]["per_verdict"]
@@ -154,7 +163,7 @@ def cli(args: argparse.Namespace) -> int:
               f"{human['agreement_rate']} of {human['n_compared']} (no pair on {human['n_judge_undecided']}); "
               f"single verdicts: {per_verdict or 'none'}; people preferred the longer response in "
               f"{figures['length_bias_of_human_labels']}")
-    out = Home.from_env().ensure().reports / "known_answers.json"
+    out = home.ensure().reports / "known_answers.json"
     out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"report: {out}")
     return 0
@@ -167,4 +176,5 @@ def add_known_answer_parser(actions) -> None:
                        help="a JSON file of {input, output_1, output_2, label} (repeatable; default: the shared sets)")
     known.add_argument("--config", type=Path, default=None, help="a YAML configuration file (its judges are used)")
     known.add_argument("--limit", type=int, default=None, help="only the first N records of each set")
+    known.add_argument("--home", type=Path, default=None, help="overrides PREF_PIPELINE_HOME (cache, report)")
     known.set_defaults(func=cli)

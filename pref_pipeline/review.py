@@ -166,11 +166,8 @@ def import_review_sheet(database: Path, path: Path, labeller: str | None = None)
 # --------------------------------------------------------------------------- CLI
 
 def _home(args: argparse.Namespace) -> Home:
-    if getattr(args, "home", None):
-        import os
-
-        os.environ["PREF_PIPELINE_HOME"] = str(Path(args.home).resolve())
-    return Home.from_env()
+    """``--home`` when given, else ``PREF_PIPELINE_HOME`` (the CLI reads the environment, not the core)."""
+    return Home.at(args.home) if getattr(args, "home", None) else Home.from_env()
 
 
 def _export(args: argparse.Namespace) -> int:

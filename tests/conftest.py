@@ -30,3 +30,33 @@ def prompts_file(tmp_path: Path) -> Path:
     path = tmp_path / "prompts.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in SAMPLE_PROMPTS), encoding="utf-8")
     return path
+
+
+def calls():
+    """The LLM call settings of a run in the test's home (its response cache and provider-batch folder)."""
+    from pref_pipeline.paths import Home
+    from pref_pipeline.providers.client import CallSettings
+
+    return CallSettings.under(Home.from_env().ensure())
+
+
+def generate(prompts, config):
+    """``generate_candidates`` in the test's home: the ``Generated`` (candidates and usage)."""
+    from pref_pipeline.generation import generate_candidates
+
+    return generate_candidates(prompts, config, calls())
+
+
+def judge(prompts, candidates, config):
+    """``judge_comparisons`` in the test's home: the ``Judged`` (judgments and usage)."""
+    from pref_pipeline.judging.comparisons import judge_comparisons
+
+    return judge_comparisons(prompts, candidates, config, calls())
+
+
+def resources(progress: bool = False) -> dict:
+    """The pipeline's Dagster resources for the test's home."""
+    from assets.resources import pipeline_resources
+    from pref_pipeline.paths import Home
+
+    return pipeline_resources(Home.from_env().ensure(), progress=progress)

@@ -18,14 +18,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pref_pipeline.accounting import USAGE_ATTR
 from pref_pipeline.config import PromptSource, parse_config
-from pref_pipeline.generation import generate_candidates
-from pref_pipeline.judging.batch import judge_candidates
 from pref_pipeline.paths import Home
 from pref_pipeline.providers.base import BatchLimits
 from pref_pipeline.providers.client import BATCH_FOLDER, BatchJobStore, split_batches
 from pref_pipeline.sources import load_prompts
+from tests.conftest import generate, judge
 from tests.fakes import FakeLLMServer, default_judge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +62,8 @@ def test_batch_submit_poll_collect_then_cached(home, tmp_path, protocol):
     path = write_prompts(tmp_path, 3)
     with FakeLLMServer(batch_polls=2) as server:
         config = parse_config(batch_config(protocol, url(server, protocol)))
-        frame = generate_candidates(prompts(path), config)
+        generated = generate(prompts(path), config)
+        frame = generated.candidates
         assert frame["error"].isna().all() and (frame["text"].str.len() > 0).all()
         assert server.requests == []  # nothing went through the live endpoint
         assert creates(server) == 2 and len(server.batch_requests) == 6  # one batch per generator
@@ -79,7 +78,7 @@ def test_batch_submit_poll_collect_then_cached(home, tmp_path, protocol):
         polls = sum(1 for m, p in server.batch_calls if m == "GET" and p.split("/")[-1].startswith(("batch_", "msgbatch_")))
         assert polls >= 2 * 3  # per batch: 2 "in progress" answers, then completed
 
-        usage = frame.attrs[USAGE_ATTR]
+        usage = generated.usage
         assert usage["batch_calls"] == 6 and usage["api_calls"] == 0
         expected = (frame["input_tokens"].sum() * 2.0 + frame["output_tokens"].sum() * 4.0) / 1e6 / 2  # half price
         assert usage["cost_usd"] == pytest.approx(expected)
@@ -87,19 +86,20 @@ def test_batch_submit_poll_collect_then_cached(home, tmp_path, protocol):
         assert [(j["status"], j["requests"]) for j in jobs] == [("collected", 3)] * 2
 
         server.reset()
-        again = generate_candidates(prompts(path), config)
+        again_run = generate(prompts(path), config)
+        again = again_run.candidates
         assert server.batch_calls == [] and server.requests == []  # cached answers are not resubmitted
         assert again["text"].tolist() == frame["text"].tolist()
-        assert again.attrs[USAGE_ATTR]["cached_calls"] == 6
+        assert again_run.usage["cached_calls"] == 6
 
 
 def test_only_uncached_requests_are_submitted(home, tmp_path):
     with FakeLLMServer(batch_polls=0) as server:
         config = parse_config(batch_config("openai", server.openai_base_url))
-        generate_candidates(prompts(write_prompts(tmp_path, 2)), config)
+        generate(prompts(write_prompts(tmp_path, 2)), config)
         first = {r["custom_id"] for r in server.batch_requests}
         server.reset()
-        frame = generate_candidates(prompts(write_prompts(tmp_path, 5)), config)  # 2 old prompts + 3 new
+        frame = generate(prompts(write_prompts(tmp_path, 5)), config).candidates  # 2 old prompts + 3 new
         assert frame["error"].isna().all()
         assert len(server.batch_requests) == 6 and not first & {r["custom_id"] for r in server.batch_requests}
 
@@ -109,7 +109,10 @@ import json, sys
 from pref_pipeline.config import parse_config, PromptSource
 from pref_pipeline.generation import generate_candidates
 from pref_pipeline.sources import load_prompts
-generate_candidates(load_prompts([PromptSource(path=sys.argv[2])]).prompts, parse_config(json.loads(sys.argv[1])))
+from pref_pipeline.paths import Home
+from pref_pipeline.providers.client import CallSettings
+generate_candidates(load_prompts([PromptSource(path=sys.argv[2])]).prompts, parse_config(json.loads(sys.argv[1])),
+                    CallSettings.under(Home.from_env()))
 print("finished")
 """
 
@@ -134,7 +137,7 @@ def test_pending_batch_survives_a_restart(home, tmp_path, protocol):
         assert creates(server) == 2
 
         server.batch_polls = 0  # the provider finishes the batch while nobody watches
-        frame = generate_candidates(prompts(path), parse_config(config))
+        frame = generate(prompts(path), parse_config(config)).candidates
         assert frame["error"].isna().all() and len(frame) == 6
         assert creates(server) == 2  # picked up, not resubmitted
         assert server.requests == []
@@ -147,8 +150,8 @@ def test_batches_are_split_by_the_api_limits(home, tmp_path, monkeypatch):
 
     monkeypatch.setattr(OpenAIProvider, "batch_limits", BatchLimits(max_requests=4, max_bytes=10**9))
     with FakeLLMServer(batch_polls=0) as server:
-        frame = generate_candidates(prompts(write_prompts(tmp_path, 5)),
-                                    parse_config(batch_config("openai", server.openai_base_url)))
+        frame = generate(prompts(write_prompts(tmp_path, 5)),
+                         parse_config(batch_config("openai", server.openai_base_url))).candidates
         assert frame["error"].isna().all()
         assert creates(server) == 4  # 5 requests per generator, at most 4 per batch
         assert sorted(len(b["items"]) for b in server._batches.values()) == [1, 1, 4, 4]
@@ -175,12 +178,13 @@ def test_failed_requests_in_a_batch_are_error_rows(home, tmp_path, monkeypatch):
 
     monkeypatch.setattr(OpenAIProvider, "batch_line", broken_for_question_1)
     with FakeLLMServer(batch_polls=0) as server:
-        frame = generate_candidates(prompts(write_prompts(tmp_path, 3)),
-                                    parse_config(batch_config("openai", server.openai_base_url, max_failure_rate=1.0)))
+        generated = generate(prompts(write_prompts(tmp_path, 3)),
+                             parse_config(batch_config("openai", server.openai_base_url, max_failure_rate=1.0)))
+        frame = generated.candidates
     failed = frame[frame["error"].notna()]
     assert set(failed["prompt_id"]) == {"p1"} and len(failed) == 2
     assert failed["error"].str.contains("HTTP 400: missing required field").all()
-    assert frame.attrs[USAGE_ATTR]["failed_calls"] == 2
+    assert generated.usage["failed_calls"] == 2
 
 
 def test_judge_parse_retries_run_as_a_second_smaller_batch(home, tmp_path):
@@ -197,9 +201,9 @@ def test_judge_parse_retries_run_as_a_second_smaller_batch(home, tmp_path):
     with FakeLLMServer(batch_polls=0, judge_fn=garbage_first_time_for_half) as server:
         config = parse_config(batch_config("anthropic", server.anthropic_base_url, judge_batch=True))
         prompt_frame = prompts(write_prompts(tmp_path, 3))
-        candidates = generate_candidates(prompt_frame, config)
+        candidates = generate(prompt_frame, config).candidates
         server.reset()
-        judged = judge_candidates(prompt_frame, candidates, config)
+        judged = judge(prompt_frame, candidates, config).judgments
         sizes = [len(b["items"]) for b in server._batches.values() if b["items"][0]["body"]["model"] == "judge"]
     assert creates(server) == 2 and sizes[0] == 6 and 0 < sizes[1] < 6  # round 2: only the unparseable ones
     assert (judged["parse_status"] == "ok").all()

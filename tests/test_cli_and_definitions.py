@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from pref_pipeline.cli import main
+from pref_pipeline.config import load_config
 from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ASSET_KEYS = {"prompts", "candidates", "judgments", "preference_pairs", "comparisons", "preference_pairs_export",
-              "audit_report", "quarantine", "judgment_history"}
+              "preference_dataset", "batch_audit", "audit_report", "quarantine", "judgment_history"}
 
 
 def write_config(path: Path, base_url: str, prompts_file: Path) -> Path:
@@ -75,11 +76,65 @@ def test_failing_gate_exits_1(home, prompts_file, capsys):
     assert "failed check: preference_pairs:preference_pairs_gate" in capsys.readouterr().err
 
 
+def test_a_blocked_batch_has_its_audit_and_says_why(home, prompts_file, capsys):
+    """A position-biased judge (first shown always wins): no pair is consistent, the gate blocks publishing; the
+    message says so in the user's terms and the batch's own audit is there anyway."""
+    first_wins = lambda info: {"preference": "A", "confidence": 0.9, "reasoning": "The first."}  # noqa: E731
+    with FakeLLMServer(judge_fn=first_wins) as server:
+        config = write_config(prompts_file.parent / "pipeline.yaml", server.openai_base_url, prompts_file)
+        assert main(["run", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "pairs 0 < gates.min_pairs 1" in err
+    assert "position consistency 0 %: every verdict flipped with the order" in err
+    report = Home.from_env().reports / "batches" / "prompts"
+    assert f"this batch's audit (made whether or not it was published): {report / 'audit.md'}" in err
+    audit = json.loads((report / "audit.json").read_text())
+    assert audit["position_bias"]["consistency_rate"] == 0.0 and audit["pairs"]["kept"] == 0
+    assert audit["flags"][0].startswith("not published: pairs 0 < gates.min_pairs 1")
+    assert not (Home.from_env().exports / "preference_pairs.jsonl").exists()
+
+
+def test_a_dead_endpoint_is_named_in_one_line(home, prompts_file, capsys):
+    config = write_config(prompts_file.parent / "pipeline.yaml", "http://127.0.0.1:9/v1", prompts_file)
+    text = config.read_text().replace("base_url: http://127.0.0.1:9/v1\n", "base_url: http://127.0.0.1:9/v1\n"
+                                      "    max_retries: 0\n")
+    config.write_text(text)
+    assert main(["run", "--config", str(config)]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  candidates:")]
+    assert len(lines) == 1 and "Connection error." in lines[0] and "at http://127.0.0.1:9/v1" in lines[0]
+    assert "Error occurred while executing" not in lines[0]
+
+
 def test_code_location_loads_every_asset(home):
     from pref_pipeline.definitions import defs
 
-    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert not home.exists()  # importing the code location reads no file and creates no folder
+    keys = {key.to_user_string() for key in defs().resolve_asset_graph().get_all_asset_keys()}
     assert keys == ASSET_KEYS
+
+
+def test_tables_and_files_land_in_the_home_the_definitions_are_given(home, prompts_file, tmp_path):
+    """build_definitions(config, home) puts everything a run writes under that home, whatever
+    PREF_PIPELINE_HOME says (the resources carry the home; nothing reads the environment)."""
+    import dagster as dg
+
+    from pref_pipeline.definitions import build_definitions
+
+    given = Home.at(tmp_path / "given-home")
+    with FakeLLMServer() as server:
+        config = load_config(write_config(prompts_file.parent / "pipeline.yaml", server.openai_base_url, prompts_file))
+        definitions = build_definitions(config, given)
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions("prompt_batches", ["prompts"])
+        result = definitions.resolve_job_def("preference_pipeline").execute_in_process(
+            instance=instance, partition_key="prompts", raise_on_error=False)
+    assert result.success
+    for path in (given.database, given.exports / "preference_pairs.jsonl",
+                 given.exports / "batches" / "prompts" / "preference_pairs.jsonl", given.reports / "audit.json",
+                 given.reports / "batches" / "prompts" / "audit.json"):
+        assert path.exists(), path
+    assert any(given.cache.iterdir())  # the response cache too
+    assert not home.exists()  # PREF_PIPELINE_HOME (the fixture's) was never touched
 
 
 @pytest.mark.parametrize("command", [

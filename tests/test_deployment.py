@@ -95,16 +95,17 @@ def test_runs_are_stored_in_postgres_with_the_queued_coordinator(postgres, home,
                            {"model": "openai:gen-b", "base_url": server.openai_base_url, "temperature": 0.9}],
             "judges": [{"model": "openai:judge", "base_url": server.openai_base_url}],
         })
-        results = run_batches(config, Home.from_env())  # honours DAGSTER_HOME: the Postgres instance
-    assert [r.success for r in results.values()] == [True]
+        run = run_batches(config, Home.from_env())  # honours DAGSTER_HOME: the Postgres instance
+    assert [r.success for r in run.batches.values()] == [True] and run.rollup.success
 
     with psycopg2.connect(host="127.0.0.1", port=int(postgres["DAGSTER_PG_PORT"]), user="dagster",
                           dbname="dagster") as con, con.cursor() as cur:
         cur.execute("SELECT status FROM runs")
-        assert [row[0] for row in cur.fetchall()] == ["SUCCESS"]
+        assert [row[0] for row in cur.fetchall()] == ["SUCCESS", "SUCCESS"]  # the batch, then the roll-up
         cur.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'prompt_batches'")
         assert [row[0] for row in cur.fetchall()] == ["prompts"]
         cur.execute("SELECT asset_key FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
         materialized = sorted(json.loads(row[0])[-1] for row in cur.fetchall())
     assert materialized == sorted(["prompts", "candidates", "judgments", "judgment_history", "preference_pairs",
-                                   "comparisons", "quarantine", "preference_pairs_export", "audit_report"])
+                                   "comparisons", "quarantine", "preference_pairs_export", "batch_audit",
+                                   "preference_dataset", "audit_report"])

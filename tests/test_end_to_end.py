@@ -17,13 +17,12 @@ import duckdb
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
-from assets.pipeline import build_pipeline_assets
-from assets.storage import PipelineIOManager
+from assets import build_pipeline_assets
 from pref_pipeline.config import parse_config
 from pref_pipeline.judging.pairwise import fingerprint_for
 from pref_pipeline.judging.prompts import VERDICT_SCHEMA
 from pref_pipeline.paths import SCHEMA, Home
-from tests.conftest import SAMPLE_PROMPTS
+from tests.conftest import resources, SAMPLE_PROMPTS
 from tests.fakes import FakeLLMServer, default_judge
 
 SEED_FIELDS = ["prompt", "chosen", "rejected", "generation_method", "judge_model_id", "criteria"]
@@ -31,12 +30,11 @@ SEED_FIELDS = ["prompt", "chosen", "rejected", "generation_method", "judge_model
 
 def materialize(config, batch: str = "prompts") -> dg.ExecuteInProcessResult:
     """One prompt batch (partition) through every asset, as `dagster.materialize` runs it."""
-    home = Home.from_env().ensure()
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PROMPT_BATCHES.name, [batch])
     return dg.materialize(
         build_pipeline_assets(config),
-        resources={"io_manager": PipelineIOManager(database=str(home.database), schema=SCHEMA)},
+        resources=resources(),
         instance=instance,
         partition_key=batch,
         raise_on_error=False,

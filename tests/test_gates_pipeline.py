@@ -19,7 +19,9 @@ import pandas as pd
 import pytest
 
 from pref_pipeline.config import parse_config
-from pref_pipeline.definitions import build_definitions, run_batches
+from assets.resources import PipelineHome
+from pref_pipeline import gates
+from pref_pipeline.definitions import PipelineRun, build_definitions, run_batches
 from pref_pipeline.paths import SCHEMA, Home
 from tests.conftest import SAMPLE_PROMPTS
 from tests.fakes import FakeLLMServer, default_judge
@@ -41,9 +43,11 @@ def config_for(base_url: str, prompts_file: Path, judge: str = "judge-1", **extr
     })
 
 
-def run(config) -> dg.ExecuteInProcessResult:
-    [result] = run_batches(config, Home.from_env().ensure()).values()
-    return result
+def run(config) -> PipelineRun:
+    """One batch's run and, when it succeeded, the roll-up run (dataset and audit over every batch)."""
+    pipeline = run_batches(config, Home.from_env().ensure())
+    assert len(pipeline.batches) == 1
+    return pipeline
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -51,12 +55,13 @@ def snapshot(folder: Path) -> dict[str, bytes]:
             and not p.name.startswith(".")}
 
 
-def materialized(result) -> set[str]:
-    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+def materialized(pipeline: PipelineRun) -> set[str]:
+    results = [*pipeline.batches.values(), *([pipeline.rollup] if pipeline.rollup else [])]
+    return {e.asset_key.to_user_string() for r in results for e in r.get_asset_materialization_events()}
 
 
-def checks(result) -> dict[str, dg.AssetCheckEvaluation]:
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+def checks(pipeline: PipelineRun) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for r in pipeline.batches.values() for e in r.get_asset_check_evaluations()}
 
 
 def table(name: str) -> pd.DataFrame:
@@ -105,7 +110,7 @@ def test_the_good_run_publishes_with_checks_plots_and_recency_weight(published):
     assert isinstance(audit["flags"], list)
     reports = published["home"] / "reports"
     assert {"length_difference.png", "position.png", "drift.png"} <= {p.name for p in reports.glob("*.png")}
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("audit_report")]
+    [event] = [e for e in result.rollup.get_asset_materialization_events() if e.asset_key == dg.AssetKey("audit_report")]
     report = event.materialization.metadata["report"].value
     assert report.count("](data:image/png;base64,") >= 3
     assert event.materialization.metadata["length_bias.pct_longer_chosen"].value == audit["length_bias"]["pct_longer_chosen"]
@@ -148,7 +153,8 @@ def test_a_failing_gate_stops_the_run_and_leaves_the_export_untouched(case, repu
     assert all(e.passed for name, e in evaluations.items() if name != failing)
     # Blocking: nothing downstream of the failed check ran, and the export step never wrote.
     stage = failing.removesuffix("_gate")
-    downstream = UPSTREAM[UPSTREAM.index(stage) + 1:] + ["preference_pairs_export", "audit_report"]
+    downstream = UPSTREAM[UPSTREAM.index(stage) + 1:] + ["preference_pairs_export", "batch_audit", "preference_dataset",
+                                                         "audit_report"]
     assert not set(downstream) & materialized(result)
     assert snapshot(exports) == before
 
@@ -160,18 +166,20 @@ def test_a_failing_gate_stops_the_run_and_leaves_the_export_untouched(case, repu
     assert "|" in metadata["sample_rows"].value  # a Markdown table of rows
     assert evaluations[failing].description.startswith(f"{stage}: ")
 
-    # The rows the gate rejected are kept in quarantine with the reason.
     quarantine = table("quarantine")
     rejected = quarantine[quarantine["stage"] == f"gate:{stage}"]
-    assert len(rejected) == metadata["quarantined_rows"].value > 0
-    assert set(rejected["batch_id"]) == {BATCH}
     if stage == "preference_pairs":
+        # The pairs step owns quarantine: the rows its gate rejected are kept there with the reason.
+        assert len(rejected) == metadata["quarantined_rows"].value > 0
+        assert set(rejected["batch_id"]) == {BATCH}
         pairs = table("preference_pairs")  # stored by the step before the check, kept as evidence
         assert set(rejected["item_id"]) == set(pairs["pair_id"]) and set(rejected["reason"]) == {"batch_rejected"}
         assert all(failed[0]["expectation"] in detail for detail in rejected["detail"])
     else:
-        [row] = rejected.itertuples()
-        assert (row.item_id, row.reason) == (BATCH, failed[0]["label"])
+        # Checks only check: an upstream gate writes no table; its stage's rows stay stored as evidence and the
+        # check says what failed. The batch never reached the pairs step, so it has no new quarantine rows.
+        assert rejected.empty
+        assert (table(stage)["batch_id"] == BATCH).any()
 
 
 def test_the_bound_figures_are_on_the_check(republish):
@@ -212,21 +220,31 @@ def bad_pairs(kind: str) -> pd.DataFrame:
 @pytest.mark.parametrize("kind", ["null_required", "chosen_equals_rejected", "duplicate_pair_id",
                                   "confidence_out_of_range", "confidence_not_a_number", "verdict_not_allowed",
                                   "missing_column", "empty_text"])
-def test_the_export_validates_before_writing(kind, republish):
-    """Even called on its own (no check before it), the export asset refuses bad pairs and writes nothing."""
+def test_a_batch_the_pairs_gate_rejected_is_never_published(kind, republish):
+    """The export does not validate again; it reads the gate's verdict from the batch's quarantine rows, so
+    even materialized on its own (no check before it in the run) it publishes nothing the gate rejected."""
     config = config_for("http://127.0.0.1:9/v1", republish)
-    export = build_definitions(config).get_assets_def("preference_pairs_export")
-    exports = Home.from_env().exports
+    home = Home.from_env()
+    export = build_definitions(config, home).get_assets_def("preference_pairs_export")
+    exports = home.exports
     before = snapshot(exports)
-    pairs, judgments = table("preference_pairs"), table("judgments")
+    pairs, judgments, stored_quarantine = table("preference_pairs"), table("judgments"), table("quarantine")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("prompt_batches", [BATCH])
-    with pytest.raises(dg.Failure, match="not exported"):
-        export(dg.build_asset_context(partition_key=BATCH, instance=instance),
-               preference_pairs=bad_pairs(kind), judgments=judgments)
+
+    def context():
+        return dg.build_asset_context(partition_key=BATCH, instance=instance,
+                                      resources={"home": PipelineHome(root=str(home.root))})
+
+    bad = bad_pairs(kind)
+    gate = gates.validate_pairs(bad, config.gates, judgments)
+    assert not gate.success
+    rejected = gates.gate_quarantine("preference_pairs", bad, gate).assign(batch_id=BATCH)
+    with pytest.raises(dg.Failure, match="not exported: the pairs gate rejected this batch"):
+        export(context(), preference_pairs=bad, quarantine=pd.concat([stored_quarantine, rejected]))
     assert snapshot(exports) == before
-    # The same call with the stored pairs publishes them again.
-    export(dg.build_asset_context(partition_key=BATCH, instance=instance), preference_pairs=pairs, judgments=judgments)
+    # The same call with the stored pairs and their quarantine (gate passed) publishes them again.
+    export(context(), preference_pairs=pairs, quarantine=stored_quarantine)
     assert (exports / "batches" / BATCH / "preference_pairs.jsonl").exists()
 
 
@@ -248,7 +266,8 @@ def test_a_first_batch_without_pairs_does_not_break_later_batches(home, tmp_path
         config = config.model_copy(update={"prompts": [config.prompts[0], config.prompts[0].model_copy(
             update={"path": second})]})
         results = run_batches(config, Home.from_env().ensure())
-    assert {batch: r.success for batch, r in results.items()} == {"a": True, "b": True}
+    assert {batch: r.success for batch, r in results.batches.items()} == {"a": True, "b": True}
+    assert results.rollup.success
     pairs = table("preference_pairs")
     assert set(pairs["batch_id"]) == {"b"} and len(pairs) > 0
     rows = (Home.from_env().exports / "preference_pairs.jsonl").read_text().splitlines()

@@ -19,14 +19,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pref_pipeline.accounting import USAGE_ATTR, UsageLedger, price_table
+from pref_pipeline.accounting import UsageLedger, price_table, usage_metadata
 from pref_pipeline.cache import ResponseCache
 from pref_pipeline.config import parse_config
-from pref_pipeline.generation import TooManyFailures, generate_candidates
-from pref_pipeline.judging.batch import judge_candidates
+from pref_pipeline.generation import TooManyFailures
 from pref_pipeline.paths import Home
 from pref_pipeline.providers.client import Budget, CallSession, retry_after_seconds
 from pref_pipeline.sources import load_prompts
+from tests.conftest import calls, generate, judge
 from tests.fakes import FakeLLMServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def base_url(server: FakeLLMServer, protocol: str) -> str:
 def complete(config, texts: list[str], spec=None):
     """Run ``complete_many`` for the config's first generator; returns (outcomes, usage summary, seconds)."""
     async def go():
-        async with CallSession(config) as session:
+        async with CallSession(config, calls()) as session:
             client = session.client(spec or config.generators[0])
             started = time.perf_counter()
             outcomes = await client.complete_many([client.request(t, seed=i) for i, t in enumerate(texts)])
@@ -173,25 +173,26 @@ def test_server_that_dies_mid_run_leaves_error_rows_not_gaps(home, tmp_path):
 
     killer = threading.Thread(target=kill_after, args=(20,))
     killer.start()
-    frame = generate_candidates(prompts, config)
+    generated = generate(prompts, config)
+    frame = generated.candidates
     killer.join()
     assert len(frame) == 60  # one row per planned candidate, answered or not
     answered, failed = frame[frame["error"].isna()], frame[frame["error"].notna()]
     assert 10 <= len(answered) < 60 and len(failed) > 0
     assert (answered["text"].str.len() > 0).all()
     assert (failed["text"] == "").all() and failed["error"].str.contains("ProviderError").all()
-    assert frame.attrs[USAGE_ATTR]["failed_calls"] == len(failed)
+    assert generated.usage["failed_calls"] == len(failed)
 
     # With the default max_failure_rate the step fails loudly and names the errors.
     with pytest.raises(TooManyFailures, match="generation calls failed"):
         dead = config.generators[0].model_copy(update={"max_retries": 0, "max_concurrency": 16})
-        generate_candidates(prompts, config.model_copy(update={"max_failure_rate": 0.1, "generators": [dead]}))
+        generate(prompts, config.model_copy(update={"max_failure_rate": 0.1, "generators": [dead]}))
 
     # A new server (another port): what was answered comes from the cache, only the rest is asked.
     with FakeLLMServer() as revived:
         moved = config.model_copy(update={"generators": [config.generators[0].model_copy(
             update={"base_url": revived.openai_base_url})]})
-        again = generate_candidates(prompts, moved)
+        again = generate(prompts, moved).candidates
         assert revived.count("/chat/completions") == len(failed)
     assert again["error"].isna().all()
     assert again.set_index("candidate_id").loc[answered["candidate_id"], "text"].tolist() == answered["text"].tolist()
@@ -233,7 +234,7 @@ def test_generators_of_one_model_share_its_budget(home):
     gens = [{"model": "openai:m", "base_url": UNUSED_URL, "temperature": 0.2, "rpm": 100, "max_concurrency": 8},
             {"model": "openai:m", "base_url": UNUSED_URL, "temperature": 0.9, "rpm": 50}]
     config = parse_config({"generators": gens, "judges": [{"model": "openai:j", "base_url": UNUSED_URL}]})
-    session = CallSession(config)
+    session = CallSession(config, calls())
     a, b = (session.budget_for(g) for g in config.generators)
     assert a is b and (a.rpm, a.max_concurrency) == (50, 8)
     assert session.budget_for(config.judges[0]) is not a
@@ -270,7 +271,7 @@ def test_cache_hits_misses_and_what_the_key_covers(home):
 
 def test_cache_key_covers_schema_and_response_format(home):
     async def ask(spec, schema):
-        async with CallSession(config_with(spec)) as session:
+        async with CallSession(config_with(spec), calls()) as session:
             client = session.client(spec)
             return await client.complete_many([client.request("x", seed=1, json_schema=schema)])
 
@@ -288,10 +289,12 @@ KILLED_RUN = """
 import json, sys
 from pref_pipeline.config import parse_config, PromptSource
 from pref_pipeline.generation import generate_candidates
+from pref_pipeline.paths import Home
+from pref_pipeline.providers.client import CallSettings
 from pref_pipeline.sources import load_prompts
 config = parse_config(json.loads(sys.argv[1]))
 prompts = load_prompts([PromptSource(path=sys.argv[2])]).prompts
-generate_candidates(prompts, config)
+generate_candidates(prompts, config, CallSettings.under(Home.from_env()))
 print("finished")
 """
 
@@ -318,11 +321,12 @@ def test_killed_run_resumes_paying_only_for_what_was_not_answered(home, tmp_path
         assert 8 <= answered < 40  # written as they arrived, not at the end
 
         server.reset()
-        frame = generate_candidates(prompts, parse_config(config))
+        generated = generate(prompts, parse_config(config))
+        frame = generated.candidates
         assert frame["error"].isna().all() and len(frame) == 40
         assert server.count("/chat/completions") == 40 - answered  # only what was not yet answered
         assert paid_before - answered <= 4  # at most the calls in flight at the kill were paid twice
-        usage = frame.attrs[USAGE_ATTR]
+        usage = generated.usage
         assert (usage["cached_calls"], usage["calls"]) == (answered, 40 - answered)
 
 
@@ -338,9 +342,11 @@ def test_cost_accounting_sums_tokens_at_the_configured_prices(home, tmp_path):
             "judges": [{"model": "openai:priced", "base_url": server.openai_base_url}],
             "prices": {"openai:priced": {"input_per_mtok": 3.0, "output_per_mtok": 7.0}},
         })
-        frame = generate_candidates(prompts, config)
-        judged = judge_candidates(prompts, frame, config)
-    usage = frame.attrs[USAGE_ATTR]
+        generated = generate(prompts, config)
+        frame = generated.candidates
+        judged_run = judge(prompts, frame, config)
+        judged = judged_run.judgments
+    usage = generated.usage
     priced = frame[frame["generator_model"] == "openai:priced"]
     by_model = usage["by_model"]
     assert by_model["openai:priced"]["input_tokens"] == priced["input_tokens"].sum()
@@ -349,9 +355,13 @@ def test_cost_accounting_sums_tokens_at_the_configured_prices(home, tmp_path):
     assert by_model["openai:priced"]["cost_usd"] == pytest.approx(expected)
     assert by_model["openai:unpriced"]["cost_usd"] is None and usage["unpriced_models"] == ["openai:unpriced"]
     assert usage["cost_usd"] == pytest.approx(expected)  # the unpriced model is listed, not counted as 0
+    shown = usage_metadata(usage)  # what the asset page shows: the unpriced model is named, not $0
+    assert shown["llm_cost_usd"] == f"{usage['cost_usd']} + unpriced (openai:unpriced)"
+    assert shown["llm_unpriced_models"] == ["openai:unpriced"]
+    assert usage_metadata({**usage, "unpriced_models": []})["llm_cost_usd"] == usage["cost_usd"]
     assert usage["input_tokens"] == frame["input_tokens"].sum() and usage["calls"] == 8
 
-    judge_usage = judged.attrs[USAGE_ATTR]
+    judge_usage = judged_run.usage
     assert judge_usage["calls"] == len(judged) == 8
     assert judge_usage["cost_usd"] == pytest.approx(
         (judged["input_tokens"].sum() * 3.0 + judged["output_tokens"].sum() * 7.0) / 1e6)

@@ -10,22 +10,21 @@ import dagster as dg
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
-from assets.pipeline import build_pipeline_assets
-from assets.storage import PipelineIOManager
+from assets import build_pipeline_assets
 from pref_pipeline.cli import main
 from pref_pipeline.config import ConfigError, load_config, parse_config
-from pref_pipeline.paths import SCHEMA, Home
+from pref_pipeline.paths import Home
+from tests.conftest import resources
 from tests.fakes import FakeLLMServer
 
 
 def materialize(config, batch: str = "prompts", instance: dg.DagsterInstance | None = None
                 ) -> dg.ExecuteInProcessResult:
-    home = Home.from_env().ensure()
     instance = instance or dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PROMPT_BATCHES.name, [batch])
     return dg.materialize(
         build_pipeline_assets(config),
-        resources={"io_manager": PipelineIOManager(database=str(home.database), schema=SCHEMA)},
+        resources=resources(),
         instance=instance, partition_key=batch, raise_on_error=False,
     )
 

@@ -11,14 +11,15 @@ import duckdb
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
-from assets.pipeline import build_pipeline_assets, judge_code_version
-from assets.storage import PipelineIOManager
+from assets import build_pipeline_assets
+from pref_pipeline.judging import judge_code_version
 from pref_pipeline.config import parse_config
 from pref_pipeline.definitions import build_definitions
 from pref_pipeline.paths import SCHEMA, Home
-from sensors.judge_change import build_judge_change_sensor
+from sensors.judge_change import build_judge_change_sensor, last_judge_version
 from sensors.prompt_batches import build_prompt_batches_sensor
 from sensors.schedules import build_refresh_schedule
+from tests.conftest import resources
 from tests.fakes import FakeLLMServer
 from tests.fakes.llm_server import JudgeInfo
 
@@ -28,7 +29,7 @@ def write_prompts(path: Path, *prompts: str) -> Path:
     return path
 
 
-DEFS = build_definitions(parse_config({}))  # the jobs and partitions the run requests are resolved against
+DEFS = build_definitions(parse_config({}), Home.at('unused-home'))  # the jobs and partitions the run requests are resolved against
 
 
 def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None):
@@ -95,7 +96,7 @@ def judged_batch(home, prompts_file):
         original = config_with("helpfulness_and_clarity")
         result = dg.materialize(
             build_pipeline_assets(original),
-            resources={"io_manager": PipelineIOManager(database=str(Home.from_env().ensure().database), schema=SCHEMA)},
+            resources=resources(),
             instance=instance, partition_key="prompts", raise_on_error=False,
         )
         assert result.success
@@ -113,7 +114,7 @@ def test_judge_change_sensor_unchanged_then_changed(judged_batch):
     fingerprint = judge_code_version(changed_config)
     assert fingerprint != judge_code_version(original)
     assert request.partition_key == "prompts"
-    assert request.run_key == f"rejudge:{fingerprint}:prompts"
+    assert request.run_key == f"rejudge:prompts:1:{judge_code_version(original)}->{fingerprint}"
     assert request.tags["pref_pipeline/judge_model"] == "openai:judge"
     assert request.tags["pref_pipeline/judge_fingerprint"] == fingerprint
 
@@ -165,7 +166,7 @@ def test_backfill_after_a_judge_change_reports_drift(judged_batch, home):
     assert request.tags["pref_pipeline/judge_model"] == "openai:judge-2"
 
     generations_before = generation_calls(server)
-    job = build_definitions(new_config).resolve_job_def("rejudge")
+    job = build_definitions(new_config, Home.from_env()).resolve_job_def("rejudge")
     result = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags)
     assert result.success
     assert generation_calls(server) == generations_before  # candidates come from storage, only the judge is asked
@@ -189,3 +190,62 @@ def test_backfill_after_a_judge_change_reports_drift(judged_batch, home):
     assert sorted(c["category"] for c in transition["by_category"]) == ["advice", "coding", "factual"]
     assert all(c["flip_rate"] == 1.0 for c in transition["by_category"])
     assert [v["judge_model"] for v in audit["drift"]["versions"]] == ["openai:judge", "openai:judge-2"]
+
+
+def test_prompt_file_changed_back_runs_again(tmp_path):
+    """A -> B -> A: every change is a run with a key never used before (Dagster drops a repeated key)."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    config = parse_config({"prompt_folder": str(folder)})
+    sensor = build_prompt_batches_sensor(lambda: config)
+    instance = dg.DagsterInstance.ephemeral()
+    keys, cursor = [], None
+    for content in ("What is DPO?", "What is PPO?", "What is DPO?"):
+        write_prompts(folder / "week-1.jsonl", content)
+        result = call(sensor, instance, cursor)
+        [request] = result.run_requests
+        keys.append(request.run_key)
+        cursor = result.cursor
+        instance.add_dynamic_partitions(PROMPT_BATCHES.name, ["week-1"])
+    assert len(set(keys)) == 3 and keys[0].split(":")[-1] == keys[2].split(":")[-1]  # same content, new key
+    assert not call(sensor, instance, cursor).run_requests  # unchanged since: nothing to do
+
+
+def test_a_missing_prompt_file_makes_no_partition(tmp_path):
+    config = parse_config({"prompts": [{"path": str(tmp_path / "gone.jsonl")}]})
+    result = call(build_prompt_batches_sensor(lambda: config), dg.DagsterInstance.ephemeral(), None)
+    assert not result.run_requests and not result.dynamic_partitions_requests
+    assert "missing" in result.skip_reason.skip_message and "gone.jsonl" in result.skip_reason.skip_message
+
+
+def test_turning_the_prompt_sensor_on_does_not_rerun_done_batches(judged_batch, prompts_file):
+    """An empty cursor (a sensor just turned on): a batch whose stored prompts were made from the same file is
+    done; after the file changes, it runs."""
+    instance, original, _, _ = judged_batch
+    sensor = build_prompt_batches_sensor(lambda: original)
+    first = call(sensor, instance, None)
+    assert not first.run_requests and "no new or changed" in first.skip_reason.skip_message
+    write_prompts(prompts_file, "A new question?")
+    [request] = call(sensor, instance, first.cursor).run_requests
+    assert request.partition_key == "prompts"
+
+
+def test_judge_switched_back_is_rejudged(judged_batch):
+    """v1 -> v2 -> v1: each change requests a run under a new key, and the batch ends judged by v1 again."""
+    instance, original, config_with, _ = judged_batch
+    other = config_with("harmlessness")
+    cursor, keys = None, []
+    for config in (other, original):
+        sensor = build_judge_change_sensor(lambda config=config: config)
+        result = tick(sensor, instance, cursor)
+        [request] = result.run_requests
+        keys.append(request.run_key)
+        cursor = result.cursor
+        # Requested again before the run stored its verdicts: not requested twice.
+        assert not tick(sensor, instance, cursor).run_requests
+        job = build_definitions(config, Home.from_env()).resolve_job_def("rejudge")
+        assert job.execute_in_process(instance=instance, partition_key=request.partition_key,
+                                      tags={**request.tags, "dagster/run_key": request.run_key}).success
+        assert last_judge_version(instance, "prompts") == judge_code_version(config)
+    assert len(set(keys)) == 2 and all(key.startswith("rejudge:prompts:") for key in keys)
+    assert not tick(build_judge_change_sensor(lambda: original), instance, cursor).run_requests

@@ -30,7 +30,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 ASSETS = ["prompts", "candidates", "judgments", "judgment_history", "comparisons", "preference_pairs", "quarantine",
-          "preference_pairs_export", "audit_report"]
+          "preference_pairs_export", "batch_audit", "preference_dataset", "audit_report"]
 
 
 def _free_port() -> int:

@@ -7,11 +7,15 @@ every failed output is kept with the row.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from pref_pipeline.config import JudgeSpec, judge_fingerprint
+from pref_pipeline.ids import short_hash
+from pref_pipeline.judging.base import Judge, JudgeTask, Order
 from pref_pipeline.judging.parsing import ParsedVerdict, parse_verdict
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, PAIRWISE_TEMPLATE, VERDICT_SCHEMA, render_judge_prompt
 from pref_pipeline.providers import ChatRequest, ChatResponse, Provider, ProviderError
@@ -20,7 +24,6 @@ from pref_pipeline.runner import Outcome
 if TYPE_CHECKING:
     from pref_pipeline.providers.client import ModelClient
 
-Order = Literal["xy", "yx"]  # "xy": candidate x shown as A; "yx": candidate y shown as A
 RETRY_TEMPERATURE = 0.7
 
 
@@ -88,18 +91,24 @@ class _Attempts:
     last: tuple[ParsedVerdict, ChatResponse] | None = None
 
 
-class PairwiseJudge:
+class PairwiseJudge(Judge):
     """One judge model: renders the prompt, asks for a structured verdict, parses strictly, retries.
 
     ``provider`` is anything with ``request(...)`` and ``complete_many(requests)``: a ``Provider``
     (plain bounded calls) or the pipeline's ``ModelClient`` (cache, rate limits, batch API).
     """
 
+    type = "pairwise"
+
     def __init__(self, spec: JudgeSpec, provider: Provider | ModelClient):
-        self.spec = spec
+        super().__init__(spec)
         self.provider = provider
         self.template = spec.template or PAIRWISE_TEMPLATE
-        self.fingerprint = fingerprint_for(spec)
+        self._fingerprint = fingerprint_for(spec)
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
 
     def prompt(self, question: str, response_a: str, response_b: str) -> str:
         return render_judge_prompt(
@@ -177,3 +186,39 @@ class PairwiseJudge:
         if not outcome.ok:
             raise ProviderError(outcome.error)
         return outcome.value
+
+    async def judge(self, tasks: list[JudgeTask], now: datetime) -> list[dict]:
+        items = [JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=t.seed) for t in tasks]
+        return [judgment_row(task, self, outcome, now) for task, outcome in zip(tasks, await self.judge_many(items))]
+
+
+def judgment_row(task: JudgeTask, judge: PairwiseJudge, outcome: Outcome[OrderedVerdict], now: datetime) -> dict:
+    """One judgments row: the verdict of one order of one comparison, with everything needed to audit it."""
+    result = outcome.value
+    verdict = result.verdict if result else None
+    return {
+        "judgment_id": "j-" + short_hash(task.comparison_id, judge.fingerprint, task.order),
+        "comparison_id": task.comparison_id,
+        "prompt_id": task.prompt_id,
+        "candidate_x_id": task.x_id,
+        "candidate_y_id": task.y_id,
+        "order": task.order,
+        "judge_model": judge.spec.model,
+        "judge_fingerprint": judge.fingerprint,
+        "criteria": judge.spec.criteria,
+        "preference": verdict.preference if verdict else None,
+        "preferred": result.preferred if result else None,
+        "confidence": verdict.confidence if verdict else None,
+        "reasoning": verdict.reasoning if verdict else None,
+        "parse_status": verdict.status if verdict else None,
+        "parse_error": verdict.error if verdict else None,
+        "attempts": result.attempts if result else 0,
+        "raw_output": result.raw_output if result else None,
+        "failed_outputs": json.dumps(result.failed_outputs, ensure_ascii=False) if result else "[]",
+        "served_model": result.served_model if result else None,
+        "input_tokens": result.input_tokens if result else None,
+        "output_tokens": result.output_tokens if result else None,
+        "latency_s": result.latency_s if result else None,
+        "error": outcome.error,
+        "judged_at": now,
+    }

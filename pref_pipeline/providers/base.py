@@ -129,5 +129,5 @@ class Provider(abc.ABC):
         """Per ``custom_id``: the answer, or why that request failed (a string)."""
         raise ProviderError(f"{self.spec.model}: this provider has no batch API")
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (a default, not an abstract method: most providers override it)
         """Release connections; the default has none."""

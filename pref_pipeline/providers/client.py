@@ -7,7 +7,7 @@ token/cost ledger, shows progress, and hands out one ``ModelClient`` per configu
 1. answers already in the cache are returned at once (and cost nothing);
 2. the rest go either to the provider's **batch API** (``batch: true``): split by the API's size
    limits, submitted, polled every ``batch_poll_s`` and collected; the batch id is saved under
-   ``PREF_PIPELINE_HOME/llm_batches/`` keyed by the request set, so a restarted run picks the
+   the home's ``llm_batches/`` folder keyed by the request set, so a restarted run picks the
    pending batch up instead of paying twice;
 3. or are sent **live**: at most ``max_concurrency`` in flight, paced by ``rpm`` / ``tpm``
    (``aiolimiter``), with the SDK's own retries (exponential backoff with jitter, honouring
@@ -31,7 +31,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,7 @@ from pref_pipeline.providers import make_provider
 from pref_pipeline.providers.base import BatchLimits, ChatRequest, ChatResponse, Provider
 from pref_pipeline.runner import Outcome, Progress, ProgressBar
 
-PROGRESS_ENV = "PREF_PIPELINE_PROGRESS"  # "1": show a tqdm bar per step (the CLI sets it at a terminal)
-BATCH_FOLDER = "llm_batches"
+BATCH_FOLDER = "llm_batches"  # under the home: pending provider batch jobs (Home.provider_batches)
 HEADROOM = 0.98  # pace at 98 % of a budget: room for network jitter and the SDK's own retries
 REQUEST_BUCKET = 1.15  # the rpm bucket's size in requests: 0.15 of an interval of tolerance for a late wake-up
 CHARS_PER_TOKEN = 4  # for tpm pacing and estimates: ~4 characters of English text per token
@@ -216,8 +215,10 @@ def split_batches(lines: list[tuple[str, dict[str, Any]]], limits: BatchLimits) 
     return chunks
 
 
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+def _error_text(exc: BaseException, spec: ModelSpec) -> str:
+    """What failed, and where: an SDK's "Connection error." alone names no endpoint."""
+    where = spec.base_url or f"the {spec.provider} SDK's default endpoint"
+    return f"{type(exc).__name__}: {exc} ({spec.model} at {where})"
 
 
 class ModelClient:
@@ -284,7 +285,7 @@ class ModelClient:
             try:
                 outcome = Outcome(await self.provider.complete(request), None)
             except Exception as exc:  # recorded per row; the caller decides whether the step fails
-                outcome = Outcome(None, _error_text(exc))
+                outcome = Outcome(None, _error_text(exc, self.spec))
         self._settle(key, indices, outcome, outcomes, progress)
 
     # ----- batch mode -----
@@ -348,7 +349,7 @@ class ModelClient:
                 await asyncio.sleep(self.spec.batch_poll_s)
             results = await self.provider.batch_results(batch_id)
         except Exception as exc:  # the batch (if submitted) stays pending on disk: the next run resumes it
-            error = _error_text(exc)
+            error = _error_text(exc, self.spec)
             for key in keys:
                 self._settle(key, groups[key], Outcome(None, error), outcomes, progress)
             return
@@ -368,19 +369,36 @@ class ModelClient:
                     sum(isinstance(results.get(k), ChatResponse) for k in keys))
 
 
+@dataclass(frozen=True)
+class CallSettings:
+    """Where a step's LLM calls keep their state, given by the caller (the Dagster ``llm`` resource or a test).
+
+    ``cache_dir`` holds the response cache (``None``: no cache, whatever the configuration says);
+    ``batch_dir`` the pending provider batch jobs; ``progress`` draws a tqdm bar per step.
+    """
+
+    cache_dir: Path | None
+    batch_dir: Path
+    progress: bool = False
+
+    @classmethod
+    def under(cls, home: Home, *, progress: bool = False) -> CallSettings:
+        """The settings of a run writing under ``home``: its cache and its provider-batch folder."""
+        return cls(cache_dir=home.cache, batch_dir=home.provider_batches, progress=progress)
+
+
 class CallSession:
     """Cache, ledger, budgets and progress for one step's LLM calls; use as ``async with``."""
 
-    def __init__(self, config: PipelineConfig, *, logger: logging.Logger | None = None, label: str = "llm calls",
-                 home: Home | None = None):
+    def __init__(self, config: PipelineConfig, settings: CallSettings, *, logger: logging.Logger | None = None,
+                 label: str = "llm calls"):
         self.config = config
         self.logger = logger or log
         self.label = label
-        self.home = home or Home.from_env()
-        self.cache = ResponseCache(self.home.cache) if config.cache else None
+        self.cache = ResponseCache(settings.cache_dir) if config.cache and settings.cache_dir else None
         self.ledger = UsageLedger(price_table(config.prices))
-        self.batch_store = BatchJobStore(self.home.root / BATCH_FOLDER)
-        self.bar = ProgressBar(label, enabled=os.environ.get(PROGRESS_ENV) == "1")
+        self.batch_store = BatchJobStore(settings.batch_dir)
+        self.bar = ProgressBar(label, enabled=settings.progress)
         self.started = time.perf_counter()
         self._budgets: dict[tuple[str, str | None, str], Budget] = {}
         self._clients: dict[ModelSpec, ModelClient] = {}
