@@ -74,8 +74,8 @@ def was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
     interrupt into a failed step or run rather than raising it."""
     for event in result.all_events:
         data = event.step_failure_data.error if event.is_step_failure and event.step_failure_data else None
-        if data is None and event.is_pipeline_failure and event.pipeline_failure_data:
-            data = event.pipeline_failure_data.error
+        if data is None and event.is_run_failure and event.job_failure_data:
+            data = event.job_failure_data.error
         while data is not None:
             if data.cls_name in INTERRUPTS:
                 return True
