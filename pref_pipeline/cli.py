@@ -38,23 +38,19 @@ class InputError(Exception):
 
 
 def load_cli_config(args: argparse.Namespace, *, check_prompts: bool = False) -> PipelineConfig:
-    """The configuration of a command (``--home`` applied first); ``check_prompts`` reads every
-    prompt file now, so a malformed one is reported with its line before anything is spent."""
+    """The configuration of a command (``--home`` applied first); ``check_prompts`` runs the preflight:
+    prompt files read, and for ``run`` keys and endpoints checked, before anything is spent."""
     if getattr(args, "home", None):
         os.environ["PREF_PIPELINE_HOME"] = str(Path(args.home).resolve())
     try:
         config = load_config(args.config)
+        if check_prompts:  # files, prompt rows, keys, endpoints: every problem before any call (preflight.py)
+            from pref_pipeline.preflight import check_ready
+
+            for note in check_ready(config, will_call=args.command == "run"):
+                print(f"note: {note}", file=sys.stderr)
     except ConfigError as exc:
         raise InputError(str(exc)) from exc
-    if check_prompts:
-        from pref_pipeline.batches import discover_batches
-        from pref_pipeline.sources import PromptFileError, load_prompts
-
-        for batch, sources in discover_batches(config).items():
-            try:
-                load_prompts(sources)
-            except (PromptFileError, OSError) as exc:
-                raise InputError(f"prompt batch {batch!r}: {exc}") from exc
     return config
 
 
