@@ -25,7 +25,7 @@ from pref_pipeline.accounting import usage_metadata
 from pref_pipeline.batches import batch_fingerprint, discover_batches
 from pref_pipeline.config import PipelineConfig, generator_label
 from pref_pipeline.diagnosis import pairs_gate_cause
-from pref_pipeline.filters import filter_pairs, reason_counts, rebalance_length
+from pref_pipeline.filters import filter_pairs, quarantine_frame, reason_counts, rebalance_length
 from pref_pipeline.generation import generate_candidates
 from pref_pipeline.judging import judge_code_version
 from pref_pipeline.judging.comparisons import judge_comparisons
@@ -51,18 +51,31 @@ def quarantine_metadata(quarantine: pd.DataFrame) -> dict:
     }
 
 
+def rejected_prompt_rows(rejected: pd.DataFrame) -> pd.DataFrame:
+    """Quarantine rows (stage ``prompts``) for the prompt-file rows set aside under ``on_bad_rows: skip``."""
+    rows = [{"stage": "prompts", "reason": r.reason, "detail": f"{r.source}:{r.line}: {r.detail}",
+             "item_id": f"{r.source}:{r.line}", "record": r.raw}
+            for r in rejected.itertuples(index=False)]
+    return quarantine_frame(rows)
+
+
 def build_chain_assets(config: PipelineConfig) -> list:
     """prompts, candidates, judgments and the pairs step, for one configuration."""
 
-    @dg.asset(
+    @dg.multi_asset(
         group_name=GROUP,
-        kinds={"python", "duckdb"},
         partitions_def=PROMPT_BATCHES,
-        metadata=PARTITION_METADATA,
-        description="Prompts of one batch (a configured source, a file in prompt_folder, or the built-in set), "
-        "exact repeats dropped.",
+        outs={
+            "prompts": dg.AssetOut(kinds={"python", "duckdb"}, metadata=PARTITION_METADATA, description=(
+                "Prompts of one batch (a configured source, a file in prompt_folder, or the built-in set), exact "
+                "repeats dropped.")),
+            "rejected_prompts": dg.AssetOut(kinds={"python", "duckdb"}, metadata=PARTITION_METADATA, description=(
+                "Rows of the batch's prompt files set aside under on_bad_rows: skip (invalid JSON, no prompt, "
+                "wrong type, bad encoding...), with file, line and reason; the pairs step records them in "
+                "quarantine.")),
+        },
     )
-    def prompts(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    def prompts(context: dg.AssetExecutionContext):
         started = time.perf_counter()
         batches = discover_batches(config)
         if context.partition_key not in batches:
@@ -73,16 +86,23 @@ def build_chain_assets(config: PipelineConfig) -> list:
         frame = tag_batch(loaded.prompts, context)
         if len(loaded.duplicates):
             context.log.warning(f"dropped {len(loaded.duplicates)} exact repeat prompt(s)")
-        context.add_output_metadata({
+        for warning in loaded.warnings:
+            context.log.warning(warning)
+        rejected = tag_batch(loaded.rejected, context)
+        yield dg.Output(frame, output_name="prompts", metadata={
             "dagster/row_count": len(frame),
             "duplicates_dropped": len(loaded.duplicates),
             "categories": dg.MetadataValue.json(frame["category"].value_counts().to_dict()),
             "sources": dg.MetadataValue.json(sorted(frame["source"].unique().tolist())),
             "batch_fingerprint": batch_fingerprint(sources),  # the prompt sensor's "already done" test
+            "rejected_rows": len(rejected),
             "preview": preview(frame, ["prompt_id", "category", "prompt"]),
             "seconds": round(time.perf_counter() - started, 3),
         })
-        return frame
+        yield dg.Output(rejected, output_name="rejected_prompts", metadata={
+            "dagster/row_count": len(rejected),
+            "preview": preview(rejected, ["source", "line", "reason", "detail"]),
+        })
 
     @dg.asset(
         group_name=GROUP,
@@ -161,7 +181,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
         check_specs=[PAIRS_GATE],
     )
     def preference_pairs(context: dg.AssetExecutionContext, home: PipelineHome, prompts: pd.DataFrame,
-                         candidates: pd.DataFrame, judgments: pd.DataFrame):
+                         rejected_prompts: pd.DataFrame, candidates: pd.DataFrame, judgments: pd.DataFrame):
         """Pairs from the verdicts, the filters, the pairs gate and (optionally) length rebalancing; every row
         that is not published goes to ``quarantine`` with its reason; and this batch's audit, published or not."""
         started = time.perf_counter()
@@ -169,7 +189,8 @@ def build_chain_assets(config: PipelineConfig) -> list:
         filtered = filter_pairs(built.pairs, built.comparisons, prompts, candidates, config.filters)
         pairs = tag_batch(filtered.pairs, context)
         gate = gates.validate_pairs(pairs, config.gates, judgments)
-        set_aside = [filtered.quarantine, gates.gate_quarantine("preference_pairs", pairs, gate)]
+        set_aside = [filtered.quarantine, rejected_prompt_rows(rejected_prompts),
+                     gates.gate_quarantine("preference_pairs", pairs, gate)]
         if gate.success and config.export.rebalance_length:
             _, left_out = rebalance_length(pairs)  # kept and audited; the export leaves them out
             set_aside.append(left_out)

@@ -32,12 +32,16 @@ def folder_files(folder: Path | None) -> list[Path]:
 
 
 def discover_batches(config: PipelineConfig) -> dict[str, list[PromptSource]]:
-    """Every batch the configuration names, with its sources; an empty list means the built-in set."""
+    """Every batch the configuration names, with its sources; an empty list means the built-in set.
+
+    Each source carries its effective ``on_bad_rows`` (its own, else the top-level default)."""
     batches: dict[str, list[PromptSource]] = {}
     for source in config.prompts:
+        if source.on_bad_rows is None:
+            source = source.model_copy(update={"on_bad_rows": config.on_bad_rows})
         batches.setdefault(source.batch or batch_name(source.path), []).append(source)
     for path in folder_files(config.prompt_folder):
-        batches.setdefault(batch_name(path), []).append(PromptSource(path=path))
+        batches.setdefault(batch_name(path), []).append(PromptSource(path=path, on_bad_rows=config.on_bad_rows))
     if not batches:
         batches[BUILTIN_BATCH] = []
     return batches

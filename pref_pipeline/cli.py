@@ -59,21 +59,17 @@ def cli_home(args: argparse.Namespace) -> Home:
 
 
 def load_cli_config(args: argparse.Namespace, *, check_prompts: bool = False) -> PipelineConfig:
-    """The configuration of a command; ``check_prompts`` reads every prompt file now, so a malformed one
-    is reported with its line before anything is spent."""
+    """The configuration of a command; ``check_prompts`` runs the preflight: prompt files read, and for
+    ``run`` keys and endpoints checked, before anything is spent."""
     try:
         config = load_config(args.config)
+        if check_prompts:  # files, prompt rows, keys, endpoints: every problem before any call (preflight.py)
+            from pref_pipeline.preflight import check_ready
+
+            for note in check_ready(config, will_call=args.command == "run"):
+                print(f"note: {note}", file=sys.stderr)
     except ConfigError as exc:
         raise InputError(str(exc)) from exc
-    if check_prompts:
-        from pref_pipeline.batches import discover_batches
-        from pref_pipeline.sources import PromptFileError, load_prompts
-
-        for batch, sources in discover_batches(config).items():
-            try:
-                load_prompts(sources)
-            except (PromptFileError, OSError) as exc:
-                raise InputError(f"prompt batch {batch!r}: {exc}") from exc
     return config
 
 

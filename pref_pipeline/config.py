@@ -1,13 +1,19 @@
 """The one configuration of a run: a YAML file validated by pydantic.
 
 Other tools write these files, so the keys are a contract: extend, never rename. Every error names
-the offending key (``generators[0].temprature: unknown key``) and the file it came from.
+the offending key and the file it came from, with the closest known key for a misspelled one
+(``generators[0].temprature: unknown key; did you mean `temperature`?``) and the value given for a
+wrong type. An empty file is an error, not the default.
 """
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import hashlib
 import json
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -63,7 +69,17 @@ class ModelSpec(_Strict):
         if not sep or not name:
             raise ValueError(f"model must be 'provider:name' (providers: {', '.join(PROVIDERS)}), got {value!r}")
         if provider not in PROVIDERS:
-            raise ValueError(f"unknown provider {provider!r} in {value!r}; use one of {', '.join(PROVIDERS)}")
+            close = difflib.get_close_matches(provider, PROVIDERS, n=1)
+            hint = f"did you mean {close[0]}:{name}? " if close else ""
+            raise ValueError(f"unknown provider {provider!r} in {value!r}; {hint}use one of {', '.join(PROVIDERS)}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {value!r} "
+                             "(e.g. http://127.0.0.1:8000/v1)")
         return value
 
     @model_validator(mode="after")
@@ -144,6 +160,21 @@ class PromptSource(_Strict):
     prompt_field: str = "prompt"
     category: str | None = None  # default category for rows that have none
     limit: Annotated[int, Field(ge=1)] | None = None
+    # What a bad row does: ``fail`` stops the batch naming every bad line, ``skip`` sets it aside
+    # with its reason (the quarantine) while the good rows go on. Unset: the top-level ``on_bad_rows``.
+    on_bad_rows: Literal["fail", "skip"] | None = None
+    # The file's text encoding; unset: UTF-8, or what its byte-order mark says (UTF-8/16/32).
+    encoding: str | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, utf-16, cp1252, latin-1)") from None
+        return value
 
 
 class ScheduleSpec(_Strict):
@@ -220,6 +251,9 @@ class PipelineConfig(_Strict):
     """Everything a run needs. The defaults are the embedded offline run."""
 
     prompts: list[PromptSource] = Field(default_factory=list)  # empty: the built-in prompt set
+    # The default of every prompt source's ``on_bad_rows``: ``fail`` (nothing is spent on a file that
+    # is partly wrong) or ``skip`` (bad rows set aside with a reason, the good rows go on).
+    on_bad_rows: Literal["fail", "skip"] = "fail"
     # A folder of prompt files (JSONL/CSV/Parquet): each file is a batch, watched by a sensor.
     prompt_folder: Path | None = None
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
@@ -285,13 +319,65 @@ def judge_fingerprint(spec: JudgeSpec, template_text: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The model that holds the key at ``loc``: ``("generators", 0, "temprature")`` -> GeneratorSpec."""
+    model: type[BaseModel] | None = PipelineConfig
+    annotation: Any = None
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # a list index: the element type is found below
+        if model is not None and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+        elif annotation is None:
+            return None
+        # else a dict key (a model name under prices): the dict's value type is the model
+        model = _find_model(annotation)
+        if model is None:
+            return None
+    return model
+
+
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside ``list[X]``, ``X | None``, ``dict[str, X]`` or ``Annotated[X, ...]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list, dict, typing.Annotated):
+        for arg in reversed(typing.get_args(annotation)):  # dict[str, X]: the value type
+            found = _find_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _did_you_mean(loc: tuple) -> str:
+    model = _model_at(loc)
+    if model is None or not loc:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def _given(value: Any) -> str:
+    """The offending value, when it is short enough to quote."""
+    if isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 60:
+        return f" (got {value!r})"
+    if isinstance(value, (dict, list)):
+        return f" (got {'a mapping' if isinstance(value, dict) else 'a list'})"
+    return ""
+
+
 def _format_error(exc: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration in {origin}:"]
     for err in exc.errors():
         loc = ""
         for part in err["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key" + _did_you_mean(tuple(err["loc"]))
+        elif err["type"] == "value_error":
+            message = err["msg"].removeprefix("Value error, ")
+        else:
+            message = err["msg"] + _given(err.get("input"))
         lines.append(f"  {loc or '(top level)'}: {message}")
     return "\n".join(lines)
 
@@ -328,6 +414,9 @@ def load_config(path: str | Path | None) -> PipelineConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if data is not None and not isinstance(data, dict):
+    if data is None:  # an empty file, or only comments: most likely not the file that was meant
+        raise ConfigError(f"{path}: the configuration file is empty; write `{{}}` in it to mean the defaults "
+                          "(the embedded offline run, as without --config)")
+    if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
     return parse_config(data, origin=str(path), base_dir=path.resolve().parent)

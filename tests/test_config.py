@@ -34,8 +34,16 @@ def test_default_config():
     assert config.prompts == []  # the built-in set
 
 
-def test_empty_file_is_the_default(tmp_path):
-    assert load_config(write(tmp_path, "")) == PipelineConfig()
+@pytest.mark.parametrize("text", ["", "\n\n", "# just a comment\n"])
+def test_empty_file_is_an_error(tmp_path, text):
+    """Issue 14: an empty file used to become the built-in default silently (most likely the wrong file)."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match="the configuration file is empty; write `{}` in it to mean the defaults"):
+        load_config(path)
+
+
+def test_an_empty_mapping_is_the_default(tmp_path):
+    assert load_config(write(tmp_path, "{}\n")) == PipelineConfig()
 
 
 def test_valid_file(tmp_path):
@@ -71,6 +79,40 @@ def test_misspelled_key_is_named(tmp_path):
 def test_misspelled_top_level_key(tmp_path):
     with pytest.raises(ConfigError, match=r"candidate_per_prompt: unknown key"):
         load_config(write(tmp_path, "candidate_per_prompt: 3\n"))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("generators: [{model: openai:x, temprature: 0.5}]\n", "generators[0].temprature: unknown key; did you mean `temperature`?"),
+    ("judges: [{model: openai:x, critera: accuracy}]\n", "judges[0].critera: unknown key; did you mean `criteria`?"),
+    ("candidate_per_prompt: 3\n", "candidate_per_prompt: unknown key; did you mean `candidates_per_prompt`?"),
+    ("gates: {min_pair: 5}\n", "gates.min_pair: unknown key; did you mean `min_pairs`?"),
+    ("prompts: [{path: p.jsonl, on_bad_row: skip}]\n", "prompts[0].on_bad_row: unknown key; did you mean `on_bad_rows`?"),
+    ("prices: {'openai:x': {input_per_mtoks: 1, output_per_mtok: 2}}\n",
+     "prices.openai:x.input_per_mtoks: unknown key; did you mean `input_per_mtok`?"),
+    ("colour: blue\n", "colour: unknown key\n"),  # nothing close: no guess
+])
+def test_unknown_keys_suggest_the_closest(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert expected in str(err.value) + "\n"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("candidates_per_prompt: many\n", "candidates_per_prompt: Input should be a valid integer, unable to parse string "
+                                      "as an integer (got 'many')"),
+    ("generators: [{model: openai:x, temperature: hot}]\n", "generators[0].temperature: Input should be a valid number"),
+    ("generators: {model: openai:x}\n", "generators: Input should be a valid list (got a mapping)"),
+    ("on_bad_rows: ignore\n", "on_bad_rows: Input should be 'fail' or 'skip' (got 'ignore')"),
+    ("generators: [{model: opneai:gpt-4.1}]\n", "unknown provider 'opneai' in 'opneai:gpt-4.1'; did you mean openai:gpt-4.1?"),
+    ("generators: [{model: openai:x, base_url: 'localhost:8000/v1'}]\n",
+     "generators[0].base_url: base_url must start with http:// or https://, got 'localhost:8000/v1'"),
+    ("prompts: [{path: p.jsonl, encoding: klingon}]\n", "prompts[0].encoding: unknown encoding 'klingon'"),
+])
+def test_wrong_types_say_what_was_given(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert expected in str(err.value)
+    assert "Value error," not in str(err.value)
 
 
 def test_unknown_provider_names_the_model_key(tmp_path):

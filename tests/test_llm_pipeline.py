@@ -135,7 +135,7 @@ def test_new_config_keys_validate_and_name_their_errors(tmp_path):
     assert config.judges[0].batch is False and config.judges[0].max_concurrency == 8
     assert config.prices["openai:judge"].output_per_mtok == 4.0
     assert parse_config({}).cache is True
-    with pytest.raises(ConfigError, match=r"generators\[0\]: Value error, batch: local: models have no batch API"):
+    with pytest.raises(ConfigError, match=r"generators\[0\]: batch: local: models have no batch API"):
         parse_config({"generators": [{"model": "local:smollm2-135m", "batch": True}]})
     with pytest.raises(ConfigError, match=r"judges\[0\]\.rpm"):
         parse_config({"judges": [{"model": "openai:j", "rpm": 0}]})

@@ -6,10 +6,11 @@ The one rule that matters most: nothing that is not clearly a verdict for A is e
 from __future__ import annotations
 
 import json
-import random
-import string
+import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pref_pipeline.judging.parsing import ParsedVerdict, normalize_confidence, normalize_label, parse_verdict
 from pref_pipeline.judging.prompts import PAIRWISE_TEMPLATE, render_judge_prompt
@@ -281,33 +282,137 @@ def test_deeply_nested_output_does_not_raise(depth):
     assert parse_verdict('{"a":' * depth + '\n{"preference": "B"}').preference == "B"
 
 
-# --------------------------------------------------------------------------- robustness (hypothesis is not
-# installed, so a seeded random fuzz stands in for a property test)
+# --------------------------------------------------------------------------- bad judge output (issue 14)
 
-_ALPHABET = string.printable + "{}[]\":,*#_ABab" * 4
+@pytest.mark.parametrize(("text", "reason"), [
+    ("", "empty output"),
+    ("I cannot help with that.", "the judge refused: 'I cannot help with that.'"),
+    ("I'm sorry, but I can't compare these responses.", "the judge refused"),
+    ("As an AI language model, I do not have preferences.", "the judge refused"),
+    ("Both responses have merits; it depends on the reader.", "no verdict found"),
+    ('{"preference": "C", "confidence": 0.9}', "preference 'C' is not A, B or tie"),
+    ('{"preference": "neither is good", "confidence": 0.9}', "is not A, B or tie"),
+    ('{"preference": "B", "confid', "cut off"),
+    ('{"preference": "A", "confidence": ' + "9" * 5000 + "}", "cut off"),  # an integer too long for Python
+    ("x" * 1_000_000, "output of 1,000,000 characters is too long to be a verdict"),
+    ('{"preference": "A"} ' + "padding " * 20_000, "too long to be a verdict"),
+])
+def test_bad_judge_output_is_recorded_with_its_reason(text, reason):
+    result = parse_verdict(text)
+    assert_unparseable(result)
+    assert reason in result.error
 
 
-def _random_texts(n: int, seed: int = 1234):
-    rng = random.Random(seed)
-    pieces = ['{"preference": ', '"A"', '"B"', '"tie"', '"confidence": ', "0.8", "PREFERENCE:", "CONFIDENCE:",
-              "\n", "```json", "}", "{", "[", "]", "Response A", "Response B", " or ", "85%", "high", "tie"]
-    for _ in range(n):
-        if rng.random() < 0.5:
-            yield "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(0, 80)))
-        else:
-            yield "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+@pytest.mark.parametrize("text", [
+    " " * 90_000 + "x",
+    "PREFERENCE:" + " " * 90_000 + "x",
+    "**" * 45_000 + "preference",
+    '{"a":' * 19_000 + ' "preference"',
+    '{"a":"' * 15_000 + "preference",
+    "{" * 90_000 + "preference",
+])
+def test_long_junk_is_read_in_bounded_time(text):
+    started = time.perf_counter()
+    result = parse_verdict(text)
+    assert time.perf_counter() - started < 5  # about 1 s at worst on 2 shared cores; was minutes (quadratic)
+    assert result.preference is None
 
 
-def test_fuzz_never_raises_and_results_are_well_formed():
-    for text in _random_texts(3000):
-        for truncated in (False, True):
-            result = parse_verdict(text, truncated=truncated)
-            if result.status == "unparseable":
-                assert result.preference is None and result.confidence is None and result.error
-            else:
-                assert result.status in ("ok", "truncated")
-                assert result.preference in VALID_LABELS
-                assert result.confidence is None or 0.0 <= result.confidence <= 1.0
+# --------------------------------------------------------------------------- properties (hypothesis)
+
+PROPERTY_SETTINGS = settings(max_examples=200, deadline=None)
+LABELS = st.sampled_from(["A", "B", "tie"])
+CONFIDENCES = st.none() | st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
+# Texts built from pieces of verdicts, so the search reaches the parser's branches, not only noise.
+PIECES = st.sampled_from(['{"preference": ', '"A"', '"B"', '"tie"', '"confidence": ', "0.8", "PREFERENCE:", "CONFIDENCE:",
+                          "REASONING:", "\n", "```json", "}", "{", "[", "]", ",", "Response A", "Response B", " or ",
+                          "85%", "high", "tie", "**", " ", "I cannot", "A", "B"])
+TEXTS = st.text(max_size=300) | st.lists(PIECES, max_size=20).map("".join)
+
+
+def assert_well_formed(result: ParsedVerdict) -> None:
+    if result.status == "unparseable":
+        assert result.preference is None and result.confidence is None and result.error
+    else:
+        assert result.status in ("ok", "truncated")
+        assert result.preference in VALID_LABELS
+        assert result.confidence is None or 0.0 <= result.confidence <= 1.0
+
+
+@PROPERTY_SETTINGS
+@given(text=st.none() | TEXTS, truncated=st.booleans())
+def test_property_never_raises_and_is_well_formed(text, truncated):
+    assert_well_formed(parse_verdict(text, truncated=truncated))
+
+
+@PROPERTY_SETTINGS
+@given(text=TEXTS, truncated=st.booleans())
+def test_property_a_label_needs_its_letter(text, truncated):
+    """A or B is only ever read from a text that holds that letter (as a label, a key, "Response A")."""
+    result = parse_verdict(text, truncated=truncated)
+    if result.preference == "A":
+        assert "a" in text.lower()
+    if result.preference == "B":
+        assert "b" in text.lower()
+
+
+PROSE_WORDS = st.sampled_from(["the", "first", "second", "response", "is", "clearly", "better", "worse", "because",
+                               "it", "explains", "helpful", "I", "think", "prefer", "one", "more", "detail", "answer",
+                               "cannot", "decide", "both", "good", "accurate", "Response", "and", "than", ".", ","])
+
+
+@PROPERTY_SETTINGS
+@given(words=st.lists(PROSE_WORDS, min_size=2, max_size=40))
+def test_property_prose_is_never_a_preference(words):
+    """Sentences that name no label ("the first response is better") are opinions, not verdicts."""
+    assert_unparseable(parse_verdict(" ".join(words)))
+
+
+@PROPERTY_SETTINGS
+@given(label=LABELS, confidence=CONFIDENCES, reasoning=st.text(max_size=200),
+       fenced=st.booleans(), indent=st.none() | st.integers(0, 4))
+def test_property_json_verdict_round_trips(label, confidence, reasoning, fenced, indent):
+    text = json.dumps({"preference": label, "confidence": confidence, "reasoning": reasoning}, indent=indent)
+    if fenced:
+        text = f"```json\n{text}\n```"
+    result = parse_verdict(text)
+    assert (result.status, result.preference, result.reasoning) == ("ok", label, reasoning)
+    assert result.confidence == (pytest.approx(confidence) if confidence is not None else None)
+
+
+@PROPERTY_SETTINGS
+@given(label=LABELS, confidence=CONFIDENCES, prefix=TEXTS, suffix=TEXTS)
+def test_property_text_around_a_verdict_never_flips_it(label, confidence, prefix, suffix):
+    """Noise before or after a JSON verdict leaves it, or makes it unparseable; it never turns into the
+    other label (unless the noise is itself a JSON verdict, which the parser must then refuse)."""
+    verdict = json.dumps({"preference": label, "confidence": confidence})
+    result = parse_verdict(f"{prefix}\n{verdict}\n{suffix}")
+    assert result.preference in (label, None)
+
+
+@PROPERTY_SETTINGS
+@given(label=LABELS, confidence=st.floats(min_value=0.0, max_value=1.0), reasoning=st.text(min_size=1, max_size=80),
+       data=st.data())
+def test_property_a_cut_verdict_is_the_same_label_or_unparseable(label, confidence, reasoning, data):
+    text = json.dumps({"preference": label, "confidence": confidence, "reasoning": reasoning})
+    cut = data.draw(st.integers(min_value=1, max_value=len(text) - 1))
+    result = parse_verdict(text[:cut], truncated=True)
+    assert result.preference in (label, None)
+    if result.preference is not None:
+        assert result.status == "truncated"
+
+
+@PROPERTY_SETTINGS
+@given(value=st.text(max_size=40).filter(lambda v: normalize_label(v) is None), confidence=CONFIDENCES)
+def test_property_a_preference_outside_the_set_is_unparseable(value, confidence):
+    assert_unparseable(parse_verdict(json.dumps({"preference": value, "confidence": confidence})))
+
+
+@PROPERTY_SETTINGS
+@given(value=st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20))
+def test_property_confidence_is_in_range_or_refused(value):
+    result = normalize_confidence(value)
+    assert result is None or result is False or 0.0 <= result <= 1.0
 
 
 # --------------------------------------------------------------------------- judge prompt

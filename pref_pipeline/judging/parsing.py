@@ -4,7 +4,8 @@ It accepts a JSON verdict (alone or fenced/embedded in prose), the ``PREFERENCE:
 REASONING:`` line format, or a bare ``A``/``B``/``tie``. Anything ambiguous (two different
 preferences, "A or B", an unknown label) is *unparseable* with the reason recorded; nothing is ever
 read as "A" by default. A structured answer cut off by the token limit after its preference and
-confidence were complete is accepted as ``truncated``; cut off earlier, it is unparseable.
+confidence were complete is accepted as ``truncated``; cut off earlier, it is unparseable. Empty
+output, prose, a refusal and an output too long to be a verdict are unparseable with their reason.
 """
 
 from __future__ import annotations
@@ -24,8 +25,20 @@ _LABEL = re.compile(
         (?P<label>a|b|tie|equal|both\s+equal|neither)\W*$""",
     re.IGNORECASE | re.VERBOSE,
 )
-# Markdown emphasis around the key or the value ("**PREFERENCE:** B") is not part of either.
-_LINE = re.compile(r"^\s*[*#_\s]*(preference|confidence|reasoning)[*_\s]*:[*_\s]*(.*?)[*_\s]*$", re.IGNORECASE)
+# Markdown emphasis around the key or the value ("**PREFERENCE:** B") is not part of either. One
+# character class before the key and a greedy tail keep matching linear on long lines.
+_LINE = re.compile(r"^[*#_\s]*(preference|confidence|reasoning)[*_\s]*:(.*)$", re.IGNORECASE)
+_EMPHASIS = "*_"
+_OBJECT_START = re.compile(r'\{\s*["}]')
+# Outputs longer than this are not a verdict (a verdict with its reasoning is a few thousand
+# characters; 100,000 are about 25,000 tokens of runaway text); reading them is not attempted.
+MAX_OUTPUT_CHARS = 100_000
+MAX_FAILED_OBJECTS = 10_000  # '{' that open no JSON object before the output counts as junk
+_REFUSAL = re.compile(
+    r"^\W*(?:i\s*(?:'m|am)\s+(?:sorry|unable|not\s+able)|i\s+(?:can\s*not|can't|cannot|won't|will\s+not|must\s+decline)"
+    r"|sorry\b|as\s+an\s+ai\b|i\s+apologi[sz]e)",
+    re.IGNORECASE,
+)
 _TRUNCATED_JSON = re.compile(
     r"""^\s*\{\s*"preference"\s*:\s*"(?P<pref>[^"]*)"\s*,\s*"confidence"\s*:\s*(?P<conf>-?[0-9.]+(?:[eE][-+]?\d+)?)\s*,""",
 )
@@ -101,14 +114,29 @@ def _from_mapping(obj: dict) -> ParsedVerdict:
     return ParsedVerdict(preference, confidence, reasoning if isinstance(reasoning, str) else "", "ok")
 
 
+class _TooManyFragments(Exception):
+    pass
+
+
 def _json_objects(text: str) -> list[dict]:
-    """Every top-level JSON object embedded in the text (fenced or inline)."""
+    """Every top-level JSON object embedded in the text (fenced or inline) that may be a verdict.
+
+    Only a ``{`` followed by a key or ``}`` can open an object, and a text without the word
+    "preference" holds no verdict object: skipping the rest keeps long junk outputs cheap (each
+    failed attempt costs a scan of the text before it, in ``JSONDecodeError``).
+    """
+    if "preference" not in text.lower():
+        return []
     decoder = json.JSONDecoder(strict=False)  # models often put raw newlines inside strings
-    found, index = [], 0
-    while (start := text.find("{", index)) != -1:
+    found, index, failed = [], 0, 0
+    while (match := _OBJECT_START.search(text, index)) is not None:
+        start = match.start()
         try:
             obj, end = decoder.raw_decode(text, start)
-        except (json.JSONDecodeError, RecursionError):  # nesting too deep is not a verdict either
+        except (ValueError, RecursionError):  # not JSON, nesting too deep, a number too long: not a verdict
+            failed += 1
+            if failed > MAX_FAILED_OBJECTS:
+                raise _TooManyFragments from None
             index = start + 1
             continue
         if isinstance(obj, dict):
@@ -117,12 +145,22 @@ def _json_objects(text: str) -> list[dict]:
     return found
 
 
+def _strip_emphasis(value: str) -> str:
+    """``" **B** "`` -> ``"B"``: whitespace and Markdown emphasis off both ends, in linear time."""
+    start, end = 0, len(value)
+    while start < end and (value[start].isspace() or value[start] in _EMPHASIS):
+        start += 1
+    while end > start and (value[end - 1].isspace() or value[end - 1] in _EMPHASIS):
+        end -= 1
+    return value[start:end]
+
+
 def _from_lines(text: str) -> ParsedVerdict | None:
     fields: dict[str, list[str]] = {}
     for line in text.splitlines():
         match = _LINE.match(line)
         if match:
-            fields.setdefault(match.group(1).lower(), []).append(match.group(2).strip())
+            fields.setdefault(match.group(1).lower(), []).append(_strip_emphasis(match.group(2)))
     if "preference" not in fields:
         return None
     labels = {normalize_label(v) for v in fields["preference"]}
@@ -142,7 +180,13 @@ def parse_verdict(text: str | None, *, truncated: bool = False) -> ParsedVerdict
     """Read one judge output. ``truncated`` says the model stopped at its token limit."""
     if text is None or not text.strip():
         return _unparseable("empty output")
-    objects = [o for o in _json_objects(text) if any(str(k).lower() == "preference" for k in o)]
+    if len(text) > MAX_OUTPUT_CHARS:
+        return _unparseable(f"output of {len(text):,} characters is too long to be a verdict "
+                            f"(limit {MAX_OUTPUT_CHARS:,})")
+    try:
+        objects = [o for o in _json_objects(text) if any(str(k).lower() == "preference" for k in o)]
+    except _TooManyFragments:
+        return _unparseable(f"more than {MAX_FAILED_OBJECTS:,} broken JSON fragments: not a verdict")
     if objects:
         verdicts = [_from_mapping(o) for o in objects]
         bad = next((v for v in verdicts if not v.usable), None)
@@ -171,4 +215,7 @@ def parse_verdict(text: str | None, *, truncated: bool = False) -> ParsedVerdict
         return verdict
     if truncated or text.lstrip().startswith("{"):
         return _unparseable("output cut off before the verdict was complete")
+    if _REFUSAL.match(text):
+        first_line = text.strip().splitlines()[0]
+        return _unparseable(f"the judge refused: {first_line[:120]!r}")
     return _unparseable("no verdict found (expected JSON with 'preference', or a 'PREFERENCE:' line)")
