@@ -17,22 +17,22 @@ from assets.staleness import CHECK_NAME, evaluate
 from pref_pipeline.config import ConfigError, PipelineConfig
 
 
-def as_evaluation(result: dg.AssetCheckResult, latest) -> dg.AssetCheckEvaluation:
+def as_evaluation(result: dg.AssetCheckResult, latest: dg.EventLogRecord) -> dg.AssetCheckEvaluation:
     """The check result as the event a sensor reports, aimed at the asset's latest materialization (so the UI
     counts it as that materialization's check, as it does for a check run with it)."""
-    target = (AssetCheckEvaluationTargetMaterializationData(storage_id=latest.storage_id, run_id=latest.run_id,
-                                                            timestamp=latest.timestamp) if latest else None)
+    target = AssetCheckEvaluationTargetMaterializationData(storage_id=latest.storage_id, run_id=latest.run_id,
+                                                           timestamp=latest.timestamp)
     return dg.AssetCheckEvaluation(asset_key=result.asset_key, check_name=CHECK_NAME, passed=result.passed,
                                    metadata=result.metadata, severity=result.severity,
                                    description=result.description, target_materialization_data=target)
 
 
-def already_shown(record, result: dg.AssetCheckResult, latest) -> bool:
+def already_shown(record, result: dg.AssetCheckResult, latest: dg.EventLogRecord) -> bool:
     """Whether the check's latest evaluation already says this about the asset's latest materialization."""
     shown = record.event.asset_check_evaluation if record and record.event else None
     if shown is None or shown.passed != result.passed or shown.description != result.description:
         return False
-    if latest is None or record.run_id == latest.run_id:  # evaluated in the run that made it, as the UI counts it
+    if record.run_id == latest.run_id:  # evaluated in the run that made it, as the UI counts it
         return True
     target = shown.target_materialization_data
     return target.storage_id == latest.storage_id if target else record.create_timestamp > latest.timestamp
@@ -63,9 +63,8 @@ def build_judge_staleness_sensor(load_config: Callable[[], PipelineConfig]) -> d
         for key, result in zip(keys, results, strict=True):
             latest = context.instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=key.asset_key), limit=1).records
-            latest = latest[0] if latest else None
-            if not already_shown(shown.get(key), result, latest):
-                events.append(as_evaluation(result, latest))
+            if latest and not already_shown(shown.get(key), result, latest[0]):  # never made: nothing to mark
+                events.append(as_evaluation(result, latest[0]))
         if not events:
             return dg.SkipReason("the judge_is_current checks already say what is true")
         stale = sorted(e.asset_key.to_user_string() for e in events if not e.passed)
