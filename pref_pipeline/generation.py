@@ -16,16 +16,13 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from pref_pipeline import schema
 from pref_pipeline.accounting import USAGE_ATTR
 from pref_pipeline.config import GeneratorSpec, PipelineConfig, generator_label
 from pref_pipeline.providers import ChatResponse
 from pref_pipeline.providers.client import CallSession
 
-CANDIDATE_COLUMNS = [
-    "candidate_id", "prompt_id", "candidate_index", "text", "strategy", "generator_model", "generator_label",
-    "sampling", "system_prompt", "served_model", "input_tokens", "output_tokens", "finish_reason", "latency_s",
-    "error", "created_at",
-]
+CANDIDATE_COLUMNS = schema.names("candidates")
 
 
 class TooManyFailures(RuntimeError):

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from pref_pipeline import schema
 from pref_pipeline.config import PromptSource
 
-PROMPT_COLUMNS = ["prompt_id", "prompt", "category", "reference", "source"]
+PROMPT_COLUMNS = schema.names("prompts")
 BUILTIN_SOURCE = "builtin:default_prompts.jsonl"
 
 

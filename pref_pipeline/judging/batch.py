@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from pref_pipeline import schema
 from pref_pipeline.accounting import USAGE_ATTR
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.generation import check_failures, derived_seed
@@ -19,12 +20,7 @@ from pref_pipeline.judging.pairwise import JudgeItem, Order, OrderedVerdict, Pai
 from pref_pipeline.providers.client import CallSession
 from pref_pipeline.runner import Outcome
 
-JUDGMENT_COLUMNS = [
-    "judgment_id", "comparison_id", "prompt_id", "candidate_x_id", "candidate_y_id", "order", "judge_model",
-    "judge_fingerprint", "criteria", "preference", "preferred", "confidence", "reasoning", "parse_status",
-    "parse_error", "attempts", "raw_output", "failed_outputs", "served_model", "input_tokens", "output_tokens",
-    "latency_s", "error", "judged_at",
-]
+JUDGMENT_COLUMNS = schema.names("judgments")
 
 
 def _short_hash(*parts: object) -> str:
