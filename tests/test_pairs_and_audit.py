@@ -153,7 +153,7 @@ def test_comparisons_that_give_no_pair(rows, expected):
     assert result.pairs.empty
     assert len(result.comparisons) == 1
     assert status_of(result, "cmp-9") == expected
-    assert result.comparisons.iloc[0]["winner_id"] is None
+    assert pd.isna(result.comparisons.iloc[0]["winner_id"])  # typed text column: missing is <NA>
 
 
 def test_every_comparison_is_listed_with_its_status():
