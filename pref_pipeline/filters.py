@@ -17,7 +17,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cache
 
+import numpy as np
 import pandas as pd
 
 from pref_pipeline import schema
@@ -88,6 +90,14 @@ def response_problem(text: object, spec: FiltersSpec) -> tuple[str, str] | None:
 
 # --------------------------------------------------------------------------- prompts
 
+@cache
+def _lsh_bands(threshold: float) -> list[tuple[int, int]]:
+    """The (start, end) of each LSH band datasketch picks for this threshold (its search costs ~0.1 s: once)."""
+    from datasketch import MinHashLSH
+
+    return list(MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMUTATIONS).hashranges)
+
+
 def duplicate_prompts(prompts: pd.DataFrame, threshold: float | None) -> dict[str, tuple[str, str, float]]:
     """``{prompt_id: (reason, kept_prompt_id, similarity)}`` for prompts that repeat an earlier one.
 
@@ -97,31 +107,56 @@ def duplicate_prompts(prompts: pd.DataFrame, threshold: float | None) -> dict[st
     """
     found: dict[str, tuple[str, str, float]] = {}
     seen: dict[str, str] = {}
-    lsh = minhashes = None
-    if threshold is not None:
-        from datasketch import MinHash, MinHashLSH
-
-        lsh = MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMUTATIONS)
-        minhashes = {}
+    distinct: list[tuple[str, str]] = []  # (prompt_id, normalised text) of the first of each exact group
     for prompt_id, text in zip(prompts["prompt_id"], prompts["prompt"]):
         key = _normalized(text)
         if key in seen:
             found[prompt_id] = ("duplicate_prompt", seen[key], 1.0)
-            continue
-        seen[key] = prompt_id
-        if lsh is None:
-            continue
-        grams = shingles(key.split())
-        signature = MinHash(num_perm=MINHASH_PERMUTATIONS)
-        for gram in grams:
-            signature.update(gram.encode("utf-8"))
+        else:
+            seen[key] = prompt_id
+            distinct.append((prompt_id, key))
+    if threshold is None or len(distinct) < 2:
+        return found
+    from datasketch import MinHash
+
+    # MinHash signatures of every distinct prompt at once (one set of permutations), as a matrix.
+    grams = ([g.encode("utf-8") for g in shingles(key.split())] for _, key in distinct)
+    signatures = np.vstack([m.hashvalues for m in MinHash.generator(grams, num_perm=MINHASH_PERMUTATIONS)])
+    ids = [prompt_id for prompt_id, _ in distinct]
+    # LSH candidates: prompts whose signatures agree on a whole band (datasketch's bands for this threshold).
+    earlier: dict[int, set[int]] = {}
+    for start, end in _lsh_bands(threshold):
+        band = np.ascontiguousarray(signatures[:, start:end])
+        keys = band.view(np.dtype((np.void, band.dtype.itemsize * (end - start)))).ravel()
+        _, bucket = np.unique(keys, return_inverse=True)
+        shared = np.flatnonzero(np.bincount(bucket)[bucket] > 1)
+        for members in pd.Series(shared).groupby(bucket[shared]).agg(list):
+            for position, i in enumerate(members):
+                earlier.setdefault(i, set()).update(members[:position])
+    # Earlier first: a prompt is a near duplicate of the most similar earlier prompt that was kept, when the
+    # estimated similarity reaches the threshold (as querying a MinHashLSH of the kept prompts would find).
+    near: set[int] = set()
+    for i in sorted(earlier):
+        best = max(((float(np.count_nonzero(signatures[i] == signatures[j])) / MINHASH_PERMUTATIONS, ids[j])
+                    for j in earlier[i] if j not in near), default=(0.0, None))
+        if best[1] is not None and best[0] >= threshold:
+            found[ids[i]] = ("near_duplicate_prompt", best[1], round(best[0], 3))
+            near.add(i)
+    return found
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMUTATIONS)
+    # All signatures at once (one set of permutations, hashed in batches), then the earlier-first scan.
+    grams = ([g.encode("utf-8") for g in shingles(key.split())] for _, key in distinct)
+    kept: dict[str, MinHash] = {}
+    for (prompt_id, _), signature in zip(distinct, MinHash.generator(grams, num_perm=MINHASH_PERMUTATIONS)):
         # LSH gives candidates; keep the best one whose estimated similarity really reaches the threshold.
-        best = max(((signature.jaccard(minhashes[c]), c) for c in lsh.query(signature)), default=(0.0, None))
+        best = max(((signature.jaccard(kept[c]), c) for c in lsh.query(signature)), default=(0.0, None))
         if best[1] is not None and best[0] >= threshold:
             found[prompt_id] = ("near_duplicate_prompt", best[1], round(float(best[0]), 3))
             continue
         lsh.insert(prompt_id, signature)
-        minhashes[prompt_id] = signature
+        kept[prompt_id] = signature
     return found
 
 
