@@ -53,7 +53,7 @@ def shingles(tokens: list[str], size: int = SHINGLE) -> set[str]:
     """Word n-grams; texts shorter than ``size`` words use their words."""
     if len(tokens) < size:
         return set(tokens)
-    return {" ".join(tokens[i:i + size]) for i in range(len(tokens) - size + 1)}
+    return set(map(" ".join, zip(*(tokens[i:] for i in range(size)))))
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
