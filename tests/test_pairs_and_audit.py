@@ -214,6 +214,18 @@ def test_no_judgments_no_pairs():
     assert result.pairs.empty and result.comparisons.empty
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_set_based_pairing_matches_the_row_by_row_reference(seed):
+    """Messy verdicts (three candidates a prompt, two judges that sometimes disagree, failed calls, missing
+    orders): the set-based query gives the statuses, winners and pairs of the former row-by-row pairing."""
+    from bench.bench_pairing import assert_same_pairing, synthetic_tables
+
+    prompts, candidates, judgments = synthetic_tables(60, candidates_per_prompt=3, judges=2, seed=seed, messy=True)
+    statuses = set(build_preference_pairs(prompts, candidates, judgments).comparisons["status"])
+    assert statuses == {"consistent", "inconsistent", "tie", "unparseable", "error", "judges_disagree"}
+    assert_same_pairing(prompts, candidates, judgments)
+
+
 # --------------------------------------------------------------------------- audit: length bias
 
 def pairs_of(lengths: list[tuple[int, int]]) -> pd.DataFrame:
