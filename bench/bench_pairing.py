@@ -40,7 +40,7 @@ from pref_pipeline.schema import names  # noqa: E402
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 VOCABULARY = [f"w{i}" for i in range(3000)]
 CATEGORIES = ["coding", "factual", "advice", "creative"]
-GATE_SPEC = GatesSpec(min_position_consistency=0.5, max_length_bias=0.45)
+GATE_SPEC = GatesSpec(min_position_consistency=0.5, max_length_bias=0.5)  # both bounds computed and checked
 
 
 # --------------------------------------------------------------------------- synthetic tables
