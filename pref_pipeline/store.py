@@ -97,9 +97,9 @@ def append_judgment_history(database: Path | str, judgments: pd.DataFrame, promp
         if len(rows):
             con.register("new_rows", rows)
             columns = ", ".join(f'"{c}"' for c in HISTORY_COLUMNS)
-            casts = ", ".join(f'CAST("{c}" AS {kind})' for c, kind in HISTORY_COLUMNS.items())
+            unique = "(SELECT DISTINCT ON (judgment_id, judge_fingerprint) * FROM new_rows)"
             con.execute(f"INSERT OR IGNORE INTO {SCHEMA}.{HISTORY_TABLE} ({columns}) "
-                        f"SELECT {casts} FROM (SELECT DISTINCT ON (judgment_id, judge_fingerprint) * FROM new_rows)")
+                        + schema.select_cast(HISTORY_TABLE, unique))
             con.unregister("new_rows")
         con.execute(f"""
             UPDATE {SCHEMA}.{HISTORY_TABLE} SET recency_weight = pow(0.5,
@@ -163,7 +163,7 @@ def upsert_human_labels(database: Path | str, labels: pd.DataFrame) -> int:
         if len(frame):
             con.register("new_rows", frame)
             columns = ", ".join(f'"{c}"' for c in HUMAN_LABEL_COLUMNS)
-            casts = ", ".join(f'CAST("{c}" AS {kind})' for c, kind in HUMAN_LABEL_COLUMNS.items())
-            con.execute(f"INSERT OR REPLACE INTO {SCHEMA}.{HUMAN_LABELS_TABLE} ({columns}) SELECT {casts} FROM new_rows")
+            con.execute(f"INSERT OR REPLACE INTO {SCHEMA}.{HUMAN_LABELS_TABLE} ({columns}) "
+                        + schema.select_cast(HUMAN_LABELS_TABLE, "new_rows"))
             con.unregister("new_rows")
     return len(frame)
