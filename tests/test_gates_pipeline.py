@@ -23,6 +23,7 @@ from assets.resources import PipelineHome
 from pref_pipeline import gates
 from pref_pipeline.definitions import PipelineRun, build_definitions, run_batches
 from pref_pipeline.paths import SCHEMA, Home
+from pref_pipeline.quarantine import gate_quarantine
 from tests.conftest import SAMPLE_PROMPTS
 from tests.fakes import FakeLLMServer, default_judge
 
@@ -243,7 +244,7 @@ def test_a_batch_the_pairs_gate_rejected_is_never_published(kind, republish):
     bad = bad_pairs(kind)
     gate = gates.validate_pairs(bad, config.gates, judgments)
     assert not gate.success
-    rejected = gates.gate_quarantine("preference_pairs", bad, gate).assign(batch_id=BATCH)
+    rejected = gate_quarantine("preference_pairs", bad, gate).assign(batch_id=BATCH)
     with pytest.raises(dg.Failure, match="not exported: the pairs gate rejected this batch"):
         export(context(), preference_pairs=bad, quarantine=pd.concat([stored_quarantine, rejected]))
     assert snapshot(exports) == before
