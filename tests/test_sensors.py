@@ -192,6 +192,19 @@ def test_backfill_after_a_judge_change_reports_drift(judged_batch, home):
     assert all(c["flip_rate"] == 1.0 for c in transition["by_category"])
     assert [v["judge_model"] for v in audit["drift"]["versions"]] == ["openai:judge", "openai:judge-2"]
 
+    # The same figures as numeric metadata, which the UI plots over materializations: drift and each judge's.
+    def latest_metadata(asset: str) -> dict:
+        [record] = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
+        return {key: value.value for key, value in record.asset_materialization.metadata.items()}
+
+    report = latest_metadata("audit_report")
+    assert report["drift.latest_flip_rate.openai:judge-2"] == 1.0
+    assert report["position_bias.consistency_rate.openai:judge-2"] == audit["position_bias"]["by_judge"][0][
+        "consistency_rate"]
+    assert isinstance(report["position_bias.first_position_win_rate.openai:judge-2"], float)
+    batch = latest_metadata("batch_audit")
+    assert isinstance(batch["position_bias.consistency_rate.openai:judge-2"], float)
+
 
 def test_prompt_file_changed_back_runs_again(tmp_path):
     """A -> B -> A: every change is a run with a key never used before (Dagster drops a repeated key)."""
