@@ -1,5 +1,6 @@
 """What the UI says after a judge change and after a bad configuration, read the way the UI reads it: the
-GraphQL API of a real `dagster dev` started by the test (its daemon runs the sensors)."""
+GraphQL API of a real `dagster dev` started by the test (its daemon runs the sensors). Also what Reload
+changes: runs read the YAML when they start, the UI shows what it loaded."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import dagster as dg
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
+from pref_pipeline.config import load_config
+from pref_pipeline.judging import judge_code_version
 from tests.conftest import SAMPLE_PROMPTS
 from tests.dagster_dev import code_location, dagster_dev, graphql, launch_partition_run, reload_location, wait_for_runs
 from tests.fakes import FakeLLMServer
@@ -25,6 +28,9 @@ CHECKS_QUERY = """query Checks($keys: [AssetKeyInput!]) { assetNodes(assetKeys: 
   assetKey { path } isPartitioned staleStatus
   assetChecksOrError { ... on AssetChecks { checks { name
     executionForLatestMaterialization { status evaluation { severity description } } } } } } }"""
+
+JUDGMENTS_QUERY = """{ assetNodes(assetKeys: [{path: ["judgments"]}]) { opVersion
+  assetMaterializations(limit: 1) { tags { key value } metadataEntries { label ... on JsonMetadataEntry { jsonString } } } } }"""
 
 PARTITION_STALENESS = """query Stale($key: AssetKeyInput!, $partitions: [String!]!) { assetNodeOrError(assetKey: $key) {
   ... on AssetNode { staleStatusByPartition(partitions: $partitions)
@@ -81,6 +87,7 @@ def test_a_judge_change_shows_as_stale_and_a_bad_configuration_as_a_short_error(
             assert all(e and e["status"] == "SUCCEEDED" for e in shown.values()), shown
 
             # The judge changes in the file: the sensor marks judgments and everything below it, no run, no reload.
+            fingerprints = [judge_code_version(load_config(config))]
             write_config(config, prompts, server.openai_base_url, "judge-2")
             shown = wait_for_checks(base, lambda s: all(e and e["status"] == "FAILED" for e in s.values()))
             for asset, execution in shown.items():
@@ -90,22 +97,36 @@ def test_a_judge_change_shows_as_stale_and_a_bad_configuration_as_a_short_error(
                 assert "prompts (judged by " in execution["evaluation"]["description"]
                 assert "(openai:judge-2)" in execution["evaluation"]["description"]
 
-            # Dagster's own marking: after Reload, the judgments partition is stale (new code version); the
-            # asset as a whole is not (Dagster computes staleness of partitioned assets per partition only).
+            # A run launched without a Reload reads the YAML as it is now: it judges with the new judge, while the
+            # UI still shows the code version (judge fingerprint) it loaded.
+            old_fp, new_fp = fingerprints[0], judge_code_version(load_config(config))
+            launch_partition_run(base, "rejudge", "prompts")
+            [rejudged] = wait_for_runs(base, {"pipelineName": "rejudge"}, 1)
+            assert rejudged["status"] == "SUCCESS"
+            judgments = graphql(base, JUDGMENTS_QUERY)["assetNodes"][0]
+            latest = judgments["assetMaterializations"][0]
+            assert {t["key"]: t["value"] for t in latest["tags"]}["dagster/code_version"] == new_fp
+            assert {e["label"]: e.get("jsonString") for e in latest["metadataEntries"]}["judges"] == '["openai:judge-2"]'
+            assert judgments["opVersion"] == old_fp  # what the UI displays until Reload
+            shown = judge_checks(base)
+            assert all(e and e["status"] == "SUCCEEDED" for e in shown.values()), shown
+            reload_location(base)
+            assert graphql(base, JUDGMENTS_QUERY)["assetNodes"][0]["opVersion"] == new_fp
+
+            # Switched back (A -> B -> A): marked again by the sensor; after Reload, Dagster's own marker shows on
+            # the judgments partition (new code version), but not on the asset as a whole (per partition only).
+            write_config(config, prompts, server.openai_base_url, "judge")
+            shown = wait_for_checks(base, lambda s: all(e and e["status"] == "FAILED" for e in s.values()))
+            assert all(e and e["status"] == "FAILED" for e in shown.values()), shown
+            assert f"prompts (judged by {new_fp})" in shown["audit_report"]["evaluation"]["description"]
             reload_location(base)
             node = graphql(base, PARTITION_STALENESS, {"key": {"path": ["judgments"]},
                                                        "partitions": ["prompts"]})["assetNodeOrError"]
             assert node["staleStatusByPartition"] == ["STALE"]
             assert node["staleCausesByPartition"][0][0]["category"] == "CODE"
             levels = {n["assetKey"]["path"][0]: n["staleStatus"] for n in graphql(
-                base, CHECKS_QUERY, {"keys": [{"path": ["judgments"]}]})["assetNodes"]}
-            assert levels == {"judgments": "FRESH"}
-
-            launch_partition_run(base, "rejudge", "prompts")
-            [rejudged] = wait_for_runs(base, {"pipelineName": "rejudge"}, 1)
-            assert rejudged["status"] == "SUCCESS"
-            shown = judge_checks(base)
-            assert all(e and e["status"] == "SUCCEEDED" for e in shown.values()), shown
+                base, CHECKS_QUERY, {"keys": [{"path": ["judgments"]}, {"path": ["preference_pairs"]}]})["assetNodes"]}
+            assert levels == {"judgments": "FRESH", "preference_pairs": "FRESH"}
 
             # A configuration error is the code location's error: the message, no stack frames.
             config.write_text("generators:\n  - model: openai:gen\n    temprature: 0.3\n")
