@@ -125,3 +125,13 @@ def launch_partition_run(base: str, job: str, partition: str, *, repository: str
     result = graphql(base, LAUNCH_MUTATION, {"params": params})["launchRun"]
     assert result["__typename"] == "LaunchRunSuccess", result
     return result["run"]["runId"]
+
+
+def pipeline_job_from_env():
+    """The code location's pipeline job for the configuration and home in the environment, built in whichever
+    process runs it: what ``dg.reconstructable`` needs to run it with another executor (a function in an
+    importable module)."""
+    from pref_pipeline.definitions import build_definitions, config_from_env
+    from pref_pipeline.paths import Home
+
+    return build_definitions(config_from_env(), Home.from_env()).resolve_job_def("preference_pipeline")
