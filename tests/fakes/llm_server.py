@@ -11,7 +11,8 @@ at it, so requests, responses, retries and errors go through the SDKs' own code 
 A request whose last user message contains both ``<response_a>`` and ``<response_b>`` is a judge
 request (answered by ``judge_fn``, by default "the longer response wins"); anything else is a
 generation request (answered by ``generate_fn``, by default deterministic text whose length depends
-on the prompt, model, temperature and seed). Faults: ``latency_s``, ``rpm_limit`` and ``fail_plan``.
+on the prompt, model, temperature and seed). Faults: ``latency_s``, ``rpm_limit``, ``fail_plan`` (in
+order) and ``fault_rate`` / ``judge_prose_rate`` (at random, seeded), counted in ``faults``.
 
 Handlers are async and the server runs on its own event loop in a background thread, so many
 concurrent slow requests are served at once.
@@ -22,13 +23,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import math
+import random
 import re
 import socket
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,7 +43,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 Protocol = Literal["openai", "anthropic"]
-FailEntry = int | Literal["timeout", "garbage"] | None
+FailEntry = int | Literal["timeout", "garbage", "disconnect"] | None
+FAULT_KINDS: tuple[FailEntry, ...] = (429, 500, 503, "timeout", "disconnect")  # what ``fault_rate`` draws from
+JUDGE_PROSE = ("Both responses have their merits. The first is more direct, while the second covers more "
+               "ground; which one is better depends on what the reader needs.")
 
 RATE_WINDOW_S = 60.0
 TIMEOUT_FAULT_S = 30.0
@@ -163,8 +169,9 @@ def _validate_fail_plan(plan: Iterable[FailEntry] | None) -> deque[FailEntry]:
     entries = deque(plan or ())
     for entry in entries:
         valid_status = isinstance(entry, int) and not isinstance(entry, bool) and 400 <= entry <= 599
-        if not (entry is None or valid_status or entry in ("timeout", "garbage")):
-            raise ValueError(f"fail_plan entry must be None, an HTTP error status, 'timeout' or 'garbage': {entry!r}")
+        if not (entry is None or valid_status or entry in ("timeout", "garbage", "disconnect")):
+            raise ValueError("fail_plan entry must be None, an HTTP error status, 'timeout', 'garbage' or "
+                             f"'disconnect': {entry!r}")
     return entries
 
 
@@ -201,6 +208,29 @@ def _file_object(file_id: str, filename: str, size: int, purpose: str) -> dict[s
             "purpose": purpose or "batch", "status": "processed"}
 
 
+class _HangUp(Response):
+    """Starts a 200 answer, sends part of its body, then ends without the rest: uvicorn closes the
+    connection, and the client sees the peer hang up mid-answer (httpx ``RemoteProtocolError``)."""
+
+    def __init__(self) -> None:
+        super().__init__(b'{"id": "cut-off", "choices": [', media_type="application/json",
+                         headers={"content-length": "4096"})
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+
+
+class _QuietHangUps(logging.Filter):
+    """uvicorn reports every deliberate hang-up as an error; they are the fault, not a failure of the fake."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietHangUps())
+
+
 async def _wait_unless_disconnected(request: Request, seconds: float) -> None:
     """Sleep ``seconds``, returning early if the client hangs up (so abandoned requests free the server)."""
 
@@ -226,7 +256,13 @@ class FakeLLMServer:
     * ``fail_plan``: consumed one entry per request, in order (then requests succeed). ``None``
       succeeds; an int is answered with that HTTP status and a protocol-shaped error body
       (429 with ``retry-after: 0``); ``"timeout"`` waits 30 s (or until the client hangs up) before
-      answering normally; ``"garbage"`` answers 200 with a body that is not JSON.
+      answering normally; ``"garbage"`` answers 200 with a body that is not JSON; ``"disconnect"``
+      starts a 200 answer and closes the connection halfway through its body.
+    * ``fault_rate`` (0 to 1): after the plan is used up, each request fails with this probability,
+      the fault drawn evenly from ``fault_kinds`` (default 429, 500, 503, timeout, disconnect) by a
+      generator seeded with ``fault_seed``. ``judge_prose_rate``: this share of judge answers that
+      would have been a verdict are prose that names no verdict (``JUDGE_PROSE``) instead.
+      ``faults`` counts every fault applied, by kind (``"prose"`` for the judge's prose).
     * ``rpm_limit``: at most this many requests admitted per sliding 60 s window; the rest get 429
       with ``retry-after`` (whole seconds until the window frees) and are counted in ``rate_limited``.
     * ``latency_s``: simulated model time, slept before every answer produced by the model (and
@@ -250,7 +286,9 @@ class FakeLLMServer:
     def __init__(self, *, judge_fn: JudgeFn | None = None, generate_fn: GenerateFn | None = None,
                  latency_s: float = 0.0, rpm_limit: int | None = None,
                  fail_plan: Iterable[FailEntry] | None = None, rate_window_s: float = RATE_WINDOW_S,
-                 retry_after_s: float = 0, batch_polls: int = 1):
+                 retry_after_s: float = 0, batch_polls: int = 1, fault_rate: float = 0.0,
+                 fault_kinds: Iterable[FailEntry] = FAULT_KINDS, judge_prose_rate: float = 0.0,
+                 fault_seed: int = 0):
         self.judge_fn: JudgeFn = judge_fn or default_judge
         self.generate_fn: GenerateFn = generate_fn or default_generate
         self.latency_s = latency_s
@@ -258,7 +296,13 @@ class FakeLLMServer:
         self.rate_window_s = rate_window_s
         self.retry_after_s = retry_after_s
         self.batch_polls = batch_polls
-        self.requests: list[dict[str, Any]] = []  # {"path", "body": parsed JSON or None, "at": monotonic}, in order
+        self.fault_rate = fault_rate
+        self.fault_kinds = list(_validate_fail_plan(fault_kinds))
+        self.judge_prose_rate = judge_prose_rate
+        self.faults: Counter[str] = Counter()  # faults applied, by kind ("429", "timeout", "prose", ...)
+        self._random = random.Random(fault_seed)
+        # {"path", "body": parsed JSON or None, "at": monotonic, "auth": the credential header sent}, in order
+        self.requests: list[dict[str, Any]] = []
         self.batch_calls: list[tuple[str, str]] = []  # (method, path) of batch-API and file calls
         self.batch_requests: list[dict[str, Any]] = []  # {"protocol", "custom_id", "body"} inside batches
         self._files: dict[str, dict[str, Any]] = {}
@@ -296,9 +340,10 @@ class FakeLLMServer:
         self.generate_fn = fn or default_generate
 
     def reset(self) -> None:
-        """Forget recorded requests, the rate-limit window and the 429 count."""
+        """Forget recorded requests, the rate-limit window, the 429 count and the fault counts."""
         with self._lock:
             self.requests.clear()
+            self.faults.clear()
             self._admitted.clear()
             self.rate_limited = 0
             self.batch_calls.clear()
@@ -389,8 +434,13 @@ class FakeLLMServer:
         except ValueError:
             body = None
         with self._lock:
-            self.requests.append({"path": request.url.path, "body": body, "at": time.monotonic()})
+            auth = request.headers.get("authorization") or request.headers.get("x-api-key")
+            self.requests.append({"path": request.url.path, "body": body, "at": time.monotonic(), "auth": auth})
             fault = self._fail_plan.popleft() if self._fail_plan else None
+            if fault is None and self.fault_rate and self._random.random() < self.fault_rate:
+                fault = self._random.choice(self.fault_kinds)
+            if fault is not None:
+                self.faults[str(fault)] += 1
 
         if isinstance(fault, int):
             headers = {"retry-after": f"{self.retry_after_s:g}"} if fault == 429 else None
@@ -408,7 +458,9 @@ class FakeLLMServer:
             await asyncio.sleep(self.latency_s)
         if fault == "garbage":
             return Response("<html><body>502 Bad Gateway</body></html>", media_type="application/json")
-        return JSONResponse(self._answer(body, protocol))
+        if fault == "disconnect":
+            return _HangUp()
+        return JSONResponse(self._answer(body, protocol, live=True))
 
     # ----- batch APIs -----
 
@@ -605,8 +657,17 @@ class FakeLLMServer:
             self.rate_limited += 1
             return max(1, math.ceil(self._admitted[0] + self.rate_window_s - now))
 
-    def _answer(self, body: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
-        """The completion (OpenAI) or message (Anthropic) object for a valid request."""
+    def _prose_instead(self) -> bool:
+        """Whether this judge answer is replaced by prose (``judge_prose_rate``), counted in ``faults``."""
+        with self._lock:
+            if not self.judge_prose_rate or self._random.random() >= self.judge_prose_rate:
+                return False
+            self.faults["prose"] += 1
+            return True
+
+    def _answer(self, body: dict[str, Any], protocol: Protocol, live: bool = False) -> dict[str, Any]:
+        """The completion (OpenAI) or message (Anthropic) object for a valid request (``live``: not in a batch,
+        so subject to ``judge_prose_rate``)."""
         messages = body["messages"]
         prompt = _last_user_text(messages)
         input_texts = [_text_of(m.get("content")) for m in messages]
@@ -629,6 +690,8 @@ class FakeLLMServer:
                 response_b=_tagged(prompt, "response_b"), structured=structured, protocol=protocol, body=body,
             ))
             text = verdict if isinstance(verdict, str) else json.dumps(verdict)
+            if live and self._prose_instead():
+                text = JUDGE_PROSE
         else:
             text = self.generate_fn(GenInfo(
                 prompt=prompt, system=system, temperature=body.get("temperature"), top_p=body.get("top_p"),
