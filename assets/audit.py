@@ -61,7 +61,7 @@ def build_audit_assets(config: PipelineConfig) -> list:
         json_path, md_path = audit_lib.write_report(figures, paths.reports, plots=config.audit.plots)
         images = {}
         if config.audit.plots:
-            from pref_pipeline.plots import PLOTS, data_uri
+            from pref_pipeline.audit.plots import PLOTS, data_uri
 
             images = {name: data_uri(paths.reports / f"{name}.png") for name in PLOTS
                       if (paths.reports / f"{name}.png").exists()}

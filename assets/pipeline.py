@@ -16,6 +16,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.checks import PAIRS_GATE, gate_check_result
+from assets.column_schema import column_schema_metadata
 from assets.metadata import preview, table_md, tag_batch
 from assets.partitions import PARTITION_METADATA, PROMPT_BATCHES
 from assets.resources import LLMCalls, PipelineHome
@@ -25,7 +26,8 @@ from pref_pipeline.accounting import usage_metadata
 from pref_pipeline.batches import batch_fingerprint, discover_batches
 from pref_pipeline.config import PipelineConfig, generator_label
 from pref_pipeline.diagnosis import pairs_gate_cause
-from pref_pipeline.filters import filter_pairs, quarantine_frame, reason_counts, rebalance_length
+from pref_pipeline.filters import filter_pairs, rebalance_length
+from pref_pipeline.quarantine import gate_quarantine, quarantine_frame, reason_counts
 from pref_pipeline.generation import generate_candidates
 from pref_pipeline.judging import judge_code_version
 from pref_pipeline.judging.comparisons import judge_comparisons
@@ -35,8 +37,14 @@ from pref_pipeline.sources import load_prompts
 
 GROUP = "preference_data"
 
+def stored_table(name: str) -> dict:
+    """Definition metadata of a stored, partitioned table: how the IO manager finds a batch's rows, and its
+    columns (from ``pref_pipeline.schema``) for the asset page's Columns tab."""
+    return {**PARTITION_METADATA, **column_schema_metadata(name)}
+
+
 QUARANTINE_OUT = dg.AssetOut(
-    kinds={"python", "duckdb"}, metadata=PARTITION_METADATA,
+    kinds={"python", "duckdb"}, metadata=stored_table("quarantine"),
     description="Every row the pipeline did not publish, with its stage and reason: comparisons that gave no pair "
     "(tie, inconsistent, unparseable, error, judges_disagree), pairs dropped by the filters, failed generation calls, "
     "pairs of a batch the pairs gate rejected, and pairs the export's length rebalancing leaves out. The original "
@@ -66,7 +74,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
         group_name=GROUP,
         partitions_def=PROMPT_BATCHES,
         outs={
-            "prompts": dg.AssetOut(kinds={"python", "duckdb"}, metadata=PARTITION_METADATA, description=(
+            "prompts": dg.AssetOut(kinds={"python", "duckdb"}, metadata=stored_table("prompts"), description=(
                 "Prompts of one batch (a configured source, a file in prompt_folder, or the built-in set), exact "
                 "repeats dropped.")),
             "rejected_prompts": dg.AssetOut(kinds={"python", "duckdb"}, metadata=PARTITION_METADATA, description=(
@@ -109,7 +117,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
         kinds={"python", "duckdb"},
         pool="llm",
         partitions_def=PROMPT_BATCHES,
-        metadata=PARTITION_METADATA,
+        metadata=stored_table("candidates"),
         description="Candidate responses of every configured strategy (sampling: candidates_per_prompt per prompt, "
         "spread over the generators: sampling sweeps, system-prompt variants, strong vs weak models).",
     )
@@ -137,7 +145,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
         kinds={"python", "duckdb"},
         pool="llm",
         partitions_def=PROMPT_BATCHES,
-        metadata=PARTITION_METADATA,
+        metadata=stored_table("judgments"),
         code_version=judge_code_version(config),
         description="Verdicts on every comparison the strategies ask to judge, in both orders, by every judge, "
         "with the judge fingerprint, raw output and parse status of each.",
@@ -165,10 +173,10 @@ def build_chain_assets(config: PipelineConfig) -> list:
         group_name=GROUP,
         partitions_def=PROMPT_BATCHES,
         outs={
-            "preference_pairs": dg.AssetOut(kinds={"python", "duckdb"}, metadata=PARTITION_METADATA, description=(
+            "preference_pairs": dg.AssetOut(kinds={"python", "duckdb"}, metadata=stored_table("preference_pairs"), description=(
                 "The dataset: (prompt, chosen, rejected) where every judge preferred the same response in both "
                 "orders, with generation_method, judge_model_id, criteria and full provenance.")),
-            "comparisons": dg.AssetOut(kinds={"python", "duckdb"}, metadata=PARTITION_METADATA, description=(
+            "comparisons": dg.AssetOut(kinds={"python", "duckdb"}, metadata=stored_table("comparisons"), description=(
                 "Every judged comparison with its outcome (consistent, tie, inconsistent, unparseable, error, "
                 "judges_disagree): nothing is dropped without a trace.")),
             "quarantine": QUARANTINE_OUT,
@@ -190,7 +198,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
         pairs = tag_batch(filtered.pairs, context)
         gate = gates.validate_pairs(pairs, config.gates, judgments)
         set_aside = [filtered.quarantine, rejected_prompt_rows(rejected_prompts),
-                     gates.gate_quarantine("preference_pairs", pairs, gate)]
+                     gate_quarantine("preference_pairs", pairs, gate)]
         if gate.success and config.export.rebalance_length:
             _, left_out = rebalance_length(pairs)  # kept and audited; the export leaves them out
             set_aside.append(left_out)

@@ -1,8 +1,11 @@
-"""Table storage: dagster-duckdb's pandas IO manager, taught to store empty tables.
+"""Table storage: dagster-duckdb's pandas IO manager, typed by ``pref_pipeline.schema`` and taught to store
+empty tables.
 
-The stock handler skips empty DataFrames, so a step that keeps zero rows (every verdict
-inconsistent, say) leaves no table and the next step fails with "table does not exist" instead of
-the gate saying "0 pairs". Here an empty frame becomes an empty table with its columns.
+Every frame written to a declared table is first given its declared column types (``schema.conform``),
+so an all-null column is stored as what it is (VARCHAR, DOUBLE, ...) and never as DuckDB's NULL type,
+which would refuse every later batch's values. The stock handler skips empty DataFrames, so a step that
+keeps zero rows (every verdict inconsistent, say) would leave no table and the next step would fail with
+"table does not exist" instead of the gate saying "0 pairs": here an empty frame becomes an empty table.
 """
 
 from collections.abc import Sequence
@@ -15,40 +18,24 @@ from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb_pandas import DuckDBPandasTypeHandler
 
-
-def retype_null_columns(connection, schema: str, table: str, obj: pd.DataFrame) -> None:
-    """Give the table's NULL-typed columns the type of this frame's values.
-
-    A batch whose column is all null (no failed call, no winner, no pair at all) creates the table with
-    DuckDB's NULL type for it, which then refuses every later batch's values ("Unimplemented type for
-    cast (VARCHAR -> NULL)").
-    """
-    columns = connection.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-        [schema, table]).fetchall()
-    null_columns = [name for name, kind in columns if kind.strip('"') == "NULL"]
-    if not null_columns or obj.empty:
-        return
-    connection.register("pref_incoming_frame", obj)
-    try:
-        incoming = {r[0]: r[1] for r in connection.execute("DESCRIBE SELECT * FROM pref_incoming_frame").fetchall()}
-    finally:
-        connection.unregister("pref_incoming_frame")
-    for name in null_columns:
-        kind = incoming.get(name)
-        if kind and kind.strip('"') != "NULL":
-            connection.execute(f'ALTER TABLE {schema}.{table} ALTER COLUMN "{name}" TYPE {kind}')
+from pref_pipeline import schema
 
 
-class EmptyAwarePandasTypeHandler(DuckDBPandasTypeHandler):
+class TypedPandasTypeHandler(DuckDBPandasTypeHandler):
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
-        retype_null_columns(connection, table_slice.schema, table_slice.table, obj)
+        if table_slice.table in schema.TABLES:
+            obj = schema.conform(table_slice.table, obj, add_missing=False)
         if not obj.empty:
             super().handle_output(context, table_slice, obj, connection)
             return
-        # Create the table with the frame's columns if it is missing; the IO manager has already
+        # Create the table with the frame's (typed) columns if it is missing; the IO manager has already
         # deleted this slice's old rows, so an existing table now holds none of them.
-        connection.execute(f"create table if not exists {table_slice.schema}.{table_slice.table} as select * from obj")
+        connection.register("pref_empty_frame", obj)
+        try:
+            connection.execute(f"create table if not exists {table_slice.schema}.{table_slice.table} as "
+                               "select * from pref_empty_frame")
+        finally:
+            connection.unregister("pref_empty_frame")
         count = TableMetadataSet(partition_row_count=0) if context.has_partition_key else TableMetadataSet(row_count=0)
         context.add_output_metadata(dict(count))
 
@@ -62,7 +49,7 @@ class PipelineIOManager(DuckDBIOManager):
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
-        return [EmptyAwarePandasTypeHandler()]
+        return [TypedPandasTypeHandler()]
 
     @staticmethod
     def default_load_type() -> type:

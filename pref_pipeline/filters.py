@@ -1,9 +1,10 @@
-"""Row filters applied to the pairs before the gate, and the quarantine table that keeps what they drop.
+"""Row filters applied to the pairs before the gate; what they drop goes to quarantine (``quarantine.py``).
 
 Nothing is dropped without a trace: every comparison that did not become a pair (tie, position-
 inconsistent, unparseable, failed call, judges disagree), every pair a filter drops and every failed
 generation call gets one ``quarantine`` row with its ``stage``, ``reason``, a readable ``detail`` and
-the original row as JSON (``record``). Plain pandas; near-duplicate prompts use MinHash (datasketch).
+the original row as JSON (``record``). Each filter runs over whole columns; near-duplicate prompts use
+MinHash (datasketch).
 
 Reasons, in the order they are tried (a pair gets the first that applies, ``detail`` lists all):
 ``duplicate_prompt``, ``near_duplicate_prompt``, ``empty_response``, ``degenerate_response``,
@@ -13,24 +14,20 @@ Reasons, in the order they are tried (a pair gets the first that applies, ``deta
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cache
 
+import numpy as np
 import pandas as pd
 
+from pref_pipeline import schema
 from pref_pipeline.config import FiltersSpec
-from pref_pipeline.pairs import typed_if_empty
+from pref_pipeline.metrics import word_count
+from pref_pipeline.quarantine import concat, empty_quarantine, quarantine_rows
 
-QUARANTINE_COLUMNS = [
-    "quarantine_id", "stage", "reason", "detail", "prompt_id", "comparison_id", "pair_id", "item_id", "prompt",
-    "response_1", "response_2", "record", "quarantined_at",
-]
-# Text columns are stored as VARCHAR even when every value is null (an all-null object column would
-# become DuckDB's NULL type and refuse later strings).
-_TEXT_COLUMNS = [c for c in QUARANTINE_COLUMNS if c != "quarantined_at"]
-
+PAIRS = "preference_pairs"
 DEGENERATE_MIN_WORDS = 8  # the distinct-word test applies from this many words on
 MINHASH_PERMUTATIONS = 128
 SHINGLE = 3
@@ -41,7 +38,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 @dataclass(frozen=True)
 class FilterResult:
     pairs: pd.DataFrame  # the kept pairs, same columns as given
-    quarantine: pd.DataFrame  # QUARANTINE_COLUMNS (+ batch_id when the inputs carry one)
+    quarantine: pd.DataFrame  # quarantine.QUARANTINE_COLUMNS (+ batch_id when the inputs carry one)
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -55,7 +52,7 @@ def shingles(tokens: list[str], size: int = SHINGLE) -> set[str]:
     """Word n-grams; texts shorter than ``size`` words use their words."""
     if len(tokens) < size:
         return set(tokens)
-    return {" ".join(tokens[i:i + size]) for i in range(len(tokens) - size + 1)}
+    return set(map(" ".join, zip(*(tokens[i:] for i in range(size)))))
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
@@ -92,6 +89,14 @@ def response_problem(text: object, spec: FiltersSpec) -> tuple[str, str] | None:
 
 # --------------------------------------------------------------------------- prompts
 
+@cache
+def _lsh_bands(threshold: float) -> list[tuple[int, int]]:
+    """The (start, end) of each LSH band datasketch picks for this threshold (its search costs ~0.1 s: once)."""
+    from datasketch import MinHashLSH
+
+    return list(MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMUTATIONS).hashranges)
+
+
 def duplicate_prompts(prompts: pd.DataFrame, threshold: float | None) -> dict[str, tuple[str, str, float]]:
     """``{prompt_id: (reason, kept_prompt_id, similarity)}`` for prompts that repeat an earlier one.
 
@@ -101,187 +106,160 @@ def duplicate_prompts(prompts: pd.DataFrame, threshold: float | None) -> dict[st
     """
     found: dict[str, tuple[str, str, float]] = {}
     seen: dict[str, str] = {}
-    lsh = minhashes = None
-    if threshold is not None:
-        from datasketch import MinHash, MinHashLSH
-
-        lsh = MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMUTATIONS)
-        minhashes = {}
+    distinct: list[tuple[str, str]] = []  # (prompt_id, normalised text) of the first of each exact group
     for prompt_id, text in zip(prompts["prompt_id"], prompts["prompt"]):
         key = _normalized(text)
         if key in seen:
             found[prompt_id] = ("duplicate_prompt", seen[key], 1.0)
-            continue
-        seen[key] = prompt_id
-        if lsh is None:
-            continue
-        grams = shingles(key.split())
-        signature = MinHash(num_perm=MINHASH_PERMUTATIONS)
-        for gram in grams:
-            signature.update(gram.encode("utf-8"))
+        else:
+            seen[key] = prompt_id
+            distinct.append((prompt_id, key))
+    if threshold is None or len(distinct) < 2:
+        return found
+    from datasketch import MinHash
+
+    # MinHash signatures of every distinct prompt at once (one set of permutations), as a matrix.
+    grams = ([g.encode("utf-8") for g in shingles(key.split())] for _, key in distinct)
+    signatures = np.vstack([m.hashvalues for m in MinHash.generator(grams, num_perm=MINHASH_PERMUTATIONS)])
+    ids = [prompt_id for prompt_id, _ in distinct]
+    # LSH candidates: prompts whose signatures agree on a whole band (datasketch's bands for this threshold).
+    earlier: dict[int, set[int]] = {}
+    for start, end in _lsh_bands(threshold):
+        band = np.ascontiguousarray(signatures[:, start:end])
+        keys = band.view(np.dtype((np.void, band.dtype.itemsize * (end - start)))).ravel()
+        _, bucket = np.unique(keys, return_inverse=True)
+        shared = np.flatnonzero(np.bincount(bucket)[bucket] > 1)
+        for members in pd.Series(shared).groupby(bucket[shared]).agg(list):
+            for position, i in enumerate(members):
+                earlier.setdefault(i, set()).update(members[:position])
+    # Earlier first: a prompt is a near duplicate of the most similar earlier prompt that was kept, when the
+    # estimated similarity reaches the threshold (as querying a MinHashLSH of the kept prompts would find).
+    near: set[int] = set()
+    for i in sorted(earlier):
+        best = max(((float(np.count_nonzero(signatures[i] == signatures[j])) / MINHASH_PERMUTATIONS, ids[j])
+                    for j in earlier[i] if j not in near), default=(0.0, None))
+        if best[1] is not None and best[0] >= threshold:
+            found[ids[i]] = ("near_duplicate_prompt", best[1], round(best[0], 3))
+            near.add(i)
+    return found
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMUTATIONS)
+    # All signatures at once (one set of permutations, hashed in batches), then the earlier-first scan.
+    grams = ([g.encode("utf-8") for g in shingles(key.split())] for _, key in distinct)
+    kept: dict[str, MinHash] = {}
+    for (prompt_id, _), signature in zip(distinct, MinHash.generator(grams, num_perm=MINHASH_PERMUTATIONS)):
         # LSH gives candidates; keep the best one whose estimated similarity really reaches the threshold.
-        best = max(((signature.jaccard(minhashes[c]), c) for c in lsh.query(signature)), default=(0.0, None))
+        best = max(((signature.jaccard(kept[c]), c) for c in lsh.query(signature)), default=(0.0, None))
         if best[1] is not None and best[0] >= threshold:
             found[prompt_id] = ("near_duplicate_prompt", best[1], round(float(best[0]), 3))
             continue
         lsh.insert(prompt_id, signature)
-        minhashes[prompt_id] = signature
+        kept[prompt_id] = signature
     return found
-
-
-# --------------------------------------------------------------------------- quarantine rows
-
-def _quarantine_id(stage: str, reason: str, item_id: object) -> str:
-    return "q-" + hashlib.sha256(f"{stage}|{reason}|{item_id}".encode()).hexdigest()[:16]
-
-
-def _records(frame: pd.DataFrame) -> list[str]:
-    if frame.empty:
-        return []
-    return frame.to_json(orient="records", lines=True, date_format="iso", force_ascii=False,
-                         default_handler=str).splitlines()
-
-
-def quarantine_frame(rows: list[dict], now: datetime | None = None) -> pd.DataFrame:
-    """Quarantine rows with stable types; ``batch_id`` is kept last when the rows carry one."""
-    now = now or datetime.now(timezone.utc)
-    columns = QUARANTINE_COLUMNS + (["batch_id"] if any("batch_id" in r for r in rows) else [])
-    for row in rows:
-        row.setdefault("quarantine_id", _quarantine_id(row["stage"], row["reason"], row.get("item_id")))
-        row.setdefault("quarantined_at", now)
-    frame = pd.DataFrame(rows, columns=columns)
-    for column in _TEXT_COLUMNS + (["batch_id"] if "batch_id" in columns else []):
-        frame[column] = frame[column].astype("string")
-    frame["quarantined_at"] = pd.to_datetime(frame["quarantined_at"], utc=True)
-    return frame
-
-
-def empty_quarantine() -> pd.DataFrame:
-    return quarantine_frame([])
-
-
-def rows_to_quarantine(frame: pd.DataFrame, *, stage: str, reasons: list[str], details: list[str],
-                       id_column: str, prompt_texts: dict | None = None, text_columns: tuple[str, str] | None = None
-                       ) -> list[dict]:
-    """One quarantine row per row of ``frame`` (same order as ``reasons``/``details``)."""
-    prompt_texts = prompt_texts or {}
-    out = []
-    for (_, row), record, reason, detail in zip(frame.iterrows(), _records(frame), reasons, details):
-        entry = {
-            "stage": stage, "reason": reason, "detail": detail,
-            "prompt_id": row.get("prompt_id"), "comparison_id": row.get("comparison_id"),
-            "pair_id": row.get("pair_id"), "item_id": row.get(id_column),
-            "prompt": row.get("prompt") if isinstance(row.get("prompt"), str) else prompt_texts.get(row.get("prompt_id")),
-            "response_1": row.get(text_columns[0]) if text_columns else None,
-            "response_2": row.get(text_columns[1]) if text_columns else None,
-            "record": record,
-        }
-        if "batch_id" in frame.columns:
-            entry["batch_id"] = row.get("batch_id")
-        out.append({k: (None if _is_missing(v) else v) for k, v in entry.items()})
-    return out
-
-
-def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA
 
 
 # --------------------------------------------------------------------------- the filters
 
-def pair_problems(pairs: pd.DataFrame, prompts: pd.DataFrame, spec: FiltersSpec) -> list[list[tuple[str, str]]]:
-    """For each pair, every (reason, detail) that rejects it, in filter order."""
-    dupes = duplicate_prompts(prompts, spec.near_duplicate_prompt_threshold) if len(prompts) else {}
-    problems: list[list[tuple[str, str]]] = []
-    for row in pairs.itertuples(index=False):
-        found: list[tuple[str, str]] = []
-        if row.prompt_id in dupes:
-            reason, kept, similarity = dupes[row.prompt_id]
-            found.append((reason, f"repeats prompt {kept} (similarity {similarity:.2f})"))
-        for side in ("chosen", "rejected"):
-            problem = response_problem(getattr(row, side), spec)
-            if problem:
-                found.append((problem[0], f"{side}: {problem[1]}"))
-        if _normalized(row.chosen) == _normalized(row.rejected):
-            found.append(("identical_responses", "chosen and rejected are the same text"))
-        elif spec.max_response_similarity is not None:
-            similarity = response_similarity(row.chosen, row.rejected)
+def _low_confidence(pairs: pd.DataFrame, spec: FiltersSpec) -> list[tuple[str, str] | None]:
+    """Pairs whose confidence is below ``min_confidence`` (no confidence: kept)."""
+    if spec.min_confidence is None or "confidence" not in pairs.columns:
+        return [None] * len(pairs)
+    confidence = pd.to_numeric(pairs["confidence"], errors="coerce").astype("float64")
+    low = (confidence < spec.min_confidence).fillna(False)
+    return [("low_confidence", f"confidence {c:.2f} < {spec.min_confidence}") if is_low else None
+            for c, is_low in zip(confidence, low)]
+
+
+def _same_responses(pairs: pd.DataFrame, spec: FiltersSpec) -> list[tuple[str, str] | None]:
+    """Identical (up to case, spacing and punctuation) or near-identical chosen and rejected texts."""
+    chosen = [words(t) for t in pairs["chosen"]]
+    rejected = [words(t) for t in pairs["rejected"]]
+    out: list[tuple[str, str] | None] = []
+    for a, b in zip(chosen, rejected):
+        if a == b:
+            out.append(("identical_responses", "chosen and rejected are the same text"))
+            continue
+        if spec.max_response_similarity is not None:
+            similarity = jaccard(shingles(a), shingles(b))
             if similarity >= spec.max_response_similarity:
-                found.append(("near_identical_responses",
-                              f"similarity {similarity:.2f} >= {spec.max_response_similarity}"))
-        confidence = getattr(row, "confidence", None)
-        if spec.min_confidence is not None and not _is_missing(confidence) and confidence < spec.min_confidence:
-            found.append(("low_confidence", f"confidence {confidence:.2f} < {spec.min_confidence}"))
-        problems.append(found)
-    return problems
+                out.append(("near_identical_responses", f"similarity {similarity:.2f} >= {spec.max_response_similarity}"))
+                continue
+        out.append(None)
+    return out
+
+
+def pair_problems(pairs: pd.DataFrame, prompts: pd.DataFrame, spec: FiltersSpec) -> list[list[tuple[str, str]]]:
+    """For each pair, every (reason, detail) that rejects it, in filter order.
+
+    Each filter runs over a whole column; only the word-level text checks look at one text at a time.
+    """
+    if pairs.empty:
+        return []
+    dupes = duplicate_prompts(prompts, spec.near_duplicate_prompt_threshold) if len(prompts) else {}
+    repeats = pairs["prompt_id"].map(dupes) if dupes else pd.Series([None] * len(pairs), dtype=object)
+    checks = [
+        [(d[0], f"repeats prompt {d[1]} (similarity {d[2]:.2f})") if isinstance(d, tuple) else None for d in repeats],
+        *([(p[0], f"{side}: {p[1]}") if p else None for p in (response_problem(t, spec) for t in pairs[side])]
+          for side in ("chosen", "rejected")),
+        _same_responses(pairs, spec),
+        _low_confidence(pairs, spec),
+    ]
+    return [[problem for problem in row if problem] for row in zip(*checks)]
 
 
 def filter_pairs(pairs: pd.DataFrame, comparisons: pd.DataFrame, prompts: pd.DataFrame, candidates: pd.DataFrame,
                  spec: FiltersSpec, now: datetime | None = None) -> FilterResult:
     """Keep the pairs no filter rejects; quarantine the rest, the comparisons that gave no pair and failed calls."""
+    now = now or datetime.now(timezone.utc)
     prompt_texts = dict(zip(prompts["prompt_id"], prompts["prompt"])) if len(prompts) else {}
     texts = dict(zip(candidates["candidate_id"], candidates["text"])) if len(candidates) else {}
-    rows: list[dict] = []
+    parts: list[pd.DataFrame] = []
 
     # Comparisons that never became a pair: their status is the reason.
-    lost = comparisons[comparisons["status"] != "consistent"] if len(comparisons) else comparisons
-    if len(lost):
-        lost = lost.assign(text_x=lost["candidate_x_id"].map(texts), text_y=lost["candidate_y_id"].map(texts))
-        details = [f"{status} ({judges})" for status, judges in zip(lost["status"], lost["judge_models"])]
-        rows += rows_to_quarantine(lost, stage="pairs", reasons=list(lost["status"]), details=details,
-                                   id_column="comparison_id", prompt_texts=prompt_texts,
-                                   text_columns=("text_x", "text_y"))
+    if len(comparisons):
+        lost = comparisons[(comparisons["status"] != "consistent").fillna(True).astype(bool)]
+        if len(lost):
+            lost = lost.assign(text_x=lost["candidate_x_id"].map(texts), text_y=lost["candidate_y_id"].map(texts))
+            details = [f"{status} ({judges})" for status, judges in zip(lost["status"], lost["judge_models"])]
+            parts.append(quarantine_rows(lost, stage="pairs", reasons=list(lost["status"]), details=details,
+                                         id_column="comparison_id", prompt_texts=prompt_texts,
+                                         text_columns=("text_x", "text_y"), now=now))
 
     # Generation calls that failed after retries: no text, never compared.
     if len(candidates) and "error" in candidates.columns:
         failed = candidates[candidates["error"].notna()]
         if len(failed):
-            rows += rows_to_quarantine(failed, stage="candidates", reasons=["generation_error"] * len(failed),
-                                       details=[str(e)[:300] for e in failed["error"]], id_column="candidate_id",
-                                       prompt_texts=prompt_texts, text_columns=("text", "text"))
+            parts.append(quarantine_rows(failed, stage="candidates", reasons=["generation_error"] * len(failed),
+                                         details=[str(e)[:300] for e in failed["error"]], id_column="candidate_id",
+                                         prompt_texts=prompt_texts, text_columns=("text", "text"), now=now))
 
     # The pair filters.
-    problems = pair_problems(pairs, prompts, spec) if len(pairs) else []
-    rejected = [bool(p) for p in problems]
-    if any(rejected):
-        dropped = pairs[rejected]
+    problems = pair_problems(pairs, prompts, spec)
+    rejected = pd.Series([bool(p) for p in problems], index=pairs.index, dtype=bool)
+    if rejected.any():
         found = [p for p in problems if p]
-        rows += rows_to_quarantine(dropped, stage="filters", reasons=[p[0][0] for p in found],
-                                   details=["; ".join(f"{r}: {d}" for r, d in p) for p in found],
-                                   id_column="pair_id", text_columns=("chosen", "rejected"))
-    kept = (pairs[[not r for r in rejected]] if len(pairs) else pairs).reset_index(drop=True)
-    return FilterResult(with_word_counts(typed_if_empty(kept)), quarantine_frame(rows, now))
+        parts.append(quarantine_rows(pairs[rejected], stage="filters", reasons=[p[0][0] for p in found],
+                                     details=["; ".join(f"{r}: {d}" for r, d in p) for p in found],
+                                     id_column="pair_id", text_columns=("chosen", "rejected"), now=now))
+    kept = pairs[~rejected].reset_index(drop=True)
+    return FilterResult(with_word_counts(schema.conform(PAIRS, kept, add_missing=False)), concat(parts))
 
 
 def with_word_counts(pairs: pd.DataFrame) -> pd.DataFrame:
     """``chosen_words`` and ``rejected_words`` (whitespace-separated words), which the audit reads instead
     of the texts. Added before ``batch_id`` so a partitioned table keeps that column last."""
-    from pref_pipeline.metrics import word_count
-
     out = pairs.copy()
-    position = list(out.columns).index("batch_id") if "batch_id" in out.columns else len(out.columns)
-    out.insert(position, "chosen_words", out["chosen"].map(word_count).astype("int64"))
-    out.insert(position + 1, "rejected_words", out["rejected"].map(word_count).astype("int64"))
+    position = list(out.columns).index(schema.BATCH_COLUMN) if schema.BATCH_COLUMN in out.columns else len(out.columns)
+    dtype = schema.dtypes(PAIRS)["chosen_words"]
+    out.insert(position, "chosen_words", pd.array([word_count(t) for t in out["chosen"]], dtype=dtype))
+    out.insert(position + 1, "rejected_words", pd.array([word_count(t) for t in out["rejected"]], dtype=dtype))
     return out
-
-
-def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
-    """``{"stage:reason": n}``, most frequent first, for metadata and reports."""
-    if quarantine.empty:
-        return {}
-    counts = (quarantine["stage"].astype(str) + ":" + quarantine["reason"].astype(str)).value_counts()
-    return {k: int(v) for k, v in counts.items()}
-
-
-def record_of(quarantine_row: pd.Series) -> dict:
-    """The original row a quarantine entry keeps, as a dict."""
-    return json.loads(quarantine_row["record"])
 
 
 # --------------------------------------------------------------------------- export: length rebalancing
 
 def _words_of(pairs: pd.DataFrame, side: str) -> pd.Series:
-    from pref_pipeline.metrics import word_count
-
     column = f"{side}_words"
     if column in pairs.columns and pairs[column].notna().all():
         return pairs[column].astype("int64")
@@ -311,6 +289,6 @@ def rebalance_length(pairs: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, 
     side = "longer" if excess > 0 else "shorter"
     detail = (f"the {side} response was chosen in {int(longer.sum() if excess > 0 else shorter.sum())} pairs and the "
               f"other in {int(shorter.sum() if excess > 0 else longer.sum())}; {abs(excess)} of the first left out")
-    rows = rows_to_quarantine(dropped, stage="export", reasons=["length_rebalance"] * len(dropped),
-                              details=[detail] * len(dropped), id_column="pair_id", text_columns=("chosen", "rejected"))
-    return kept, quarantine_frame(rows)
+    return kept, quarantine_rows(dropped, stage="export", reasons=["length_rebalance"] * len(dropped),
+                                 details=[detail] * len(dropped), id_column="pair_id",
+                                 text_columns=("chosen", "rejected"))

@@ -14,15 +14,12 @@ from typing import Any
 
 import pandas as pd
 
+from pref_pipeline import schema
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.providers.client import CallSession, CallSettings
 from pref_pipeline.strategies import STRATEGIES, PlannedComparison, Strategy
 
-CANDIDATE_COLUMNS = [
-    "candidate_id", "prompt_id", "candidate_index", "text", "strategy", "generator_model", "generator_label",
-    "sampling", "system_prompt", "served_model", "input_tokens", "output_tokens", "finish_reason", "latency_s",
-    "error", "created_at",
-]
+CANDIDATE_COLUMNS = schema.names("candidates")
 
 
 class TooManyFailures(RuntimeError):

@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from pref_pipeline.generation import CANDIDATE_COLUMNS
-from pref_pipeline.sources import PROMPT_COLUMNS
+from pref_pipeline import schema
+from pref_pipeline.metrics import longer_chosen_share
 
 SHIPPED_SETS = Path(__file__).parent / "data" / "human_prefs"  # licences and sources in its README.md
 DEFAULT_SETS = [SHIPPED_SETS / "LLMBar_Natural.json", SHIPPED_SETS / "Processed_MT-Bench.json"]
@@ -34,8 +34,8 @@ KNOWN_ANSWER = "known_answer"  # the candidates' strategy: human-labelled, not g
 
 @dataclass(frozen=True)
 class KnownAnswers:
-    prompts: pd.DataFrame  # PROMPT_COLUMNS
-    candidates: pd.DataFrame  # CANDIDATE_COLUMNS, two per prompt
+    prompts: pd.DataFrame  # the prompts table's columns
+    candidates: pd.DataFrame  # the candidates table's columns, two per prompt
     winners: dict[str, str]  # prompt_id -> the candidate id people preferred
 
 
@@ -74,13 +74,12 @@ def load_known_answers(path: Path, limit: int | None = None, source: str | None 
                 "latency_s": None, "error": None, "created_at": now,
             })
         winners[prompt_id] = ids[label - 1]
-    return KnownAnswers(pd.DataFrame(prompts, columns=PROMPT_COLUMNS),
-                        pd.DataFrame(candidates, columns=CANDIDATE_COLUMNS), winners)
+    return KnownAnswers(schema.from_rows("prompts", prompts), schema.from_rows("candidates", candidates), winners)
 
 
 def human_labels_for(known: KnownAnswers, judgments: pd.DataFrame) -> pd.DataFrame:
     """``human_labels`` rows for the comparisons the judges made of a known-answer set."""
-    from pref_pipeline.store import HUMAN_LABEL_COLUMNS, label_id
+    from pref_pipeline.store import label_id
 
     categories = dict(zip(known.prompts["prompt_id"], known.prompts["category"]))
     rows = []
@@ -90,7 +89,7 @@ def human_labels_for(known: KnownAnswers, judgments: pd.DataFrame) -> pd.DataFra
                      "category": categories[prompt_id], "human_preference": "known",
                      "human_winner_id": known.winners[prompt_id], "labeller": None, "notes": None,
                      "labelled_at": datetime.now(timezone.utc)})
-    return pd.DataFrame(rows, columns=list(HUMAN_LABEL_COLUMNS))
+    return schema.from_rows("human_labels", rows)
 
 
 def measure(config, known: KnownAnswers, calls, logger=None) -> dict[str, Any]:
@@ -119,17 +118,11 @@ def measure(config, known: KnownAnswers, calls, logger=None) -> dict[str, Any]:
 
 def _human_length_share(known: KnownAnswers) -> float | None:
     """Share of known answers where people preferred the longer response (a judge's length bias is relative to it)."""
-    from pref_pipeline.metrics import word_count
-
-    words = dict(zip(known.candidates["candidate_id"], known.candidates["text"].map(word_count)))
-    longer = total = 0
-    for prompt_id, group in known.candidates.groupby("prompt_id"):
-        a, b = list(group["candidate_id"])
-        if words[a] == words[b]:
-            continue
-        total += 1
-        longer += known.winners[prompt_id] == (a if words[a] > words[b] else b)
-    return round(longer / total, 4) if total else None
+    candidates = known.candidates
+    winner = (candidates["prompt_id"].map(known.winners) == candidates["candidate_id"]).fillna(False)
+    chosen = candidates[winner.to_numpy(dtype=bool)].set_index("prompt_id")["text"]
+    rejected = candidates[~winner.to_numpy(dtype=bool)].set_index("prompt_id")["text"]
+    return longer_chosen_share(pd.DataFrame({"chosen": chosen, "rejected": rejected.reindex(chosen.index)}))
 
 
 def cli(args: argparse.Namespace) -> int:

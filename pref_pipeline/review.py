@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pref_pipeline import store
+from pref_pipeline import schema, store
 from pref_pipeline.paths import SCHEMA, Home
 
 SHEET_COLUMNS = [
@@ -152,7 +152,7 @@ def read_labels(path: Path, pairs: pd.DataFrame, labeller: str | None = None,
     if problems:
         raise ReviewError(f"{path}: {len(problems)} row(s) cannot be imported (nothing was stored):\n  "
                           + "\n  ".join(problems[:20]))
-    return pd.DataFrame(labels, columns=list(store.HUMAN_LABEL_COLUMNS)), blank
+    return pd.DataFrame(labels, columns=schema.names(store.HUMAN_LABELS_TABLE)), blank
 
 
 def import_review_sheet(database: Path, path: Path, labeller: str | None = None) -> ImportResult:

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pref_pipeline import schema
 from pref_pipeline.config import PromptSource
 
-PROMPT_COLUMNS = ["prompt_id", "prompt", "category", "reference", "source"]
+PROMPT_COLUMNS = schema.names("prompts")
 REJECTED_COLUMNS = ["source", "line", "reason", "detail", "raw"]
 BUILTIN_SOURCE = "builtin:default_prompts.jsonl"
 TEXT_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv"}

@@ -18,34 +18,19 @@ import duckdb
 import pandas as pd
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from pref_pipeline import schema
 from pref_pipeline.paths import SCHEMA
 
 HISTORY_TABLE = "judgment_history"
 QUARANTINE_TABLE = "quarantine"
 HUMAN_LABELS_TABLE = "human_labels"
 
-HISTORY_COLUMNS = {
-    "judgment_id": "VARCHAR", "judge_fingerprint": "VARCHAR", "comparison_id": "VARCHAR", "prompt_id": "VARCHAR",
-    "category": "VARCHAR", "candidate_x_id": "VARCHAR", "candidate_y_id": "VARCHAR", "order": "VARCHAR",
-    "judge_model": "VARCHAR", "criteria": "VARCHAR", "preference": "VARCHAR", "preferred": "VARCHAR",
-    "confidence": "DOUBLE", "reasoning": "VARCHAR", "raw_output": "VARCHAR", "parse_status": "VARCHAR",
-    "error": "VARCHAR", "judged_at": "TIMESTAMPTZ", "recorded_at": "TIMESTAMPTZ", "run_id": "VARCHAR",
-    "batch_id": "VARCHAR", "judge_slot": "INTEGER", "recency_weight": "DOUBLE",
-}
-HUMAN_LABEL_COLUMNS = {
-    "label_id": "VARCHAR", "source": "VARCHAR", "comparison_id": "VARCHAR", "pair_id": "VARCHAR",
-    "prompt_id": "VARCHAR", "category": "VARCHAR", "human_preference": "VARCHAR", "human_winner_id": "VARCHAR",
-    "labeller": "VARCHAR", "notes": "VARCHAR", "labelled_at": "TIMESTAMPTZ",
-}
+# Column name -> DuckDB type, from the declarations in schema.py (the audit reads these two).
+HISTORY_COLUMNS = schema.duckdb_types(HISTORY_TABLE)
+HUMAN_LABEL_COLUMNS = schema.duckdb_types(HUMAN_LABELS_TABLE)
 
 _locked = retry(retry=retry_if_exception_type(duckdb.IOException), wait=wait_exponential(multiplier=0.1, max=3),
                 stop=stop_after_delay(120), reraise=True)
-
-
-def _ddl(table: str, columns: dict[str, str], key: list[str]) -> str:
-    body = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
-    return (f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{table} ({body}, "
-            "PRIMARY KEY (" + ", ".join(f'"{k}"' for k in key) + "))")
 
 
 @contextlib.contextmanager
@@ -93,10 +78,7 @@ def history_rows(judgments: pd.DataFrame, prompts: pd.DataFrame | None = None, r
     frame["recorded_at"] = pd.Timestamp(now)
     frame["run_id"] = run_id
     frame["recency_weight"] = 1.0
-    for column in HISTORY_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
-    return frame[list(HISTORY_COLUMNS)]
+    return schema.conform(HISTORY_TABLE, frame)[list(HISTORY_COLUMNS)]
 
 
 @_locked
@@ -110,14 +92,14 @@ def append_judgment_history(database: Path | str, judgments: pd.DataFrame, promp
     """
     rows = history_rows(judgments, prompts, run_id, now, slots)
     with connect(database) as con:
-        con.execute(_ddl(HISTORY_TABLE, HISTORY_COLUMNS, ["judgment_id", "judge_fingerprint"]))
+        con.execute(schema.ddl(HISTORY_TABLE, SCHEMA))
         before = con.execute(f"SELECT count(*) FROM {SCHEMA}.{HISTORY_TABLE}").fetchall()[0][0]
         if len(rows):
             con.register("new_rows", rows)
             columns = ", ".join(f'"{c}"' for c in HISTORY_COLUMNS)
-            casts = ", ".join(f'CAST("{c}" AS {kind})' for c, kind in HISTORY_COLUMNS.items())
+            unique = "(SELECT DISTINCT ON (judgment_id, judge_fingerprint) * FROM new_rows)"
             con.execute(f"INSERT OR IGNORE INTO {SCHEMA}.{HISTORY_TABLE} ({columns}) "
-                        f"SELECT {casts} FROM (SELECT DISTINCT ON (judgment_id, judge_fingerprint) * FROM new_rows)")
+                        + schema.select_cast(HISTORY_TABLE, unique))
             con.unregister("new_rows")
         con.execute(f"""
             UPDATE {SCHEMA}.{HISTORY_TABLE} SET recency_weight = pow(0.5,
@@ -147,23 +129,17 @@ def append_quarantine(database: Path | str, rows: pd.DataFrame) -> int:
 
     Rows already present (same ``quarantine_id``) are replaced, so re-running a failed gate does not
     duplicate them. The table is the one the ``quarantine`` asset writes; when it does not exist yet
-    it is created from these rows' columns.
+    it is created from the declaration in ``schema.py``.
     """
     if rows.empty:
         return 0
+    rows = schema.conform(QUARANTINE_TABLE, rows, add_missing=False)
     with connect(database) as con:
         con.register("new_rows", rows)
-        if not table_exists(con, QUARANTINE_TABLE):
-            con.execute(f"CREATE TABLE {SCHEMA}.{QUARANTINE_TABLE} AS SELECT * FROM new_rows LIMIT 0")
-        described = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-            "ORDER BY ordinal_position", [SCHEMA, QUARANTINE_TABLE]).fetchall()
-        existing = [name for name, _ in described]
-        # A table first stored from an empty frame may have all-null columns of DuckDB's NULL type, which
-        # refuse any value: make them text (what every quarantine column but the timestamp is).
-        for name, kind in described:
-            if kind.strip('"') == "NULL":
-                con.execute(f'ALTER TABLE {SCHEMA}.{QUARANTINE_TABLE} ALTER COLUMN "{name}" TYPE VARCHAR')
+        con.execute(schema.ddl(QUARANTINE_TABLE, SCHEMA))
+        existing = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position", [SCHEMA, QUARANTINE_TABLE]).fetchall()]
         shared = [c for c in existing if c in rows.columns]
         columns = ", ".join(f'"{c}"' for c in shared)
         con.execute(f"DELETE FROM {SCHEMA}.{QUARANTINE_TABLE} WHERE quarantine_id IN (SELECT quarantine_id FROM new_rows)")
@@ -181,17 +157,13 @@ def label_id(source: str, item: str, labeller: str | None) -> str:
 @_locked
 def upsert_human_labels(database: Path | str, labels: pd.DataFrame) -> int:
     """Store labels (HUMAN_LABEL_COLUMNS); a label with the same id (source, item, labeller) is replaced."""
-    frame = labels.copy()
-    for column in HUMAN_LABEL_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
-    frame = frame[list(HUMAN_LABEL_COLUMNS)]
+    frame = schema.conform(HUMAN_LABELS_TABLE, labels)[list(HUMAN_LABEL_COLUMNS)]
     with connect(database) as con:
-        con.execute(_ddl(HUMAN_LABELS_TABLE, HUMAN_LABEL_COLUMNS, ["label_id"]))
+        con.execute(schema.ddl(HUMAN_LABELS_TABLE, SCHEMA))
         if len(frame):
             con.register("new_rows", frame)
             columns = ", ".join(f'"{c}"' for c in HUMAN_LABEL_COLUMNS)
-            casts = ", ".join(f'CAST("{c}" AS {kind})' for c, kind in HUMAN_LABEL_COLUMNS.items())
-            con.execute(f"INSERT OR REPLACE INTO {SCHEMA}.{HUMAN_LABELS_TABLE} ({columns}) SELECT {casts} FROM new_rows")
+            con.execute(f"INSERT OR REPLACE INTO {SCHEMA}.{HUMAN_LABELS_TABLE} ({columns}) "
+                        + schema.select_cast(HUMAN_LABELS_TABLE, "new_rows"))
             con.unregister("new_rows")
     return len(frame)

@@ -1,7 +1,8 @@
 """Every audit figure on small hand-made tables whose answer is worked out by hand in the test.
 
-Intervals are checked against statsmodels' own Wilson interval (``proportion_confint``), an
-implementation independent of the audit's; every other expected number is derived in the comments.
+Intervals are checked against statsmodels' Wilson interval (``proportion_confint``), which the audit
+also uses; tests/test_audit_package.py pins it against published values. Every other expected
+number is derived in the comments.
 """
 
 from __future__ import annotations

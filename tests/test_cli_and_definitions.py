@@ -18,7 +18,7 @@ from tests.fakes import FakeLLMServer
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ASSET_KEYS = {"prompts", "candidates", "judgments", "preference_pairs", "comparisons", "preference_pairs_export",
-              "preference_dataset", "batch_audit", "audit_report", "quarantine", "judgment_history"}
+              "preference_dataset", "batch_audit", "audit_report", "quarantine", "judgment_history", "rejected_prompts"}
 
 
 def write_config(path: Path, base_url: str, prompts_file: Path) -> Path:
@@ -94,15 +94,25 @@ def test_a_blocked_batch_has_its_audit_and_says_why(home, prompts_file, capsys):
     assert not (Home.from_env().exports / "preference_pairs.jsonl").exists()
 
 
-def test_a_dead_endpoint_is_named_in_one_line(home, prompts_file, capsys):
+def test_a_dead_endpoint_is_named_before_anything_is_spent(home, prompts_file, capsys):
     config = write_config(prompts_file.parent / "pipeline.yaml", "http://127.0.0.1:9/v1", prompts_file)
-    text = config.read_text().replace("base_url: http://127.0.0.1:9/v1\n", "base_url: http://127.0.0.1:9/v1\n"
-                                      "    max_retries: 0\n")
-    config.write_text(text)
-    assert main(["run", "--config", str(config)]) == 1
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:9/v1" in err and "Traceback" not in err
+    assert not Home.from_env().database.exists()
+
+
+def test_a_step_failure_is_summed_up_by_its_root_cause_and_endpoint(home, prompts_file, capsys):
+    """An endpoint that fails every call after the preflight: the summary gives the SDK's error and where, in one
+    line, not Dagster's wrapper and 120 lines of log."""
+    with FakeLLMServer(fail_plan=[503] * 200) as server:
+        config = write_config(prompts_file.parent / "pipeline.yaml", server.openai_base_url, prompts_file)
+        config.write_text(config.read_text().replace("temperature: 0.3\n", "temperature: 0.3\n    max_retries: 0\n")
+                          .replace("temperature: 0.9\n", "temperature: 0.9\n    max_retries: 0\n"))
+        assert main(["run", "--config", str(config)]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  candidates:")]
-    assert len(lines) == 1 and "Connection error." in lines[0] and "at http://127.0.0.1:9/v1" in lines[0]
-    assert "Error occurred while executing" not in lines[0]
+    assert len(lines) == 1, lines
+    assert f"at {server.openai_base_url}" in lines[0] and "Error occurred while executing" not in lines[0]
 
 
 def test_code_location_loads_every_asset(home):

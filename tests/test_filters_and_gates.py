@@ -9,14 +9,12 @@ import pytest
 
 from pref_pipeline.config import FiltersSpec, GatesSpec
 from pref_pipeline.filters import (
-    QUARANTINE_COLUMNS, duplicate_prompts, filter_pairs, rebalance_length, record_of, response_problem,
-    response_similarity,
+    duplicate_prompts, filter_pairs, rebalance_length, response_problem, response_similarity,
 )
-from pref_pipeline.gates import (
-    gate_quarantine, longer_chosen, order_consistency, validate_candidates, validate_judgments, validate_pairs,
-    validate_prompts,
-)
+from pref_pipeline.gates import validate_candidates, validate_judgments, validate_pairs, validate_prompts
+from pref_pipeline.metrics import longer_chosen, order_consistency
 from pref_pipeline.pairs import build_preference_pairs
+from pref_pipeline.quarantine import QUARANTINE_COLUMNS, gate_quarantine, record_of
 from tests.test_pairs_and_audit import (
     JUDGE, JUDGE_2, candidates_frame, judgment, judgments_frame, prompts_frame,
 )

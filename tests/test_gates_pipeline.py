@@ -23,6 +23,7 @@ from assets.resources import PipelineHome
 from pref_pipeline import gates
 from pref_pipeline.definitions import PipelineRun, build_definitions, run_batches
 from pref_pipeline.paths import SCHEMA, Home
+from pref_pipeline.quarantine import gate_quarantine
 from tests.conftest import SAMPLE_PROMPTS
 from tests.fakes import FakeLLMServer, default_judge
 
@@ -153,8 +154,11 @@ def test_a_failing_gate_stops_the_run_and_leaves_the_export_untouched(case, repu
     assert all(e.passed for name, e in evaluations.items() if name != failing)
     # Blocking: nothing downstream of the failed check ran, and the export step never wrote.
     stage = failing.removesuffix("_gate")
-    downstream = UPSTREAM[UPSTREAM.index(stage) + 1:] + ["preference_pairs_export", "batch_audit", "preference_dataset",
-                                                         "audit_report"]
+    downstream = UPSTREAM[UPSTREAM.index(stage) + 1:] + ["preference_pairs_export", "preference_dataset", "audit_report"]
+    if stage == "preference_pairs":
+        assert "batch_audit" in materialized(result)  # made by the pairs step: a blocked batch has its audit
+    else:
+        downstream.append("batch_audit")
     assert not set(downstream) & materialized(result)
     assert snapshot(exports) == before
 
@@ -239,7 +243,7 @@ def test_a_batch_the_pairs_gate_rejected_is_never_published(kind, republish):
     bad = bad_pairs(kind)
     gate = gates.validate_pairs(bad, config.gates, judgments)
     assert not gate.success
-    rejected = gates.gate_quarantine("preference_pairs", bad, gate).assign(batch_id=BATCH)
+    rejected = gate_quarantine("preference_pairs", bad, gate).assign(batch_id=BATCH)
     with pytest.raises(dg.Failure, match="not exported: the pairs gate rejected this batch"):
         export(context(), preference_pairs=bad, quarantine=pd.concat([stored_quarantine, rejected]))
     assert snapshot(exports) == before

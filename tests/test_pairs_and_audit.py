@@ -153,7 +153,7 @@ def test_comparisons_that_give_no_pair(rows, expected):
     assert result.pairs.empty
     assert len(result.comparisons) == 1
     assert status_of(result, "cmp-9") == expected
-    assert result.comparisons.iloc[0]["winner_id"] is None
+    assert pd.isna(result.comparisons.iloc[0]["winner_id"])  # typed text column: missing is <NA>
 
 
 def test_every_comparison_is_listed_with_its_status():
@@ -212,6 +212,18 @@ def test_two_judges_that_agree_make_one_pair_naming_both():
 def test_no_judgments_no_pairs():
     result = build([])
     assert result.pairs.empty and result.comparisons.empty
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_set_based_pairing_matches_the_row_by_row_reference(seed):
+    """Messy verdicts (three candidates a prompt, two judges that sometimes disagree, failed calls, missing
+    orders): the set-based query gives the statuses, winners and pairs of the former row-by-row pairing."""
+    from bench.bench_pairing import assert_same_pairing, synthetic_tables
+
+    prompts, candidates, judgments = synthetic_tables(60, candidates_per_prompt=3, judges=2, seed=seed, messy=True)
+    statuses = set(build_preference_pairs(prompts, candidates, judgments).comparisons["status"])
+    assert statuses == {"consistent", "inconsistent", "tie", "unparseable", "error", "judges_disagree"}
+    assert_same_pairing(prompts, candidates, judgments)
 
 
 # --------------------------------------------------------------------------- audit: length bias

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from pref_pipeline import schema
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.generation import check_failures, plan_comparisons
 from pref_pipeline.ids import derived_seed
@@ -23,12 +24,7 @@ from pref_pipeline.judging.base import JudgeTask
 from pref_pipeline.providers.client import CallSession, CallSettings
 from pref_pipeline.strategies import PlannedComparison
 
-JUDGMENT_COLUMNS = [
-    "judgment_id", "comparison_id", "prompt_id", "candidate_x_id", "candidate_y_id", "order", "judge_model",
-    "judge_fingerprint", "criteria", "preference", "preferred", "confidence", "reasoning", "parse_status",
-    "parse_error", "attempts", "raw_output", "failed_outputs", "served_model", "input_tokens", "output_tokens",
-    "latency_s", "error", "judged_at",
-]
+JUDGMENT_COLUMNS = schema.names("judgments")
 
 
 @dataclass(frozen=True)

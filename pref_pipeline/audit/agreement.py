@@ -1,0 +1,142 @@
+"""Agreement: Cohen's kappa between judges on the same verdicts, and the judges against human labels.
+
+Kappa (statsmodels) is computed from contingency tables that DuckDB counts, so no verdict list is
+loaded into Python however many there are.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Any
+
+import duckdb
+
+from pref_pipeline.audit.queries import sql
+from pref_pipeline.audit.report import ci, ci_cell, pct, table
+from pref_pipeline.audit.section import AuditContext
+from pref_pipeline.audit.stats import (
+    cohens_kappa,
+    contingency,
+    ratio,
+    share_entry,
+    wilson_interval,
+)
+
+NAME = "agreement"
+KAPPA_FLAG_BELOW, KAPPA_FLAG_MIN = 0.2, 20  # flag judges whose kappa is below this on at least this many verdicts
+HUMAN_FLAG_BELOW, HUMAN_FLAG_MIN = 0.6, 10  # flag agreement with people below this on at least this many labels
+
+
+def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, Any]:
+    models = dict(con.execute(sql("judges")).fetchall())
+    return {"agreement": {"judge_vs_judge": _judge_vs_judge(con, models), "human": _human(con),
+                          "n_judges": len(models)}}
+
+
+def _judge_vs_judge(con: duckdb.DuckDBPyConnection, models: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    cells = con.execute(sql("judge_agreement")).fetchall()
+    for (fa, fb), rows in groupby(cells, key=lambda row: (row[0], row[1])):
+        counts = contingency((la, lb, n) for _, _, la, lb, n in rows)
+        n, n_agree = int(counts.sum()), int(counts.trace())
+        out.append({"judge_a": models.get(fa), "fingerprint_a": fa, "judge_b": models.get(fb), "fingerprint_b": fb,
+                    "n": n, "observed_agreement": ratio(n_agree, n), "kappa": cohens_kappa(counts)})
+    return out
+
+
+def _human(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    outcome = con.execute(sql("human_outcome")).fetchdf()
+    decisive = outcome[outcome["human_winner_id"].notna()]
+    judged = decisive[decisive["status"] == "consistent"]
+    agree = judged["winner_id"] == judged["human_winner_id"]
+
+    def rows_by(column: str) -> list[dict[str, Any]]:
+        out = []
+        for key, group in judged.assign(agree=agree).groupby(column, sort=True):
+            entry = share_entry(str(key), int(group["agree"].sum()), len(group))
+            out.append({column: key, "n": entry["n"], "ci95": entry["ci95"], "agreement_rate": entry["share"]})
+        return sorted(out, key=lambda e: (e["agreement_rate"] if e["agreement_rate"] is not None else 1.0, -e["n"]))
+
+    tables = {fp: contingency((h, j, n) for _, h, j, n in rows)
+              for fp, rows in groupby(con.execute(sql("human_verdict_table")).fetchall(), key=lambda row: row[0])}
+    verdicts = []
+    for fp, model, n, n_dec, n_agree in con.execute(sql("human_verdict")).fetchall():
+        verdicts.append({"judge_model": model, "judge_fingerprint": fp, "n": int(n), "n_decisive": int(n_dec),
+                         "accuracy": ratio(n_agree, n_dec), "accuracy_ci95": wilson_interval(n_agree, n_dec),
+                         "kappa": cohens_kappa(tables[fp]) if fp in tables else None})
+    by_category = rows_by("category")
+    return {
+        "n_labels": len(outcome),
+        "n_human_ties": int(outcome["human_winner_id"].isna().sum()),
+        "n_compared": len(judged),  # decisive human label and a pair from the judge
+        "n_judge_undecided": int(len(decisive) - len(judged)),  # decisive human label, no pair (tie, inconsistent...)
+        "agreement_rate": ratio(int(agree.sum()), len(judged)),
+        "agreement_ci95": wilson_interval(int(agree.sum()), len(judged)),
+        "by_category": by_category,
+        "most_divergent_category": by_category[0]["category"] if by_category else None,
+        "by_source": rows_by("source"),
+        "per_verdict": verdicts,
+    }
+
+
+def flags(figures: dict[str, Any]) -> list[str]:
+    agreement = figures["agreement"]
+    out = []
+    for pair in agreement["judge_vs_judge"]:
+        if pair["kappa"] is not None and pair["n"] >= KAPPA_FLAG_MIN and pair["kappa"] < KAPPA_FLAG_BELOW:
+            out.append(f"judges {pair['judge_a']} and {pair['judge_b']} barely agree (kappa {pair['kappa']:.2f} "
+                       f"on {pair['n']} verdicts)")
+    human = agreement["human"]
+    if human["agreement_rate"] is not None and human["n_compared"] >= HUMAN_FLAG_MIN and \
+            human["agreement_rate"] < HUMAN_FLAG_BELOW:
+        out.append(f"judge agrees with human labels on only {human['agreement_rate']:.0%} of "
+                   f"{human['n_compared']} labelled comparisons")
+    return out
+
+
+# --------------------------------------------------------------------------- the report
+
+def why_no_kappa(agreement: dict[str, Any]) -> str:
+    n_judges = agreement.get("n_judges")
+    if n_judges == 0:
+        return "No parsed verdict yet: kappa compares two judges' verdicts."
+    if n_judges == 1:
+        return ("One judge only: kappa needs two judges (or two versions of one) that judged the same comparisons; "
+                "add a second judge to `judges` in the configuration.")
+    return "No two judges judged the same comparison in the same order: kappa needs shared verdicts."
+
+
+def render(figures: dict[str, Any], images: dict[str, str]) -> str:
+    agreement = figures.get("agreement") or {"judge_vs_judge": [], "human": {}}
+    human = agreement.get("human") or {}
+    parts = ["## Agreement\nBetween judges (Cohen's kappa on the same verdicts; 1 = always agree, 0 = chance level):\n",
+             table(["judge A", "judge B", "verdicts", "agree", "kappa"],
+                   [[p["judge_a"], p["judge_b"], p["n"], pct(p["observed_agreement"]), p["kappa"]]
+                    for p in agreement.get("judge_vs_judge", [])], why_empty=why_no_kappa(agreement)) + "\n"]
+    if not human.get("n_labels"):
+        parts.append("\nNo human labels yet: `pref-pipeline review export` writes a sheet to label, "
+                     "`pref-pipeline review import FILE` reads it back.\n")
+        return "\n".join(parts)
+    categories = table(['category', 'labelled pairs', 'judge agrees', '95% CI'],
+                       [[c['category'], c['n'], pct(c['agreement_rate']), ci_cell(c['ci95'])]
+                        for c in human.get('by_category', [])],
+                       why_empty="No labelled comparison has both a decisive human label and a pair from the judge: "
+                                 "the human labels are ties, or the judge kept no pair for them.")
+    verdicts = table(['judge', 'fingerprint', 'verdicts', 'accuracy', 'kappa'],
+                     [[v['judge_model'], v['judge_fingerprint'], v['n_decisive'], pct(v['accuracy']), v['kappa']]
+                      for v in human.get('per_verdict', [])],
+                     why_empty="No parsed judge verdict on a labelled comparison: the labels are of comparisons "
+                               "this database has no verdicts for.")
+    parts.append(f"""
+With human labels ({human['n_labels']} labels, {human['n_human_ties']} of them ties): the judge's pair matches the
+human choice in **{pct(human['agreement_rate'])}**{ci(human.get('agreement_ci95'))} of {human['n_compared']} comparisons;
+on {human['n_judge_undecided']} more the human chose but the judge gave no pair. Most divergent category:
+**{human.get('most_divergent_category') or 'n/a'}**.
+
+{categories}
+
+Every single verdict (each order) against the human label:
+
+{verdicts}
+""")
+    return "\n".join(parts)

@@ -1,0 +1,46 @@
+"""The audit's headline figures as one flat mapping of numbers, for asset metadata (plotted over time in the UI).
+
+Keys are stable across runs so that each one plots as a line: the ``audit.json`` contract figures
+under their dotted names, and per judge (named by its model, which stays the same when a new version
+of the judge gets a new fingerprint) its consistency in both orders, its first-shown win rate and the
+flip rate of its latest change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+Number = float | int | bool | None
+
+
+def _judge_labels(entries: list[dict[str, Any]]) -> list[str]:
+    """The judge model, with the fingerprint's start where one model has several fingerprints."""
+    counts = Counter(e["judge_model"] for e in entries)
+    return [e["judge_model"] if counts[e["judge_model"]] == 1 else f"{e['judge_model']} [{e['judge_fingerprint'][:8]}]"
+            for e in entries]
+
+
+def headline_figures(figures: dict[str, Any]) -> dict[str, Number]:
+    out: dict[str, Number] = {
+        "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
+        "length_bias.flagged": figures["length_bias"]["flagged"],
+        "position_bias.consistency_rate": figures["position_bias"]["consistency_rate"],
+        "position_bias.first_position_win_rate": figures["position_bias"]["first_position_win_rate"],
+        "pairs.kept": figures["pairs"]["kept"],
+        "pairs.quarantined": figures["pairs"]["quarantined"],
+        "agreement.human.agreement_rate": (figures.get("agreement") or {}).get("human", {}).get("agreement_rate"),
+        "flags": len(figures.get("flags") or []),
+    }
+    judges = figures["position_bias"].get("by_judge") or []
+    for label, judge in zip(_judge_labels(judges), judges):
+        out[f"position_bias.consistency_rate.{label}"] = judge["consistency_rate"]
+        out[f"position_bias.first_position_win_rate.{label}"] = judge["first_position_win_rate"]
+    drift = figures.get("drift") or {}
+    first_seen = {v["judge_fingerprint"]: v["first_seen"] or "" for v in drift.get("versions") or []}
+    latest: dict[Any, dict[str, Any]] = {}
+    for change in sorted(drift.get("transitions") or [], key=lambda t: first_seen.get(t["to"], "")):
+        latest[change.get("slot") or change["to_model"]] = change  # per judge, the newest version's change wins
+    for change in latest.values():
+        out[f"drift.latest_flip_rate.{change['to_model']}"] = change["flip_rate"]
+    return out

@@ -1,0 +1,2 @@
+-- Pairs in the dataset (stored, not of a batch whose gate failed).
+SELECT count(*) AS n_kept FROM kept_pairs

@@ -1,0 +1,119 @@
+-- From verdicts to pairs, set-based (pref_pipeline/pairs.py runs this).
+-- Inputs (typed views): judgments (with _row, its position in the frame), candidates, prompts.
+-- Outputs: temp tables comparisons_out (every comparison with its status) and pairs_out (the kept pairs),
+-- both with first_row, the position of the comparison's first verdict, to keep the input order.
+-- generation_method is set by pairs.py.
+
+-- Per (comparison, judge): an error if any call failed or the judge has not exactly two rows, else what
+-- each order preferred (null when it never parsed).
+CREATE OR REPLACE TEMP TABLE judge_orders AS
+SELECT comparison_id,
+       judge_fingerprint,
+       bool_or(error IS NOT NULL) OR count(*) <> 2 AS failed,
+       max(verdict) FILTER (WHERE "order" = 'xy') AS xy,
+       max(verdict) FILTER (WHERE "order" = 'yx') AS yx
+FROM (SELECT *, CASE WHEN parse_status IS DISTINCT FROM 'unparseable' THEN preferred END AS verdict FROM judgments)
+WHERE comparison_id IS NOT NULL AND judge_fingerprint IS NOT NULL
+GROUP BY comparison_id, judge_fingerprint;
+
+-- Per (comparison, judge): the status of pairwise.combine_orders.
+CREATE OR REPLACE TEMP TABLE judge_status AS
+SELECT comparison_id,
+       judge_fingerprint,
+       CASE WHEN failed THEN 'error'
+            WHEN xy IS NULL OR yx IS NULL THEN 'unparseable'
+            WHEN xy = 'tie' AND yx = 'tie' THEN 'tie'
+            WHEN xy = yx THEN 'consistent'
+            ELSE 'inconsistent' END AS status,
+       xy AS preferred
+FROM judge_orders;
+
+-- Per comparison: the first judge (by fingerprint) that is not consistent names the status. All
+-- consistent with one winner: consistent. All consistent, different winners: judges_disagree.
+CREATE OR REPLACE TEMP TABLE comparisons_out AS
+WITH verdicts AS (
+    SELECT comparison_id,
+           arg_min(status, judge_fingerprint) FILTER (WHERE status <> 'consistent') AS problem,
+           count(DISTINCT preferred) FILTER (WHERE status = 'consistent') AS n_winners,
+           max(preferred) FILTER (WHERE status = 'consistent') AS preferred
+    FROM judge_status
+    GROUP BY comparison_id
+),
+firsts AS (
+    SELECT comparison_id,
+           min(_row) AS first_row,
+           first(prompt_id ORDER BY _row) AS prompt_id,
+           first(candidate_x_id ORDER BY _row) AS candidate_x_id,
+           first(candidate_y_id ORDER BY _row) AS candidate_y_id,
+           array_to_string(list_sort(list_distinct(list(judge_model))), '+') AS judge_models,
+           array_to_string(list_sort(list_distinct(list(judge_fingerprint))), '+') AS judge_fingerprints
+    FROM judgments
+    WHERE comparison_id IS NOT NULL
+    GROUP BY comparison_id
+),
+statuses AS (
+    SELECT f.*,
+           coalesce(v.problem, CASE WHEN v.n_winners = 1 THEN 'consistent' ELSE 'judges_disagree' END) AS status,
+           v.preferred
+    FROM firsts f LEFT JOIN verdicts v USING (comparison_id)
+)
+SELECT comparison_id, prompt_id, candidate_x_id, candidate_y_id, status,
+       CASE WHEN status = 'consistent' THEN
+           CASE preferred WHEN 'x' THEN candidate_x_id WHEN 'y' THEN candidate_y_id END END AS winner_id,
+       judge_models, judge_fingerprints, first_row
+FROM statuses;
+
+-- The kept pairs: every consistent comparison with a winner, with the texts and who made them.
+CREATE OR REPLACE TEMP TABLE pairs_out AS
+WITH kept AS (
+    SELECT *, CASE WHEN winner_id = candidate_x_id THEN candidate_y_id ELSE candidate_x_id END AS loser_id
+    FROM comparisons_out
+    WHERE winner_id IS NOT NULL
+),
+verdicts AS (
+    SELECT j.comparison_id,
+           avg(j.confidence) AS confidence,
+           coalesce(string_agg(j.preference, '|' ORDER BY j.judge_fingerprint NULLS LAST, j._row)
+                    FILTER (WHERE j."order" = 'xy'), '') AS verdict_ab,
+           coalesce(string_agg(j.preference, '|' ORDER BY j.judge_fingerprint NULLS LAST, j._row)
+                    FILTER (WHERE j."order" = 'yx'), '') AS verdict_ba,
+           coalesce(first(j.reasoning ORDER BY j.judge_fingerprint NULLS LAST, j."order" NULLS LAST, j._row)
+                    FILTER (WHERE j.reasoning <> ''), '') AS reasoning,
+           list_sort(list_distinct(list(j.judge_model))) AS judges,
+           array_to_string(list_sort(list_distinct(list(j.criteria))), '+') AS criteria,
+           max(j.judged_at) AS judged_at
+    FROM judgments j SEMI JOIN kept k ON j.comparison_id = k.comparison_id
+    GROUP BY j.comparison_id
+)
+SELECT 'pair-' || CASE WHEN starts_with(k.comparison_id, 'cmp-') THEN substr(k.comparison_id, 5)
+                       ELSE k.comparison_id END AS pair_id,
+       k.prompt_id,
+       p.prompt,
+       ch.text AS chosen,
+       rj.text AS rejected,
+       array_to_string(list_transform(v.judges, lambda m: substr(m, strpos(m, ':') + 1)), '+') AS judge_model_id,
+       v.criteria,
+       p.category,
+       v.confidence,
+       v.verdict_ab,
+       v.verdict_ba,
+       v.reasoning,
+       k.judge_fingerprints AS judge_fingerprint,
+       k.winner_id AS chosen_candidate_id,
+       k.loser_id AS rejected_candidate_id,
+       ch.generator_model AS chosen_model,
+       rj.generator_model AS rejected_model,
+       ch.generator_label AS chosen_generator,
+       rj.generator_label AS rejected_generator,
+       ch.sampling AS chosen_sampling,
+       rj.sampling AS rejected_sampling,
+       ch.strategy AS chosen_strategy,
+       rj.strategy AS rejected_strategy,
+       v.judged_at,
+       greatest(ch.created_at, rj.created_at) AS generated_at,
+       k.first_row
+FROM kept k
+JOIN verdicts v USING (comparison_id)
+LEFT JOIN prompts p ON p.prompt_id = k.prompt_id
+LEFT JOIN candidates ch ON ch.candidate_id = k.winner_id
+LEFT JOIN candidates rj ON rj.candidate_id = k.loser_id;
