@@ -20,6 +20,7 @@ PAIRS_SCHEMA = {
     "chosen_candidate_id": "VARCHAR", "rejected_candidate_id": "VARCHAR", "chosen_generator": "VARCHAR",
     "rejected_generator": "VARCHAR", "chosen_strategy": "VARCHAR", "rejected_strategy": "VARCHAR",
     "judged_at": "TIMESTAMPTZ", "chosen_words": "BIGINT", "rejected_words": "BIGINT",
+    "generation_method": "VARCHAR", "label_source": "VARCHAR",
 }
 JUDGMENTS_SCHEMA = {
     "judgment_id": "VARCHAR", "comparison_id": "VARCHAR", "prompt_id": "VARCHAR", "candidate_x_id": "VARCHAR",
@@ -30,6 +31,7 @@ JUDGMENTS_SCHEMA = {
 COMPARISONS_SCHEMA = {
     "comparison_id": "VARCHAR", "prompt_id": "VARCHAR", "candidate_x_id": "VARCHAR", "candidate_y_id": "VARCHAR",
     "status": "VARCHAR", "winner_id": "VARCHAR", "judge_models": "VARCHAR",
+    "strategy": "VARCHAR", "expected_id": "VARCHAR", "judge_status": "VARCHAR", "label_source": "VARCHAR",
 }
 QUARANTINE_SCHEMA = {"quarantine_id": "VARCHAR", "stage": "VARCHAR", "reason": "VARCHAR", "item_id": "VARCHAR",
                      "pair_id": "VARCHAR"}
