@@ -55,7 +55,10 @@ def _typed_input(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return schema.conform(name, frame[_INPUTS[name]], add_missing=False)
 
 
-def build_preference_pairs(prompts: pd.DataFrame, candidates: pd.DataFrame, judgments: pd.DataFrame) -> PairsResult:
+def build_preference_pairs(prompts: pd.DataFrame, candidates: pd.DataFrame, judgments: pd.DataFrame,
+                           planned: list | None = None) -> PairsResult:
+    """Pairs from the verdicts; with the strategies' plan (``generation.plan_comparisons(..., prompts)``), also
+    the pairs right by construction and the plan's no-pair reasons (``construction.apply_plan``)."""
     judged = _typed_input("judgments", judgments).assign(_row=np.arange(len(judgments), dtype="int64"))
     con = duckdb.connect()
     try:
@@ -69,5 +72,9 @@ def build_preference_pairs(prompts: pd.DataFrame, candidates: pd.DataFrame, judg
     finally:
         con.close()
     pairs["generation_method"] = GENERATION_METHOD
+    if planned is not None:
+        from pref_pipeline.construction import apply_plan
+
+        pairs, comparisons = apply_plan(pairs, comparisons, planned, prompts, candidates)
     return PairsResult(schema.conform("preference_pairs", pairs)[PAIR_COLUMNS],
                        schema.conform("comparisons", comparisons)[COMPARISON_COLUMNS])
