@@ -97,13 +97,14 @@ def measure(config, known: KnownAnswers, calls, logger=None) -> dict[str, Any]:
     the audit's agreement figures on it."""
     from pref_pipeline.audit import compute_audit
     from pref_pipeline.judging.comparisons import judge_comparisons
+    from pref_pipeline.judging.panel import panel_for
     from pref_pipeline.pairs import build_preference_pairs
     from pref_pipeline.strategies.base import all_pairs
 
     planned = all_pairs(known.candidates, KNOWN_ANSWER)
     judgments = judge_comparisons(known.prompts, known.candidates, config, calls, logger=logger,
                                   planned=planned).judgments
-    result = build_preference_pairs(known.prompts, known.candidates, judgments)
+    result = build_preference_pairs(known.prompts, known.candidates, judgments, panel_for(config))
     labels = human_labels_for(known, judgments)
     figures = compute_audit(result.pairs, judgments, result.comparisons, human_labels=labels)
     return {
