@@ -28,7 +28,7 @@ from pref_pipeline.config import PipelineConfig, generator_label
 from pref_pipeline.diagnosis import pairs_gate_cause
 from pref_pipeline.filters import filter_pairs, rebalance_length
 from pref_pipeline.quarantine import gate_quarantine, quarantine_frame, reason_counts
-from pref_pipeline.generation import generate_candidates
+from pref_pipeline.generation import generate_candidates, skipped_comparisons
 from pref_pipeline.judging import judge_code_version
 from pref_pipeline.judging.comparisons import judge_comparisons
 from pref_pipeline.judging.panel import panel_for
@@ -199,6 +199,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
         pairs = tag_batch(filtered.pairs, context)
         gate = gates.validate_pairs(pairs, config.gates, judgments)
         set_aside = [filtered.quarantine, rejected_prompt_rows(rejected_prompts),
+                     quarantine_frame(skipped_comparisons(candidates, config)),
                      gate_quarantine("preference_pairs", pairs, gate)]
         if gate.success and config.export.rebalance_length:
             _, left_out = rebalance_length(pairs)  # kept and audited; the export leaves them out

@@ -115,7 +115,7 @@ def estimate_run(config: PipelineConfig, home: Home) -> dict[str, Any]:
                                                       "error", "strategy"])
             known = dict(zip(frame["candidate_id"], frame["known"]))
             tasks = judge_tasks(prompts, frame, config) if len(frame) else []
-            for spec in config.judges:
+            for spec in config.model_judges:  # rule judges make no call; pointwise ones are counted as pairwise
                 judge = PairwiseJudge(spec, RequestBuilder(spec))  # type: ignore[arg-type]
                 for t in tasks:
                     item = JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=t.seed)

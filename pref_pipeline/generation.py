@@ -44,8 +44,8 @@ def check_failures(errors: list[str], total: int, limit: float, what: str) -> No
 
 
 def configured_strategies(config: PipelineConfig) -> list[Strategy]:
-    """The strategies a configuration runs (today: ``sampling``, from ``generators``)."""
-    return [STRATEGIES["sampling"](config)]
+    """The strategies a configuration runs (``strategies``; default ``[{method: sampling}]``)."""
+    return [STRATEGIES[spec.method](config, spec.model_dump(exclude={"method"})) for spec in config.strategies]
 
 
 async def _generate(prompts: pd.DataFrame, config: PipelineConfig, calls: CallSettings,
@@ -63,6 +63,16 @@ def generate_candidates(prompts: pd.DataFrame, config: PipelineConfig, calls: Ca
     frame = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
     check_failures([e for e in frame["error"] if e], len(frame), config.max_failure_rate, "generation calls")
     return Generated(frame, usage)
+
+
+def skipped_comparisons(candidates: pd.DataFrame, config: PipelineConfig) -> list[dict[str, Any]]:
+    """Quarantine rows for prompts a strategy could make no comparison of (e.g. ``score_extremes``: a score tie)."""
+    rows: list[dict[str, Any]] = []
+    for strategy in configured_strategies(config):
+        skipped = getattr(strategy, "skipped", None)
+        if skipped is not None:
+            rows += skipped(candidates[candidates["strategy"] == strategy.method])
+    return rows
 
 
 def plan_comparisons(candidates: pd.DataFrame, config: PipelineConfig) -> list[PlannedComparison]:

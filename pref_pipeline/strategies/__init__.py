@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
 from pref_pipeline.strategies.sampling import SamplingStrategy
+from pref_pipeline.strategies.score_extremes import ScoreExtremesStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     SamplingStrategy.method: SamplingStrategy,
+    ScoreExtremesStrategy.method: ScoreExtremesStrategy,
 }
 
 __all__ = ["STRATEGIES", "PlannedComparison", "Strategy"]
