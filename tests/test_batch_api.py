@@ -21,7 +21,7 @@ import pytest
 from pref_pipeline.config import PromptSource, parse_config
 from pref_pipeline.paths import Home
 from pref_pipeline.providers.base import BatchLimits
-from pref_pipeline.providers.client import BATCH_FOLDER, BatchJobStore, split_batches
+from pref_pipeline.providers.client import PROVIDER_BATCH_FOLDER, ProviderBatchStore, split_provider_batches
 from pref_pipeline.sources import load_prompts
 from tests.conftest import generate, judge
 from tests.fakes import FakeLLMServer, default_judge
@@ -82,7 +82,7 @@ def test_batch_submit_poll_collect_then_cached(home, tmp_path, protocol):
         assert usage["batch_calls"] == 6 and usage["api_calls"] == 0
         expected = (frame["input_tokens"].sum() * 2.0 + frame["output_tokens"].sum() * 4.0) / 1e6 / 2  # half price
         assert usage["cost_usd"] == pytest.approx(expected)
-        jobs = BatchJobStore(Home.from_env().root / BATCH_FOLDER).all()
+        jobs = ProviderBatchStore(Home.from_env().root / PROVIDER_BATCH_FOLDER).all()
         assert [(j["status"], j["requests"]) for j in jobs] == [("collected", 3)] * 2
 
         server.reset()
@@ -126,7 +126,7 @@ def test_pending_batch_survives_a_restart(home, tmp_path, protocol):
         proc = subprocess.Popen([sys.executable, "-c", RESUMED_RUN, json.dumps(config), str(path)], cwd=ROOT,
                                 env={**os.environ, "PREF_PIPELINE_HOME": str(home)},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        store = BatchJobStore(Home.from_env().root / BATCH_FOLDER)
+        store = ProviderBatchStore(Home.from_env().root / PROVIDER_BATCH_FOLDER)
         deadline = time.monotonic() + 60
         while not (len(store.all()) == 2 and len(server.batch_calls) >= 8) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -160,9 +160,9 @@ def test_batches_are_split_by_the_api_limits(home, tmp_path, monkeypatch):
 def test_split_batches_respects_count_and_bytes():
     lines = [(f"k{i}", {"custom_id": f"k{i}", "body": "x" * 90}) for i in range(10)]
     size = len(json.dumps(lines[0][1]).encode()) + 1
-    assert [len(c) for c in split_batches(lines, BatchLimits(3, 10**9))] == [3, 3, 3, 1]
-    assert [len(c) for c in split_batches(lines, BatchLimits(100, size * 4))] == [4, 4, 2]
-    assert [k for chunk in split_batches(lines, BatchLimits(3, size * 2)) for k, _ in chunk] == [k for k, _ in lines]
+    assert [len(c) for c in split_provider_batches(lines, BatchLimits(3, 10**9))] == [3, 3, 3, 1]
+    assert [len(c) for c in split_provider_batches(lines, BatchLimits(100, size * 4))] == [4, 4, 2]
+    assert [k for chunk in split_provider_batches(lines, BatchLimits(3, size * 2)) for k, _ in chunk] == [k for k, _ in lines]
 
 
 def test_failed_requests_in_a_batch_are_error_rows(home, tmp_path, monkeypatch):

@@ -57,6 +57,7 @@ from pref_pipeline.audit.relations import (
 )
 from pref_pipeline.audit.section import LENGTH_BIAS_BAND, AuditContext, Section
 from pref_pipeline.audit.stats import cohens_kappa, kappa_from_labels, wilson_interval
+from pref_pipeline import schema as tables  # the one declaration of every table (not the DuckDB schema name)
 from pref_pipeline.metrics import longer_chosen_share  # defined once there; re-exported
 
 __all__ = [  # the public names: the audit, its statistics and thresholds, the relations it reads
@@ -127,17 +128,11 @@ def compute_audit(pairs: pd.DataFrame, judgments: pd.DataFrame, comparisons: pd.
             if frame is None:
                 conform(con, name, None)
                 continue
-            con.register(f"{name}_frame", _null_columns_as_text(frame))
+            con.register(f"{name}_frame", tables.conform(STORED_TABLES[name], frame, add_missing=False))
             conform(con, name, f"{name}_frame")
         return audit_connection(con, band)
     finally:
         con.close()
-
-
-def _null_columns_as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """All-null object columns would be DuckDB's NULL type; make them text so casts and comparisons work."""
-    empty = [c for c in frame.columns if frame[c].dtype == object and frame[c].isna().all()]
-    return frame.astype({c: "string" for c in empty}) if empty else frame
 
 
 def audit_database(database: Path | str, band: float = LENGTH_BIAS_BAND, schema: str = "pref",

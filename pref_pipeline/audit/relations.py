@@ -10,39 +10,37 @@ from __future__ import annotations
 
 import duckdb
 
-from pref_pipeline import store
+from pref_pipeline import schema
 from pref_pipeline.metrics import word_count
 
-# Columns each relation needs, with their types.
-PAIRS_SCHEMA = {
-    "pair_id": "VARCHAR", "prompt_id": "VARCHAR", "chosen": "VARCHAR", "rejected": "VARCHAR",
-    "judge_model_id": "VARCHAR", "category": "VARCHAR", "confidence": "DOUBLE", "judge_fingerprint": "VARCHAR",
-    "chosen_candidate_id": "VARCHAR", "rejected_candidate_id": "VARCHAR", "chosen_generator": "VARCHAR",
-    "rejected_generator": "VARCHAR", "chosen_strategy": "VARCHAR", "rejected_strategy": "VARCHAR",
-    "judged_at": "TIMESTAMPTZ", "chosen_words": "BIGINT", "rejected_words": "BIGINT",
-}
-JUDGMENTS_SCHEMA = {
-    "judgment_id": "VARCHAR", "comparison_id": "VARCHAR", "prompt_id": "VARCHAR", "candidate_x_id": "VARCHAR",
-    "candidate_y_id": "VARCHAR", "order": "VARCHAR", "judge_model": "VARCHAR", "judge_fingerprint": "VARCHAR",
-    "preference": "VARCHAR", "preferred": "VARCHAR", "confidence": "DOUBLE", "parse_status": "VARCHAR",
-    "attempts": "BIGINT", "error": "VARCHAR", "judged_at": "TIMESTAMPTZ",
-}
-COMPARISONS_SCHEMA = {
-    "comparison_id": "VARCHAR", "prompt_id": "VARCHAR", "candidate_x_id": "VARCHAR", "candidate_y_id": "VARCHAR",
-    "status": "VARCHAR", "winner_id": "VARCHAR", "judge_models": "VARCHAR",
-}
-QUARANTINE_SCHEMA = {"quarantine_id": "VARCHAR", "stage": "VARCHAR", "reason": "VARCHAR", "item_id": "VARCHAR",
-                     "pair_id": "VARCHAR"}
-# The stored tables' own column types (store.py creates them).
-HISTORY_SCHEMA = store.HISTORY_COLUMNS
-HUMAN_SCHEMA = store.HUMAN_LABEL_COLUMNS
-RELATIONS = {
-    "pairs": PAIRS_SCHEMA, "judgments": JUDGMENTS_SCHEMA, "comparisons": COMPARISONS_SCHEMA,
-    "quarantine": QUARANTINE_SCHEMA, "judgment_history": HISTORY_SCHEMA, "human_labels": HUMAN_SCHEMA,
-}
 # Stored table behind each relation in a pipeline database (schema "pref").
 STORED_TABLES = {"pairs": "preference_pairs", "judgments": "judgments", "comparisons": "comparisons",
                  "quarantine": "quarantine", "judgment_history": "judgment_history", "human_labels": "human_labels"}
+# The columns each relation's SQL reads; their types come from the one schema (pref_pipeline/schema.py).
+NEEDED = {
+    "pairs": ["pair_id", "prompt_id", "chosen", "rejected", "judge_model_id", "category", "confidence",
+              "judge_fingerprint", "chosen_candidate_id", "rejected_candidate_id", "chosen_generator",
+              "rejected_generator", "chosen_strategy", "rejected_strategy", "judged_at", "chosen_words",
+              "rejected_words"],
+    "judgments": ["judgment_id", "comparison_id", "prompt_id", "candidate_x_id", "candidate_y_id", "order",
+                  "judge_model", "judge_fingerprint", "preference", "preferred", "confidence", "parse_status",
+                  "attempts", "error", "judged_at"],
+    "comparisons": ["comparison_id", "prompt_id", "candidate_x_id", "candidate_y_id", "status", "winner_id",
+                    "judge_models"],
+    "quarantine": ["quarantine_id", "stage", "reason", "item_id", "pair_id"],
+    "judgment_history": schema.names("judgment_history"),
+    "human_labels": schema.names("human_labels"),
+}
+
+
+def _typed(relation: str) -> dict[str, str]:
+    kinds = schema.duckdb_types(STORED_TABLES[relation])
+    return {column: kinds[column] for column in NEEDED[relation]}
+
+
+RELATIONS = {relation: _typed(relation) for relation in NEEDED}
+PAIRS_SCHEMA, JUDGMENTS_SCHEMA, COMPARISONS_SCHEMA, QUARANTINE_SCHEMA, HISTORY_SCHEMA, HUMAN_SCHEMA = (
+    RELATIONS[r] for r in ("pairs", "judgments", "comparisons", "quarantine", "judgment_history", "human_labels"))
 # Columns computed from others when a source lacks them: {relation: {column: SQL over the conformed columns}}.
 DERIVED = {"pairs": {"chosen_words": "word_count(chosen)", "rejected_words": "word_count(rejected)"}}
 # Quarantine stages that stand for a comparison that did not end up as a published pair.

@@ -47,7 +47,7 @@ from pref_pipeline.providers import make_provider
 from pref_pipeline.providers.base import BatchLimits, ChatRequest, ChatResponse, Provider
 from pref_pipeline.runner import Outcome, Progress, ProgressBar
 
-BATCH_FOLDER = "llm_batches"  # under the home: pending provider batch jobs (Home.provider_batches)
+PROVIDER_BATCH_FOLDER = "llm_batches"  # under the home: pending provider batch jobs (Home.provider_batches)
 HEADROOM = 0.98  # pace at 98 % of a budget: room for network jitter and the SDK's own retries
 REQUEST_BUCKET = 1.15  # the rpm bucket's size in requests: 0.15 of an interval of tolerance for a late wake-up
 CHARS_PER_TOKEN = 4  # for tpm pacing and estimates: ~4 characters of English text per token
@@ -162,8 +162,9 @@ class Budget:
                 remaining -= chunk
 
 
-class BatchJobStore:
-    """Pending batch ids on disk, one JSON file per request set, so a new process resumes them."""
+class ProviderBatchStore:
+    """Pending provider batch jobs (OpenAI Batch, Anthropic Message Batches) on disk, one JSON file per request
+    set, so a new process resumes them instead of paying again."""
 
     def __init__(self, folder: Path):
         self.folder = folder  # created on first use
@@ -198,7 +199,7 @@ class BatchJobStore:
         return [r for p in sorted(self.folder.glob("*.json")) if (r := self.get(p.stem))]
 
 
-def split_batches(lines: list[tuple[str, dict[str, Any]]], limits: BatchLimits) -> list[list[tuple[str, dict[str, Any]]]]:
+def split_provider_batches(lines: list[tuple[str, dict[str, Any]]], limits: BatchLimits) -> list[list[tuple[str, dict[str, Any]]]]:
     """Consecutive chunks that each stay within a batch API's request count and byte size."""
     chunks: list[list[tuple[str, dict[str, Any]]]] = []
     current: list[tuple[str, dict[str, Any]]] = []
@@ -294,7 +295,7 @@ class ModelClient:
                        progress: Progress) -> None:
         limits = self.provider.batch_limits
         lines = [(key, self.provider.batch_line(key, requests[idx[0]])) for key, idx in groups.items()]
-        chunks = split_batches(lines, limits) if limits else [lines]
+        chunks = split_provider_batches(lines, limits) if limits else [lines]
         if len(chunks) > 1:
             self.session.logger.info("%s: %d requests split into %d batches (limits: %d requests, %d MB)",
                                      self.spec.model, len(lines), len(chunks), limits.max_requests,
@@ -397,7 +398,7 @@ class CallSession:
         self.label = label
         self.cache = ResponseCache(settings.cache_dir) if config.cache and settings.cache_dir else None
         self.ledger = UsageLedger(price_table(config.prices))
-        self.batch_store = BatchJobStore(settings.batch_dir)
+        self.batch_store = ProviderBatchStore(settings.batch_dir)
         self.bar = ProgressBar(label, enabled=settings.progress)
         self.started = time.perf_counter()
         self._budgets: dict[tuple[str, str | None, str], Budget] = {}
