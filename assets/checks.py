@@ -17,6 +17,7 @@ from assets.metadata import table_md
 from assets.partitions import PROMPT_BATCHES
 from pref_pipeline import gates
 from pref_pipeline.config import PipelineConfig
+from pref_pipeline.generation import asks_judges
 
 SHOWN_COLUMNS = {
     "prompts": ["prompt_id", "category", "prompt"],
@@ -90,6 +91,8 @@ def build_stage_checks(config: PipelineConfig) -> list:
     @stage_check("judgments", "GX suite on judgments: unique ids, verdicts in {A, B, tie}, orders in {xy, yx}, "
                  "confidence in [0, 1], a verdict wherever parsing succeeded, at least gates.min_judgments rows.")
     def judgments_gate(judgments: pd.DataFrame) -> dg.AssetCheckResult:
-        return gate_check_result("judgments", judgments, gates.validate_judgments(judgments, spec))
+        # When no configured strategy asks the judges (all labels by construction), no verdict is expected.
+        judged = spec if asks_judges(config) else spec.model_copy(update={"min_judgments": 0})
+        return gate_check_result("judgments", judgments, gates.validate_judgments(judgments, judged))
 
     return [prompts_gate, candidates_gate, judgments_gate]

@@ -232,22 +232,6 @@ class JudgingSpec(_Strict):
     aggregation: Literal["unanimous", "majority", "weighted"] = "unanimous"
 
 
-class ScoreExtremesSpec(_Strict):
-    """``score_extremes``: candidates scored 1-10 by the ``type: pointwise`` judges; the highest is chosen
-    over the lowest when they are at least ``min_margin`` points apart (otherwise no pair: quarantined)."""
-
-    method: Literal["score_extremes"]
-    min_margin: Annotated[float, Field(ge=0.0, le=9.0)] = 2.0
-    candidates: Annotated[int, Field(ge=2, le=16)] | None = None  # per prompt; default candidates_per_prompt
-
-
-class SamplingSpec(_Strict):
-    """``sampling``: candidates from ``generators``, judged by ``judges`` (the default)."""
-
-    method: Literal["sampling"]
-
-
-StrategySpec = Annotated[SamplingSpec | ScoreExtremesSpec, Field(discriminator="method")]
 
 
 class PromptSource(_Strict):
@@ -348,6 +332,136 @@ class PriceSpec(_Strict):
     output_per_mtok: Annotated[float, Field(ge=0.0)]
 
 
+# --------------------------------------------------------------------------- strategies (issue 10)
+# One class per generation method (``pref_pipeline/strategies/``), told apart by ``method``. A strategy's
+# ``model`` (a generator spec) may be left out: the first of ``generators``.
+
+RULE_EDITS = ("delete", "substitute", "insert")
+HHH_PRINCIPLES = ("helpful", "honest", "harmless")
+
+
+class _StrategySpec(_Strict):
+    """Keys every strategy has."""
+
+    # Prompts of a batch this strategy runs on (the first N, in batch order); unset: all of them.
+    max_prompts: Annotated[int, Field(ge=1)] | None = None
+
+
+def _no_none_model(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() == "none":
+        raise ValueError("`model: none` (edits made by rules, no LLM) is only for gold_corruption; give a model "
+                         "spec, or leave model out to use the first of generators")
+    return value
+
+
+class _ModelStrategySpec(_StrategySpec):
+    model: GeneratorSpec | None = None  # unset: the first of ``generators``
+
+    _model_not_none = field_validator("model", mode="before")(classmethod(lambda cls, v: _no_none_model(v)))
+
+
+class SamplingStrategySpec(_StrategySpec):
+    """Candidates from ``generators``, ``candidates_per_prompt`` per prompt; the judges pick (no winner known)."""
+
+    method: Literal["sampling"]
+
+
+class StrongVsWeakSpec(_StrategySpec):
+    """ALMoST / orca_dpo_pairs: the strong model's answer is chosen over the weak model's.
+
+    Unset, ``strong`` is the first generator at temperature 0.3 with a careful system prompt and ``weak``
+    the same model at temperature 1.3 told to be brief and sloppy (a weak contrast on one small model).
+    """
+
+    method: Literal["strong_vs_weak"]
+    strong: GeneratorSpec | None = None
+    weak: GeneratorSpec | None = None
+    confirm: bool = False  # true: the judges also compare; disagreements are quarantined
+
+    _strong_not_none = field_validator("strong", "weak", mode="before")(
+        classmethod(lambda cls, v: _no_none_model(v)))
+
+
+class FewShotContrastSpec(_ModelStrategySpec):
+    """ALMoST: an answer written after good demonstrations beats one written after poor ones."""
+
+    method: Literal["few_shot_contrast"]
+    shots: Annotated[int, Field(ge=1, le=8)] = 3  # good demonstrations in the chosen answer's prompt
+
+
+class CritiqueReviseSpec(_ModelStrategySpec):
+    """Constitutional AI: answer, critique against a principle, revise; the revision is chosen."""
+
+    method: Literal["critique_revise"]
+    principles: Annotated[list[str], Field(min_length=1)] | None = None  # unset: the built-in constitution
+
+
+class GoldCorruptionSpec(_StrategySpec):
+    """AutoPM in-depth: the prompt's ``reference`` is chosen over a subtly corrupted copy of it."""
+
+    method: Literal["gold_corruption"]
+    model: GeneratorSpec | Literal["none"] | None = None  # "none": the edits are made by rules, no LLM
+    edits: Annotated[list[Literal["delete", "substitute", "insert"]], Field(min_length=1)] = Field(
+        default_factory=lambda: list(RULE_EDITS))
+    # Bounds on an LLM-edited copy (word 3-shingle Jaccard similarity to the reference, and length ratio in
+    # words): not identical, not a different text, not nonsense. Outside them: no pair, quarantined.
+    min_similarity: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    max_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    min_length_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    max_length_ratio: Annotated[float, Field(ge=1.0)] = 1.5
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _none_spelled_any_case(cls, value: Any) -> Any:
+        return "none" if isinstance(value, str) and value.strip().lower() == "none" else value
+
+
+class HhhContrastSpec(_ModelStrategySpec):
+    """AutoPM in-breadth: an answer told to follow a principle beats one told to violate it."""
+
+    method: Literal["hhh_contrast"]
+    principles: Annotated[list[Literal["helpful", "honest", "harmless"]], Field(min_length=1)] = Field(
+        default_factory=lambda: list(HHH_PRINCIPLES))
+
+
+class HumanVsModelSpec(_ModelStrategySpec):
+    """The prompt's ``reference`` (human-written) against a model answer; the judges decide."""
+
+    method: Literal["human_vs_model"]
+
+
+class ScoreExtremesSpec(_StrategySpec):
+    """``score_extremes`` (issue 11): candidates scored 1-10 by the ``type: pointwise`` judges; the highest is
+    chosen over the lowest when they are at least ``min_margin`` points apart (otherwise no pair: quarantined)."""
+
+    method: Literal["score_extremes"]
+    min_margin: Annotated[float, Field(ge=0.0, le=9.0)] = 2.0
+    candidates: Annotated[int, Field(ge=2, le=16)] | None = None  # per prompt; default candidates_per_prompt
+
+
+STRATEGY_SPECS: dict[str, type[_StrategySpec]] = {
+    "sampling": SamplingStrategySpec, "strong_vs_weak": StrongVsWeakSpec, "few_shot_contrast": FewShotContrastSpec,
+    "critique_revise": CritiqueReviseSpec, "gold_corruption": GoldCorruptionSpec, "hhh_contrast": HhhContrastSpec,
+    "human_vs_model": HumanVsModelSpec, "score_extremes": ScoreExtremesSpec,
+}
+StrategySpec = Annotated[
+    SamplingStrategySpec | StrongVsWeakSpec | FewShotContrastSpec | CritiqueReviseSpec | GoldCorruptionSpec
+    | HhhContrastSpec | HumanVsModelSpec | ScoreExtremesSpec,
+    Field(discriminator="method"),
+]
+
+
+def embedded_default_strategies() -> list[dict[str, Any]]:
+    """What the embedded offline run (no ``generators`` given) uses: strategies whose labels hold whatever the
+    stand-in judge says (gold_corruption by rules, critique_revise, strong_vs_weak), plus sampling."""
+    return [
+        {"method": "sampling"},
+        {"method": "gold_corruption", "model": "none"},
+        {"method": "critique_revise", "max_prompts": 12},
+        {"method": "strong_vs_weak", "max_prompts": 12},
+    ]
+
+
 class PipelineConfig(_Strict):
     """Everything a run needs. The defaults are the embedded offline run."""
 
@@ -372,8 +486,6 @@ class PipelineConfig(_Strict):
     )
     # Issue 11: how the judges' verdicts combine (unanimous, majority, weighted).
     judging: JudgingSpec = Field(default_factory=JudgingSpec)
-    # Issue 10: how pairs are made; absent: [{method: sampling}].
-    strategies: list[StrategySpec] = Field(default_factory=lambda: [SamplingSpec(method="sampling")])
     max_prompts: Annotated[int, Field(ge=1)] | None = None
     # A run fails when more than this share of LLM calls still failed after retries.
     max_failure_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
@@ -389,6 +501,18 @@ class PipelineConfig(_Strict):
     # How a Dagster run executes its steps: all in one process (fast: no process start per step, GX and
     # the models loaded once), or each step in its own process (steps of one run in parallel).
     executor: Literal["in_process", "multiprocess"] = "in_process"
+    # Issue 10: how pairs are made, one entry per method (see STRATEGY_SPECS). Absent: [{method: sampling}]
+    # (judged samples of ``generators``); absent with no ``generators`` either (the embedded offline run):
+    # ``embedded_default_strategies()``.
+    strategies: Annotated[list[StrategySpec], Field(min_length=1)] = Field(
+        default_factory=lambda: [SamplingStrategySpec(method="sampling")])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_strategies(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "strategies" not in data and "generators" not in data:
+            return {**data, "strategies": embedded_default_strategies()}
+        return data
 
     @model_validator(mode="after")
     def _labels_unique(self) -> PipelineConfig:
@@ -440,11 +564,27 @@ def judge_fingerprint(spec: JudgeSpec, template_text: str, rubric_text: str | No
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _without_tags(loc: tuple) -> tuple:
+    """``loc`` without the discriminator tags pydantic inserts after a strategy's index
+    (``("strategies", 0, "critique_revise", "principels")`` -> ``("strategies", 0, "principels")``)."""
+    out: list = []
+    for part in loc:
+        if (isinstance(part, str) and part in STRATEGY_SPECS and len(out) >= 2 and out[-2] == "strategies"
+                and isinstance(out[-1], int)):
+            out.append(("tag", part))
+            continue
+        out.append(part)
+    return tuple(out)
+
+
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The model that holds the key at ``loc``: ``("generators", 0, "temprature")`` -> GeneratorSpec."""
     model: type[BaseModel] | None = PipelineConfig
     annotation: Any = None
-    for part in loc[:-1]:
+    for part in _without_tags(loc)[:-1]:
+        if isinstance(part, tuple):  # a strategy's method: its spec class
+            model, annotation = STRATEGY_SPECS[part[1]], None
+            continue
         if isinstance(part, int):
             continue  # a list index: the element type is found below
         if model is not None and part in model.model_fields:
@@ -491,10 +631,20 @@ def _format_error(exc: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration in {origin}:"]
     for err in exc.errors():
         loc = ""
-        for part in err["loc"]:
+        for part in _without_tags(tuple(err["loc"])):
+            if isinstance(part, tuple):
+                continue  # a strategy's method tag: the index already names the entry
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
         if err["type"] == "extra_forbidden":
             message = "unknown key" + _did_you_mean(tuple(err["loc"]))
+        elif err["type"] == "union_tag_invalid":
+            tag = str((err.get("ctx") or {}).get("tag", ""))
+            close = difflib.get_close_matches(tag, list(STRATEGY_SPECS), n=1, cutoff=0.6)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            loc += ".method"
+            message = f"unknown method {tag!r}{hint} (methods: {', '.join(STRATEGY_SPECS)})"
+        elif err["type"] == "union_tag_not_found":
+            message = f"a strategy needs a `method` (one of {', '.join(STRATEGY_SPECS)})"
         elif err["type"] == "value_error":
             message = err["msg"].removeprefix("Value error, ")
         else:

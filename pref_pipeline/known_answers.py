@@ -142,7 +142,7 @@ def measure(config, known: KnownAnswers, calls, logger=None) -> dict[str, Any]:
     planned = all_pairs(known.candidates, KNOWN_ANSWER)
     judgments = judge_comparisons(known.prompts, known.candidates, config, calls, logger=logger,
                                   planned=planned).judgments
-    result = build_preference_pairs(known.prompts, known.candidates, judgments, panel_for(config))
+    result = build_preference_pairs(known.prompts, known.candidates, judgments, panel=panel_for(config))
     labels = human_labels_for(known, judgments)
     figures = compute_audit(result.pairs, judgments, result.comparisons, human_labels=labels)
     return {

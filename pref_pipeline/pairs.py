@@ -69,8 +69,10 @@ def typed_judgments(judgments: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_preference_pairs(prompts: pd.DataFrame, candidates: pd.DataFrame, judgments: pd.DataFrame,
-                           panel: Panel | None = None) -> PairsResult:
-    """Pairs and every comparison's outcome; ``panel`` (default: unanimous) decides each comparison."""
+                           planned: list | None = None, panel: Panel | None = None) -> PairsResult:
+    """Pairs from the verdicts, decided by ``panel`` (default: unanimous; ``judging/panel.py``); with the
+    strategies' plan (``generation.plan_comparisons(..., prompts)``), also the pairs right by construction and
+    the plan's no-pair reasons (``construction.apply_plan``)."""
     judged = typed_judgments(judgments)
     con = duckdb.connect()
     try:
@@ -85,5 +87,9 @@ def build_preference_pairs(prompts: pd.DataFrame, candidates: pd.DataFrame, judg
     finally:
         con.close()
     pairs["generation_method"] = GENERATION_METHOD
+    if planned is not None:
+        from pref_pipeline.construction import apply_plan
+
+        pairs, comparisons = apply_plan(pairs, comparisons, planned, prompts, candidates)
     return PairsResult(schema.conform("preference_pairs", pairs)[PAIR_COLUMNS],
                        schema.conform("comparisons", comparisons)[COMPARISON_COLUMNS])

@@ -113,6 +113,11 @@ CANDIDATES = Table("candidates", "Candidate responses, several per prompt; a fai
     Column("created_at", "TIMESTAMPTZ", "When the candidate was made.", required=True, nullable=False),
     Column("pointwise_score", "DOUBLE", "Mean 1-10 score of the pointwise judges (score_extremes candidates)."),
     _text("pointwise_scores", "Each pointwise judge's score, as JSON {fingerprint: score or null}."),
+    _text("role", "The candidate's part in its strategy: sample, gold, corrupted, original, revised, alternative, "
+          "strong, weak, good_shots, poor_shots, follow, violate, human, model."),
+    _text("parent_id", "The candidate this one was derived from (a revision's original, a corrupted copy's gold)."),
+    _text("strategy_params", "The strategy's parameters, as JSON."),
+    _text("notes", "What the strategy recorded while making it (critique text, edit kind, ...), as JSON."),
     _BATCH,
 ), id_column="candidate_id")
 
@@ -155,10 +160,17 @@ COMPARISONS = Table("comparisons", "Every judged comparison with its outcome; no
     _text("prompt_id", "The prompt of the comparison."),
     _text("candidate_x_id", "First candidate."),
     _text("candidate_y_id", "Second candidate."),
-    _id("status", "consistent, tie, inconsistent, unparseable, error or judges_disagree."),
-    _text("winner_id", "The candidate the panel chose (consistent only)."),
+    _id("status", "consistent, tie, inconsistent, unparseable, error, judges_disagree or no_vote (judged); "
+        "construction (decided by how the candidates were made), judge_disagrees_with_construction, or a strategy's "
+        "no-pair reason (no_reference, revision_identical, corruption_out_of_bounds, score_tie, ...)."),
+    _text("winner_id", "The candidate the panel chose (consistent only), or the construction's."),
     _text("judge_models", "The judges, '+'-joined."),
     _text("judge_fingerprints", "The judges' fingerprints, '+'-joined."),
+    _text("strategy", "The strategy that planned the comparison."),
+    _text("expected_id", "The winner by construction, when the strategy knows it."),
+    _text("judge_status", "What the judges' verdicts alone gave (null: no judge was asked)."),
+    _text("label_source", "Where the winner comes from: construction, judge or construction+judge."),
+    _text("detail", "Why a planned comparison gave no pair, when the construction says so."),
     _text("aggregation", "How the judges' verdicts were combined: unanimous, majority or weighted."),
     _text("votes", "Every judge's verdicts in both orders, its status, vote and weight, as JSON."),
     _text("vote", "The tally: weight for x, y, tie and abstaining, as JSON."),
@@ -175,7 +187,8 @@ PREFERENCE_PAIRS = Table("preference_pairs", "(prompt, chosen, rejected) with th
     _text("prompt", "The prompt text.", required=True, nullable=False),
     _text("chosen", "The response every judge preferred in both orders.", required=True, nullable=False),
     _text("rejected", "The other response.", required=True, nullable=False),
-    _text("generation_method", "How the pair was made (llm_as_judge).", required=True, nullable=False),
+    _text("generation_method", "How the pair was made: the strategy's method (sampling, gold_corruption, ...; "
+          "llm_as_judge when pairs are built without a plan).", required=True, nullable=False),
     _text("judge_model_id", "The judges' models without provider, '+'-joined.", required=True, nullable=False),
     _text("criteria", "The judges' criteria, '+'-joined.", required=True, nullable=False),
     _text("category", "The prompt's category."),
@@ -196,6 +209,9 @@ PREFERENCE_PAIRS = Table("preference_pairs", "(prompt, chosen, rejected) with th
     _text("rejected_strategy", "Strategy that made the rejected response."),
     Column("judged_at", "TIMESTAMPTZ", "The newest verdict behind the pair."),
     Column("generated_at", "TIMESTAMPTZ", "When the newer of the two responses was made."),
+    _text("label_source", "Where the label comes from: construction, judge, or construction+judge (judges "
+          "confirmed the construction)."),
+    _text("strategy_params", "The parameters of the strategy that made the pair, as JSON."),
     Column("chosen_words", "BIGINT", "Whitespace-separated words of the chosen response.", optional=True),
     Column("rejected_words", "BIGINT", "Whitespace-separated words of the rejected response.", optional=True),
     _BATCH,

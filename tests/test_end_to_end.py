@@ -94,7 +94,7 @@ def check_dataset(config, provider: str) -> list[dict]:
         assert row["category"] == prompts[row["prompt_id"]]["category"]
         assert row["chosen"] == chosen["text"] and row["rejected"] == rejected["text"]
         assert len(row["chosen"]) > len(row["rejected"])  # the fake judge prefers the longer one
-        assert row["generation_method"] == "llm_as_judge"
+        assert row["generation_method"] == "sampling" and row["label_source"] == "judge"  # issue 10: the method
         assert row["judge_model_id"] == "judge-1"
         assert row["criteria"] == "helpfulness_and_clarity"
         assert row["judge_fingerprint"] == fingerprint

@@ -110,11 +110,11 @@ def test_majority_panel_with_a_position_biased_member_still_gets_the_pairs_right
         candidates = generate(prompts, unanimous).candidates
         judgments = judge(prompts, candidates, unanimous).judgments
 
-    blocked = build_preference_pairs(prompts, candidates, judgments, panel_for(unanimous))
+    blocked = build_preference_pairs(prompts, candidates, judgments, panel=panel_for(unanimous))
     assert blocked.pairs.empty  # one biased judge silences the whole dataset under unanimity
     assert set(blocked.comparisons["status"]) <= {"inconsistent", "tie"}
 
-    voted = build_preference_pairs(prompts, candidates, judgments, panel_for(majority))
+    voted = build_preference_pairs(prompts, candidates, judgments, panel=panel_for(majority))
     decided = voted.comparisons[voted.comparisons["status"] == "consistent"]
     assert len(voted.pairs) == len(decided) > 0
     for row in voted.pairs.itertuples():
@@ -189,7 +189,7 @@ def test_pointwise_equal_scores_are_a_tie(home, prompts_file):
         candidates = generate(prompts, config).candidates
         judgments = judge(prompts, candidates, config).judgments
     assert set(judgments["preference"]) == {"tie"}
-    result = build_preference_pairs(prompts, candidates, judgments, panel_for(config))
+    result = build_preference_pairs(prompts, candidates, judgments, panel=panel_for(config))
     assert result.pairs.empty and set(result.comparisons["status"]) == {"tie"}
 
 
@@ -225,7 +225,7 @@ def test_logprob_confidence_through_the_judge_and_the_panel(home, prompts_file):
     assert len(decisive) > 0
     assert decisive["label_probability"].to_numpy() == pytest.approx(0.6)
     assert decisive["logprob_margin"].abs().to_numpy() == pytest.approx(0.2)
-    pairs = build_preference_pairs(prompts, candidates, judgments, panel_for(config)).pairs
+    pairs = build_preference_pairs(prompts, candidates, judgments, panel=panel_for(config)).pairs
     assert len(pairs) and pairs["confidence"].to_numpy() == pytest.approx(0.6)  # the margin, not the stated 0.95
 
 
@@ -306,7 +306,7 @@ def score_by_words(info):
 
 
 def test_score_extremes_pairs_highest_against_lowest_and_quarantines_a_tie(home, prompts_file):
-    from pref_pipeline.generation import plan_comparisons, skipped_comparisons
+    from pref_pipeline.generation import plan_comparisons
     from pref_pipeline.sources import load_prompts
 
     with FakeLLMServer(score_fn=score_by_words) as server:
@@ -315,9 +315,9 @@ def test_score_extremes_pairs_highest_against_lowest_and_quarantines_a_tie(home,
         prompts = load_prompts(config.prompts).prompts
         candidates = generate(prompts, config).candidates
     assert set(candidates["strategy"]) == {"score_extremes"} and candidates["pointwise_score"].notna().all()
-    planned = plan_comparisons(candidates, config)
-    skipped = skipped_comparisons(candidates, config)
-    assert len(planned) + len(skipped) == 3
+    plan = plan_comparisons(candidates, config)
+    planned = [p for p in plan if p.reason is None]
+    assert len(plan) == 3 and all(p.reason == "score_tie" for p in plan if p.reason)
     by_id = candidates.set_index("candidate_id")
     for comparison in planned:
         assert comparison.expected == "x" and not comparison.judged
@@ -330,10 +330,9 @@ def test_score_extremes_pairs_highest_against_lowest_and_quarantines_a_tie(home,
         tied = config_with(server.openai_base_url, prompts_file, [{"model": "openai:flat-scorer", "type": "pointwise"}],
                            strategies=[{"method": "score_extremes"}])
         candidates = generate(load_prompts(tied.prompts).prompts, tied).candidates
-    assert plan_comparisons(candidates, tied) == []
-    skipped = skipped_comparisons(candidates, tied)
-    assert len(skipped) == 3 and {s["reason"] for s in skipped} == {"score_tie"}
-    assert all("scores tied: highest 7, lowest 7" in s["detail"] for s in skipped)
+    skipped = plan_comparisons(candidates, tied)
+    assert len(skipped) == 3 and {s.reason for s in skipped} == {"score_tie"} and not any(s.judged for s in skipped)
+    assert all("scores tied: highest 7, lowest 7" in s.detail for s in skipped)
 
 
 def test_score_extremes_needs_a_pointwise_judge():

@@ -4,9 +4,10 @@ Candidates are sampled as ``sampling`` samples them (spread over the generators)
 with ``type: pointwise`` scores each one 1-10 against its rubric; a candidate's score is the mean of
 those judges' scores (kept per judge in ``pointwise_scores``). Per prompt the highest-scored candidate
 is chosen over the lowest when they are at least ``min_margin`` points apart; the label comes from
-the scores (``expected``), so no pairwise judge is asked (``judged=False``). A prompt whose scores
-are tied (or closer than the margin), or with fewer than two scored candidates, gives no pair:
-``skipped`` says why, for the quarantine.
+the scores (``expected``), so no pairwise judge is asked (``judged=False``; the pair's label source
+is ``construction``). A prompt whose scores are tied (or closer than the margin), or with fewer than
+two scored candidates, gives no pair: a no-pair entry with reason ``score_tie`` and why, which the
+quarantine keeps.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 import pandas as pd
 
 from pref_pipeline.providers.client import CallSession
-from pref_pipeline.strategies.base import PlannedComparison, Strategy
-from pref_pipeline.strategies.sampling import SamplingStrategy, run_tasks, candidate_row
+from pref_pipeline.strategies.base import PlannedComparison, Strategy, no_pair
+from pref_pipeline.strategies.sampling import SamplingStrategy, candidate_row, run_tasks
 
 DEFAULT_MIN_MARGIN = 2.0
 
@@ -30,17 +31,21 @@ class ScoreExtremesStrategy(Strategy):
 
     @property
     def min_margin(self) -> float:
-        return float(self.params.get("min_margin", DEFAULT_MIN_MARGIN))
+        return float(self.spec.min_margin)
+
+    @property
+    def asks_judges(self) -> bool:
+        return False  # the pointwise judges score candidates while they are made; no comparison is judged
 
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
         from pref_pipeline.judging.pointwise import PointwiseJudge
 
-        count = self.params.get("candidates") or self.config.candidates_per_prompt
+        count = self.spec.candidates or self.config.candidates_per_prompt
         sampler = SamplingStrategy(self.config.model_copy(update={"candidates_per_prompt": count}))
-        tasks = sampler.plan(prompts)
+        tasks = sampler.plan(self.prompts_of(prompts))
         outcomes = await run_tasks(tasks, session)
         now = datetime.now(timezone.utc)
-        rows = [candidate_row(t, o, self.method, now) for t, o in zip(tasks, outcomes)]
+        rows = [candidate_row(t, o, self.method, now, self.strategy_params) for t, o in zip(tasks, outcomes)]
         usable = [r for r in rows if r["error"] is None]
         questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
         question_of = {r["candidate_id"]: questions[r["prompt_id"]] for r in usable}
@@ -78,10 +83,7 @@ class ScoreExtremesStrategy(Strategy):
                                                expected="x", judged=False), None
 
     def comparisons(self, candidates: pd.DataFrame) -> list[PlannedComparison]:
-        """Per prompt: highest- vs lowest-scored candidate (x is the chosen one), when ``min_margin`` apart."""
-        return [planned for _, planned, _ in self._per_prompt(candidates) if planned is not None]
-
-    def skipped(self, candidates: pd.DataFrame) -> list[dict[str, Any]]:
-        """Prompts that give no pair, with the reason (``score_tie``) and a readable detail: quarantine rows."""
-        return [{"stage": "pairs", "reason": "score_tie", "detail": f"{self.method}: {why}", "prompt_id": prompt_id,
-                 "item_id": prompt_id} for prompt_id, planned, why in self._per_prompt(candidates) if planned is None]
+        """Per prompt: highest- vs lowest-scored candidate (x is the chosen one), when ``min_margin`` apart;
+        otherwise a no-pair entry with reason ``score_tie``."""
+        return [planned if planned is not None else no_pair(prompt_id, self.method, "score_tie", why)
+                for prompt_id, planned, why in self._per_prompt(candidates)]
