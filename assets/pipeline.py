@@ -31,6 +31,7 @@ from pref_pipeline.quarantine import gate_quarantine, quarantine_frame, reason_c
 from pref_pipeline.generation import generate_candidates, plan_comparisons
 from pref_pipeline.judging import judge_code_version
 from pref_pipeline.judging.comparisons import judge_comparisons
+from pref_pipeline.judging.panel import panel_for
 from pref_pipeline.locks import batch_step_lock
 from pref_pipeline.pairs import build_preference_pairs
 from pref_pipeline.sources import load_prompts
@@ -194,7 +195,8 @@ def build_chain_assets(config: PipelineConfig) -> list:
         """Pairs from the verdicts, the filters, the pairs gate and (optionally) length rebalancing; every row
         that is not published goes to ``quarantine`` with its reason; and this batch's audit, published or not."""
         started = time.perf_counter()
-        built = build_preference_pairs(prompts, candidates, judgments, plan_comparisons(candidates, config, prompts))
+        built = build_preference_pairs(prompts, candidates, judgments, plan_comparisons(candidates, config, prompts),
+                                       panel=panel_for(config))
         filtered = filter_pairs(built.pairs, built.comparisons, prompts, candidates, config.filters)
         pairs = tag_batch(filtered.pairs, context)
         gate = gates.validate_pairs(pairs, config.gates, judgments)

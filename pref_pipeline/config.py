@@ -15,7 +15,7 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,6 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 PROVIDERS = ("openai", "anthropic", "local")
 DEFAULT_LOCAL_MODEL = "local:smollm2-135m"
 DEFAULT_CRITERIA = "helpfulness_and_clarity"
+# Issue 11: judge types, rule judges (no model) and the built-in rubrics (pref_pipeline/rubrics/*.md).
+JUDGE_KINDS = ("pairwise", "pointwise", "rule")
+RULES = ("prefer_concise", "no_refusal_of_safe_requests", "reference_match")
+RULE_PROVIDER = "rule"  # a rule judge's model is named rule:<rule>; it makes no call
+RUBRICS_DIR = Path(__file__).parent / "rubrics"
+BUILTIN_RUBRICS = ("helpfulness", "harmlessness", "honesty", "accuracy", "completeness", "clarity",
+                   "appropriateness")
 
 
 class ConfigError(ValueError):
@@ -42,6 +49,7 @@ class ModelSpec(_Strict):
     """
 
     model: str
+    _providers: ClassVar[tuple[str, ...]] = PROVIDERS
     base_url: str | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
@@ -68,7 +76,7 @@ class ModelSpec(_Strict):
         provider, sep, name = value.partition(":")
         if not sep or not name:
             raise ValueError(f"model must be 'provider:name' (providers: {', '.join(PROVIDERS)}), got {value!r}")
-        if provider not in PROVIDERS:
+        if provider not in cls._providers:
             close = difflib.get_close_matches(provider, PROVIDERS, n=1)
             hint = f"did you mean {close[0]}:{name}? " if close else ""
             raise ValueError(f"unknown provider {provider!r} in {value!r}; {hint}use one of {', '.join(PROVIDERS)}")
@@ -122,8 +130,18 @@ class GeneratorSpec(ModelSpec):
 
 
 class JudgeSpec(ModelSpec):
-    """A model that compares two responses. Its fingerprint is stored with every verdict."""
+    """A judge: a model that compares two responses (``pairwise``) or scores one (``pointwise``), or a
+    named rule with no model (``rule``). Its fingerprint is stored with every verdict."""
 
+    _providers: ClassVar[tuple[str, ...]] = (*PROVIDERS, RULE_PROVIDER)
+    type: Literal["pairwise", "pointwise", "rule"] = "pairwise"
+    weight: Annotated[float, Field(gt=0.0)] = 1.0  # its vote under judging.aggregation: weighted
+    # A built-in rubric (pref_pipeline/rubrics/<name>.md) or a path to a rubric file: the criteria as text.
+    rubric: str | None = None
+    rule: Literal["prefer_concise", "no_refusal_of_safe_requests", "reference_match"] | None = None
+    # Ask for the A/B token log-probabilities (confidence from their margin). Unset: on for openai: and
+    # local: judges, off for anthropic: (its API has none). Set false for a model that refuses logprobs.
+    logprobs: bool | None = None
     max_tokens: Annotated[int, Field(ge=1, le=32768)] | None = 512
     criteria: str = DEFAULT_CRITERIA
     # A custom judge prompt; must contain {question}, {response_a}, {response_b} and {criteria}.
@@ -133,10 +151,31 @@ class JudgeSpec(ModelSpec):
 
     @model_validator(mode="before")
     @classmethod
-    def _greedy_by_default(cls, data: Any) -> Any:
-        """Judges decode greedily unless told otherwise, where the provider takes a temperature."""
-        if isinstance(data, dict) and "temperature" not in data and not str(data.get("model", "")).startswith("anthropic:"):
-            return {**data, "temperature": 0.0}
+    def _judge_defaults(cls, data: Any) -> Any:
+        """A rule judge is named ``rule:<rule>`` and takes no model; criteria default to the rubric's or
+        rule's name; model judges decode greedily unless told otherwise (where the provider takes a
+        temperature)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("type") == "rule":
+            rule = data.get("rule")
+            if not rule:
+                raise ValueError(f"a rule judge needs `rule` (one of {', '.join(RULES)})")
+            model = data.get("model")
+            if model is not None and model != f"{RULE_PROVIDER}:{rule}":
+                raise ValueError(f"a rule judge has no model (remove `model: {model}`)")
+            data["model"] = f"{RULE_PROVIDER}:{rule}"
+            data.setdefault("criteria", str(rule))
+            return data
+        if data.get("rule") is not None:
+            raise ValueError("`rule` is only for judges with `type: rule`")
+        if str(data.get("model", "")).startswith(f"{RULE_PROVIDER}:"):
+            raise ValueError("rule: is not a model provider; write `type: rule` and `rule: <name>`")
+        if data.get("rubric") and "criteria" not in data:
+            data["criteria"] = Path(str(data["rubric"])).stem
+        if "temperature" not in data and not str(data.get("model", "")).startswith("anthropic:"):
+            data["temperature"] = 0.0
         return data
 
     @field_validator("template")
@@ -147,6 +186,52 @@ class JudgeSpec(ModelSpec):
             if missing:
                 raise ValueError(f"template lacks {', '.join(missing)}")
         return value
+
+    @field_validator("rubric")
+    @classmethod
+    def _known_rubric(cls, value: str | None) -> str | None:
+        if value is not None and value not in BUILTIN_RUBRICS and not Path(value).is_file():
+            raise ValueError(f"rubric {value!r} is neither a built-in rubric ({', '.join(BUILTIN_RUBRICS)}) "
+                             "nor an existing file")
+        return value
+
+    @model_validator(mode="after")
+    def _type_fits(self) -> JudgeSpec:
+        if self.type == "pointwise" and self.template is not None:
+            raise ValueError("template: a custom template is for pairwise judges (pointwise judges use "
+                             "judging/templates/pointwise.jinja)")
+        return self
+
+    @property
+    def is_rule(self) -> bool:
+        return self.type == "rule"
+
+    @property
+    def wants_logprobs(self) -> bool:
+        if self.logprobs is not None:
+            return self.logprobs
+        return self.provider in ("openai", "local")
+
+    def rubric_text(self) -> str | None:
+        """The rubric's text (a built-in one from the package), or None."""
+        if self.rubric is None:
+            return None
+        path = RUBRICS_DIR / f"{self.rubric}.md" if self.rubric in BUILTIN_RUBRICS else Path(self.rubric)
+        return path.read_text(encoding="utf-8")
+
+
+class JudgingSpec(_Strict):
+    """How the judges' verdicts become one decision per comparison (``pref_pipeline/judging/panel.py``).
+
+    ``unanimous``: every judge must prefer the same response in both orders (one dissent blocks the pair).
+    ``majority``: more than half of the votes cast; ``weighted``: more than half of the weight cast (each
+    judge's ``weight``). In both, a judge inconsistent across orders (or failing, or a rule that does not
+    apply) abstains rather than voting.
+    """
+
+    aggregation: Literal["unanimous", "majority", "weighted"] = "unanimous"
+
+
 
 
 class PromptSource(_Strict):
@@ -345,14 +430,23 @@ class HumanVsModelSpec(_ModelStrategySpec):
     method: Literal["human_vs_model"]
 
 
+class ScoreExtremesSpec(_StrategySpec):
+    """``score_extremes`` (issue 11): candidates scored 1-10 by the ``type: pointwise`` judges; the highest is
+    chosen over the lowest when they are at least ``min_margin`` points apart (otherwise no pair: quarantined)."""
+
+    method: Literal["score_extremes"]
+    min_margin: Annotated[float, Field(ge=0.0, le=9.0)] = 2.0
+    candidates: Annotated[int, Field(ge=2, le=16)] | None = None  # per prompt; default candidates_per_prompt
+
+
 STRATEGY_SPECS: dict[str, type[_StrategySpec]] = {
     "sampling": SamplingStrategySpec, "strong_vs_weak": StrongVsWeakSpec, "few_shot_contrast": FewShotContrastSpec,
     "critique_revise": CritiqueReviseSpec, "gold_corruption": GoldCorruptionSpec, "hhh_contrast": HhhContrastSpec,
-    "human_vs_model": HumanVsModelSpec,
+    "human_vs_model": HumanVsModelSpec, "score_extremes": ScoreExtremesSpec,
 }
 StrategySpec = Annotated[
     SamplingStrategySpec | StrongVsWeakSpec | FewShotContrastSpec | CritiqueReviseSpec | GoldCorruptionSpec
-    | HhhContrastSpec | HumanVsModelSpec,
+    | HhhContrastSpec | HumanVsModelSpec | ScoreExtremesSpec,
     Field(discriminator="method"),
 ]
 
@@ -390,6 +484,8 @@ class PipelineConfig(_Strict):
         # agree by chance now and then, so the stand-in run yields a few pairs (the audit warns).
         default_factory=lambda: [JudgeSpec(model=DEFAULT_LOCAL_MODEL, temperature=1.0, max_tokens=96, parse_retries=1)]
     )
+    # Issue 11: how the judges' verdicts combine (unanimous, majority, weighted).
+    judging: JudgingSpec = Field(default_factory=JudgingSpec)
     max_prompts: Annotated[int, Field(ge=1)] | None = None
     # A run fails when more than this share of LLM calls still failed after retries.
     max_failure_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
@@ -425,6 +521,18 @@ class PipelineConfig(_Strict):
             raise ValueError("generators must differ in model, sampling or label (give each a distinct 'label')")
         return self
 
+    @model_validator(mode="after")
+    def _score_extremes_needs_pointwise(self) -> PipelineConfig:
+        if any(s.method == "score_extremes" for s in self.strategies) and \
+                not any(j.type == "pointwise" for j in self.judges):
+            raise ValueError("strategies: score_extremes needs at least one judge with `type: pointwise`")
+        return self
+
+    @property
+    def model_judges(self) -> list[JudgeSpec]:
+        """The judges that call a model (rule judges make no call)."""
+        return [j for j in self.judges if not j.is_rule]
+
 
 def generator_label(spec: GeneratorSpec) -> str:
     """A readable name for a generator, unique within a config."""
@@ -434,11 +542,13 @@ def generator_label(spec: GeneratorSpec) -> str:
     return f"{spec.model}[{params}]" if params else spec.model
 
 
-def judge_fingerprint(spec: JudgeSpec, template_text: str) -> str:
-    """A short hash of everything that decides a verdict: model, prompt template, criteria, sampling.
+def judge_fingerprint(spec: JudgeSpec, template_text: str, rubric_text: str | None = None) -> str:
+    """A short hash of everything that decides a verdict: model, type, prompt template, rubric, criteria,
+    sampling, and whether log-probabilities are asked for (they decide the confidence).
 
     Where the model is served (``base_url``), timeouts and retries do not change the verdict and are
-    left out, so moving a judge to another host keeps its identity.
+    left out, so moving a judge to another host keeps its identity; so is ``weight`` (it decides the
+    panel's vote, not this judge's verdict).
     """
     identity = {
         "model": spec.model,
@@ -448,6 +558,8 @@ def judge_fingerprint(spec: JudgeSpec, template_text: str) -> str:
         "sampling": spec.sampling(),
         "response_format": spec.response_format,
     }
+    if spec.type != "pairwise" or rubric_text is not None or spec.wants_logprobs:
+        identity |= {"type": spec.type, "rubric": rubric_text, "rule": spec.rule, "logprobs": spec.wants_logprobs}
     blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -552,6 +664,13 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>", base_dir
         for source in data["prompts"]:
             if isinstance(source, dict) and "path" in source and not Path(str(source["path"])).is_absolute():
                 source["path"] = str(base_dir / str(source["path"]))
+    if base_dir is not None and isinstance(data.get("judges"), list):
+        data["judges"] = [dict(j) if isinstance(j, dict) else j for j in data["judges"]]
+        for judge in data["judges"]:
+            rubric = judge.get("rubric") if isinstance(judge, dict) else None
+            if isinstance(rubric, str) and (rubric.endswith((".md", ".txt")) or "/" in rubric) \
+                    and not Path(rubric).is_absolute():
+                judge["rubric"] = str(base_dir / rubric)
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:

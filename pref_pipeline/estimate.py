@@ -119,7 +119,7 @@ def estimate_run(config: PipelineConfig, home: Home) -> dict[str, Any]:
                                                   "error", "strategy"])
         known = dict(zip(frame["candidate_id"], frame["known"]))
         tasks = judge_tasks(prompts, frame, config, strategy.comparisons(frame)) if len(frame) else []
-        for spec in config.judges:
+        for spec in config.model_judges:  # rule judges make no call; pointwise ones counted as pairwise
             judge = PairwiseJudge(spec, RequestBuilder(spec))  # type: ignore[arg-type]
             for t in tasks:
                 item = JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=t.seed)
@@ -143,7 +143,7 @@ def estimate_run(config: PipelineConfig, home: Home) -> dict[str, Any]:
                     count("candidates", spec, generator_label(spec), request, hit.text if hit else None)
                 questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
                 for prompt_id in strategy.estimate_judged(prompts):
-                    for spec in config.judges:
+                    for spec in config.model_judges:
                         judge = PairwiseJudge(spec, RequestBuilder(spec))  # type: ignore[arg-type]
                         filler = "x" * (CHARS_PER_TOKEN * OTHER_DEFAULT_MAX_TOKENS)
                         for order in ("xy", "yx"):

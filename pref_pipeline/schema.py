@@ -111,6 +111,8 @@ CANDIDATES = Table("candidates", "Candidate responses, several per prompt; a fai
     Column("latency_s", "DOUBLE", "Seconds the call took."),
     _text("error", "The error of a call that failed after retries.", required=True),
     Column("created_at", "TIMESTAMPTZ", "When the candidate was made.", required=True, nullable=False),
+    Column("pointwise_score", "DOUBLE", "Mean 1-10 score of the pointwise judges (score_extremes candidates)."),
+    _text("pointwise_scores", "Each pointwise judge's score, as JSON {fingerprint: score or null}."),
     _text("role", "The candidate's part in its strategy: sample, gold, corrupted, original, revised, alternative, "
           "strong, weak, good_shots, poor_shots, follow, violate, human, model."),
     _text("parent_id", "The candidate this one was derived from (a revision's original, a corrupted copy's gold)."),
@@ -128,12 +130,18 @@ JUDGMENTS = Table("judgments", "One verdict per (comparison, order, judge).", (
     _id("order", "xy: candidate x shown as A; yx: candidate y shown as A."),
     _id("judge_model", "The judge, as provider:model."),
     _id("judge_fingerprint", "Hash of the judge configuration (model, template, criteria, parameters)."),
-    _text("criteria", "What the judge was asked to prefer."),
-    _text("preference", "The verdict as shown: A, B or tie (null: unparseable or failed).", required=True),
+    _text("judge_type", "pairwise, pointwise or rule."),
+    _text("criteria", "What the judge was asked to prefer (the rubric's or rule's name)."),
+    _text("preference", "The verdict as shown: A, B or tie (null: unparseable, failed or a rule abstaining).",
+          required=True),
     _text("preferred", "The verdict in candidates: x, y or tie.", required=True),
-    Column("confidence", "DOUBLE", "The judge's confidence in [0, 1].", required=True),
+    Column("confidence", "DOUBLE", "The judge's confidence in [0, 1] (pointwise: score gap / 9).", required=True),
+    Column("logprob_margin", "DOUBLE", "P(A) - P(B) at the verdict's label token, from the provider's logprobs."),
+    Column("label_probability", "DOUBLE", "Probability (over A and B) of the label given, from the logprobs."),
+    Column("score_x", "DOUBLE", "Pointwise judges: candidate x's 1-10 score."),
+    Column("score_y", "DOUBLE", "Pointwise judges: candidate y's 1-10 score."),
     _text("reasoning", "The judge's reasoning."),
-    _text("parse_status", "ok, truncated or unparseable.", required=True),
+    _text("parse_status", "ok, truncated, unparseable, or not_applicable (a rule abstaining).", required=True),
     _text("parse_error", "Why the output could not be read."),
     Column("attempts", "BIGINT", "Calls made for this verdict (retries of unparseable output included)."),
     _text("raw_output", "The judge's last output, verbatim."),
@@ -152,10 +160,10 @@ COMPARISONS = Table("comparisons", "Every judged comparison with its outcome; no
     _text("prompt_id", "The prompt of the comparison."),
     _text("candidate_x_id", "First candidate."),
     _text("candidate_y_id", "Second candidate."),
-    _id("status", "consistent, tie, inconsistent, unparseable, error or judges_disagree (judged); construction "
-        "(decided by how the candidates were made), judge_disagrees_with_construction, or a strategy's no-pair reason "
-        "(no_reference, revision_identical, corruption_out_of_bounds, ...)."),
-    _text("winner_id", "The candidate every judge preferred in both orders (consistent only)."),
+    _id("status", "consistent, tie, inconsistent, unparseable, error, judges_disagree or no_vote (judged); "
+        "construction (decided by how the candidates were made), judge_disagrees_with_construction, or a strategy's "
+        "no-pair reason (no_reference, revision_identical, corruption_out_of_bounds, score_tie, ...)."),
+    _text("winner_id", "The candidate the panel chose (consistent only), or the construction's."),
     _text("judge_models", "The judges, '+'-joined."),
     _text("judge_fingerprints", "The judges' fingerprints, '+'-joined."),
     _text("strategy", "The strategy that planned the comparison."),
@@ -163,6 +171,12 @@ COMPARISONS = Table("comparisons", "Every judged comparison with its outcome; no
     _text("judge_status", "What the judges' verdicts alone gave (null: no judge was asked)."),
     _text("label_source", "Where the winner comes from: construction, judge or construction+judge."),
     _text("detail", "Why a planned comparison gave no pair, when the construction says so."),
+    _text("aggregation", "How the judges' verdicts were combined: unanimous, majority or weighted."),
+    _text("votes", "Every judge's verdicts in both orders, its status, vote and weight, as JSON."),
+    _text("vote", "The tally: weight for x, y, tie and abstaining, as JSON."),
+    Column("agreement", "DOUBLE", "Share of the panel's weight that voted for the decision."),
+    Column("confidence", "DOUBLE", "The decision's confidence: agreement x the mean verdict confidence of its voters "
+           "(the label probability from logprobs where there is one)."),
     _BATCH,
 ), id_column="comparison_id")
 
@@ -178,7 +192,7 @@ PREFERENCE_PAIRS = Table("preference_pairs", "(prompt, chosen, rejected) with th
     _text("judge_model_id", "The judges' models without provider, '+'-joined.", required=True, nullable=False),
     _text("criteria", "The judges' criteria, '+'-joined.", required=True, nullable=False),
     _text("category", "The prompt's category."),
-    Column("confidence", "DOUBLE", "Mean confidence of the verdicts behind the pair.", required=True),
+    Column("confidence", "DOUBLE", "The panel's confidence in the pair (comparisons.confidence).", required=True),
     _text("verdict_ab", "Verdicts in the order x, y (one per judge, '|'-joined)."),
     _text("verdict_ba", "Verdicts in the order y, x (one per judge, '|'-joined)."),
     _text("reasoning", "The first judge's reasoning."),

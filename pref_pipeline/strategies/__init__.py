@@ -13,6 +13,7 @@ from pref_pipeline.strategies.gold_corruption import GoldCorruptionStrategy
 from pref_pipeline.strategies.hhh_contrast import HhhContrastStrategy
 from pref_pipeline.strategies.human_vs_model import HumanVsModelStrategy
 from pref_pipeline.strategies.sampling import SamplingStrategy
+from pref_pipeline.strategies.score_extremes import ScoreExtremesStrategy
 from pref_pipeline.strategies.strong_vs_weak import StrongVsWeakStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -23,6 +24,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     GoldCorruptionStrategy.method: GoldCorruptionStrategy,
     HhhContrastStrategy.method: HhhContrastStrategy,
     HumanVsModelStrategy.method: HumanVsModelStrategy,
+    ScoreExtremesStrategy.method: ScoreExtremesStrategy,
 }
 
 __all__ = ["STRATEGIES", "PlannedComparison", "Strategy"]

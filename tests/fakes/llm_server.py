@@ -9,10 +9,17 @@ at it, so requests, responses, retries and errors go through the SDKs' own code 
         assert server.count("/chat/completions") == 1
 
 A request whose last user message contains both ``<response_a>`` and ``<response_b>`` is a judge
-request (answered by ``judge_fn``, by default "the longer response wins"); anything else is a
-generation request (answered by ``generate_fn``, by default deterministic text whose length depends
-on the prompt, model, temperature and seed). Faults: ``latency_s``, ``rpm_limit``, ``fail_plan`` (in
-order) and ``fault_rate`` / ``judge_prose_rate`` (at random, seeded), counted in ``faults``.
+request (answered by ``judge_fn``, by default "the longer response wins"); one that contains
+``<response>`` is a pointwise scoring request (answered by ``score_fn``, by default a 1-10 score that
+grows with the response's length); anything else is a generation request (answered by ``generate_fn``,
+by default deterministic text whose length depends on the prompt, model, temperature and seed).
+Faults: ``latency_s``, ``rpm_limit``, ``fail_plan`` (in order) and ``fault_rate`` / ``judge_prose_rate``
+(at random, seeded), counted in ``faults``.
+
+Log-probabilities: an OpenAI request with ``logprobs: true`` gets ``choices[0].logprobs.content``, one
+entry per token of the answer (a simple word/punctuation split). Every token is certain except a
+verdict's label token (``A``/``B``/``tie`` after ``"preference": "``), whose alternatives come from the
+judge function's ``_label_probs`` entry (e.g. ``{"A": 0.7, "B": 0.3}``; default 0.9 for the chosen label).
 
 Handlers are async and the server runs on its own event loop in a background thread, so many
 concurrent slow requests are served at once.
@@ -51,6 +58,7 @@ JUDGE_PROSE = ("Both responses have their merits. The first is more direct, whil
 RATE_WINDOW_S = 60.0
 TIMEOUT_FAULT_S = 30.0
 DEFAULT_CONFIDENCE = 0.8
+DEFAULT_LABEL_PROB = 0.9  # the chosen label's probability in the fake's log-probabilities
 
 _OPENAI_ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -61,7 +69,7 @@ _ANTHROPIC_ERROR_TYPES = {
     404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error",
 }
 _JUDGE_TAGS = ("question", "response_a", "response_b")
-_ESCAPED_CLOSING_TAG = re.compile(r"<\\/(question|response_a|response_b)>", re.IGNORECASE)
+_ESCAPED_CLOSING_TAG = re.compile(r"<\\/(question|response_a|response_b|response)>", re.IGNORECASE)
 _WORDS = (
     "clear", "careful", "practical", "concise", "thorough", "balanced", "useful", "direct",
     "accurate", "gentle", "simple", "detailed", "honest", "helpful", "structured", "friendly",
@@ -95,8 +103,55 @@ class GenInfo:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ScoreInfo:
+    """What a pointwise scoring function sees: the question and the one response to score."""
+
+    question: str
+    response: str
+    structured: bool
+    protocol: Protocol
+    body: dict[str, Any]
+
+
 JudgeFn = Callable[[JudgeInfo], str | dict[str, Any]]
 GenerateFn = Callable[[GenInfo], str]
+ScoreFn = Callable[[ScoreInfo], str | dict[str, Any]]
+
+
+def default_score(info: ScoreInfo) -> str | dict[str, Any]:
+    """1 + one point per 5 words, at most 10: longer responses score higher, the same text the same."""
+    score = min(10, 1 + len(info.response.split()) // 5)
+    reasoning = f"{len(info.response.split())} words."
+    return {"score": score, "reasoning": reasoning} if info.structured else f"SCORE: {score}\nREASONING: {reasoning}"
+
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+_LABEL_VALUE = re.compile(r'"preference"\s*:\s*"')
+
+
+def fake_logprobs(text: str, label_probs: dict[str, float] | None, top: int) -> dict[str, Any]:
+    """``choices[0].logprobs`` for ``text``: certain tokens, except the verdict label's (see the module doc)."""
+    match = _LABEL_VALUE.search(text)
+    label_at = match.end() if match else -1
+    content, offset = [], 0
+    for token in _TOKEN.findall(text):
+        alternatives = [(token, 0.0)]
+        if offset == label_at and token in ("A", "B", "tie"):
+            probs = dict(label_probs or {})
+            if not probs:
+                other = {"A": "B", "B": "A"}.get(token, "A")
+                probs = {token: DEFAULT_LABEL_PROB, other: 1 - DEFAULT_LABEL_PROB}
+            ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+            alternatives = [(t, math.log(p)) for t, p in ranked if p > 0]
+            if token not in dict(alternatives):
+                alternatives.append((token, math.log(1e-6)))
+        chosen_lp = dict(alternatives)[token]
+        content.append({"token": token, "logprob": chosen_lp, "bytes": list(token.encode()),
+                        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}
+                                         for t, lp in alternatives[:max(top, 1)]]})
+        offset += len(token)
+    return {"content": content, "refusal": None}
 
 
 def default_judge(info: JudgeInfo) -> str | dict[str, Any]:
@@ -284,13 +339,14 @@ class FakeLLMServer:
     """
 
     def __init__(self, *, judge_fn: JudgeFn | None = None, generate_fn: GenerateFn | None = None,
-                 latency_s: float = 0.0, rpm_limit: int | None = None,
+                 score_fn: ScoreFn | None = None, latency_s: float = 0.0, rpm_limit: int | None = None,
                  fail_plan: Iterable[FailEntry] | None = None, rate_window_s: float = RATE_WINDOW_S,
                  retry_after_s: float = 0, batch_polls: int = 1, fault_rate: float = 0.0,
                  fault_kinds: Iterable[FailEntry] = FAULT_KINDS, judge_prose_rate: float = 0.0,
                  fault_seed: int = 0):
         self.judge_fn: JudgeFn = judge_fn or default_judge
         self.generate_fn: GenerateFn = generate_fn or default_generate
+        self.score_fn: ScoreFn = score_fn or default_score
         self.latency_s = latency_s
         self.rpm_limit = rpm_limit
         self.rate_window_s = rate_window_s
@@ -338,6 +394,10 @@ class FakeLLMServer:
     def set_generate_fn(self, fn: GenerateFn | None) -> None:
         """Answer generation requests with ``fn`` (``None`` restores the default generator)."""
         self.generate_fn = fn or default_generate
+
+    def set_score_fn(self, fn: ScoreFn | None) -> None:
+        """Answer pointwise scoring requests with ``fn`` (``None`` restores the default scorer)."""
+        self.score_fn = fn or default_score
 
     def reset(self) -> None:
         """Forget recorded requests, the rate-limit window, the 429 count and the fault counts."""
@@ -684,14 +744,22 @@ class FakeLLMServer:
             structured = fmt.get("type") == "json_schema"
             max_tokens = body.get("max_tokens")
 
+        label_probs = None
         if "<response_a>" in prompt and "<response_b>" in prompt:
             verdict = self.judge_fn(JudgeInfo(
                 question=_tagged(prompt, "question"), response_a=_tagged(prompt, "response_a"),
                 response_b=_tagged(prompt, "response_b"), structured=structured, protocol=protocol, body=body,
             ))
+            if isinstance(verdict, dict):
+                label_probs = verdict.get("_label_probs")
+                verdict = {k: v for k, v in verdict.items() if not k.startswith("_")}
             text = verdict if isinstance(verdict, str) else json.dumps(verdict)
             if live and self._prose_instead():
                 text = JUDGE_PROSE
+        elif "<response>" in prompt:
+            scored = self.score_fn(ScoreInfo(question=_tagged(prompt, "question"), response=_tagged(prompt, "response"),
+                                             structured=structured, protocol=protocol, body=body))
+            text = scored if isinstance(scored, str) else json.dumps(scored)
         else:
             text = self.generate_fn(GenInfo(
                 prompt=prompt, system=system, temperature=body.get("temperature"), top_p=body.get("top_p"),
@@ -710,7 +778,8 @@ class FakeLLMServer:
                 "choices": [{
                     "index": 0,
                     "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
+                    "logprobs": fake_logprobs(text, label_probs, int(body.get("top_logprobs") or 1))
+                    if body.get("logprobs") else None,
                     "finish_reason": "length" if truncated else "stop",
                 }],
                 "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
