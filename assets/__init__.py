@@ -5,6 +5,7 @@
 - ``publishing.py``: each batch's export and the combined dataset
 - ``audit.py``: verdict history, each batch's audit and the audit over every batch
 - ``resources.py``: where a run writes and its LLM call session; ``storage.py``: the DuckDB IO manager
+- ``staleness.py``: the ``judge_is_current`` check on judgments and everything downstream
 - ``partitions.py``, ``jobs.py``: prompt batches and the jobs sensors launch
 """
 
@@ -17,9 +18,11 @@ def build_pipeline_assets(config: PipelineConfig) -> list:
     from assets.checks import build_stage_checks
     from assets.pipeline import build_chain_assets
     from assets.publishing import build_publishing_assets
+    from assets.staleness import build_judge_current_check
 
-    return [*build_chain_assets(config), *build_stage_checks(config), *build_publishing_assets(config),
-            *build_audit_assets(config)]
+    built = [*build_chain_assets(config), *build_stage_checks(config), *build_publishing_assets(config),
+             *build_audit_assets(config)]
+    return [*built, build_judge_current_check(config, built)]
 
 
 __all__ = ["build_pipeline_assets"]

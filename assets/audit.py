@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 from filelock import FileLock
 
+from assets.metadata import plotted_figures
 from assets.partitions import PROMPT_BATCHES
 from assets.resources import PipelineHome
 from pref_pipeline import audit as audit_lib
@@ -72,6 +73,7 @@ def build_audit_assets(config: PipelineConfig) -> list:
         for flag in figures["flags"]:
             context.log.warning(flag)
         return dg.MaterializeResult(metadata={
+            **plotted_figures(audit_lib.headline_figures(figures)),  # per judge and drift too: plots over time
             "report": dg.MetadataValue.md(audit_lib.render_markdown(figures, images)),
             "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
             "length_bias.flagged": figures["length_bias"]["flagged"],

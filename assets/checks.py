@@ -8,6 +8,7 @@ that step owns.
 """
 
 
+import time
 import warnings
 
 import dagster as dg
@@ -35,10 +36,13 @@ PAIRS_GATE = dg.AssetCheckSpec(
 
 
 def gate_check_result(stage: str, frame: pd.DataFrame, gate: gates.GateResult, *, check_name: str | None = None,
-                      quarantined: int | None = None, cause: str | None = None) -> dg.AssetCheckResult:
+                      quarantined: int | None = None, cause: str | None = None,
+                      seconds: float | None = None) -> dg.AssetCheckResult:
     """The check result of one gate: pass/fail (ERROR severity) and what a person needs to see why; ``cause``
     says it in the user's terms (``pref_pipeline.diagnosis``) ahead of the expectations' names."""
     metadata: dict = {"evaluated": gate.evaluated, "figures": dg.MetadataValue.json(gate.figures)}
+    if seconds is not None:  # the suite's own time (the first gate of a process also imports GX)
+        metadata["seconds"] = round(seconds, 3)
     description = gate.summary()
     if not gate.success and cause:
         description = f"{stage}: {cause} ({description.removeprefix(f'{stage}: ')})"
@@ -81,18 +85,24 @@ def build_stage_checks(config: PipelineConfig) -> list:
     @stage_check("prompts", "GX suite on prompts: columns, ids unique and present, prompt text not empty, "
                  "at least gates.min_prompts rows.")
     def prompts_gate(prompts: pd.DataFrame) -> dg.AssetCheckResult:
-        return gate_check_result("prompts", prompts, gates.validate_prompts(prompts, spec))
+        started = time.perf_counter()
+        gate = gates.validate_prompts(prompts, spec)
+        return gate_check_result("prompts", prompts, gate, seconds=time.perf_counter() - started)
 
     @stage_check("candidates", "GX suite on candidates: columns and types, unique ids, a text for every call that "
                  "did not fail, at least gates.min_candidates rows.")
     def candidates_gate(candidates: pd.DataFrame) -> dg.AssetCheckResult:
-        return gate_check_result("candidates", candidates, gates.validate_candidates(candidates, spec))
+        started = time.perf_counter()
+        gate = gates.validate_candidates(candidates, spec)
+        return gate_check_result("candidates", candidates, gate, seconds=time.perf_counter() - started)
 
     @stage_check("judgments", "GX suite on judgments: unique ids, verdicts in {A, B, tie}, orders in {xy, yx}, "
                  "confidence in [0, 1], a verdict wherever parsing succeeded, at least gates.min_judgments rows.")
     def judgments_gate(judgments: pd.DataFrame) -> dg.AssetCheckResult:
+        started = time.perf_counter()
         # When no configured strategy asks the judges (all labels by construction), no verdict is expected.
         judged = spec if asks_judges(config) else spec.model_copy(update={"min_judgments": 0})
-        return gate_check_result("judgments", judgments, gates.validate_judgments(judgments, judged))
+        gate = gates.validate_judgments(judgments, judged)
+        return gate_check_result("judgments", judgments, gate, seconds=time.perf_counter() - started)
 
     return [prompts_gate, candidates_gate, judgments_gate]

@@ -1,4 +1,5 @@
-"""What the asset pages show: short previews of rows, and the batch tag every stored row carries."""
+"""What the asset pages show: short previews of rows, the audit's figures as numbers the UI plots, and the batch
+tag every stored row carries."""
 
 
 import dagster as dg
@@ -33,3 +34,11 @@ def preview(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
 def tag_batch(frame: pd.DataFrame, context: dg.AssetExecutionContext) -> pd.DataFrame:
     """Every stored row says which prompt batch (partition) it belongs to."""
     return frame.assign(**{BATCH_COLUMN: context.partition_key})
+
+
+def plotted_figures(headline: dict) -> dict:
+    """The audit's headline figures (``pref_pipeline.audit.headline_figures``: overall, per judge, the latest
+    drift flip rate per judge) as numeric metadata, which the asset's Plots tab draws over its
+    materializations. A figure the audit could not compute is left out rather than stored as null (the report
+    says why it is missing)."""
+    return {key: value for key, value in headline.items() if value is not None}

@@ -17,7 +17,7 @@ import pandas as pd
 
 from assets.checks import PAIRS_GATE, gate_check_result
 from assets.column_schema import column_schema_metadata
-from assets.metadata import preview, table_md, tag_batch
+from assets.metadata import plotted_figures, preview, table_md, tag_batch
 from assets.partitions import PARTITION_METADATA, PROMPT_BATCHES
 from assets.resources import LLMCalls, PipelineHome
 from pref_pipeline import audit as audit_lib
@@ -199,7 +199,9 @@ def build_chain_assets(config: PipelineConfig) -> list:
                                        panel=panel_for(config))
         filtered = filter_pairs(built.pairs, built.comparisons, prompts, candidates, config.filters)
         pairs = tag_batch(filtered.pairs, context)
+        gate_started = time.perf_counter()
         gate = gates.validate_pairs(pairs, config.gates, judgments)
+        gate_seconds = time.perf_counter() - gate_started
         set_aside = [filtered.quarantine, rejected_prompt_rows(rejected_prompts),
                      gate_quarantine("preference_pairs", pairs, gate)]
         if gate.success and config.export.rebalance_length:
@@ -229,6 +231,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
             figures["flags"].insert(0, f"not published: {cause}")
         json_path, md_path = audit_lib.write_report(figures, home.paths().batch_reports(context.partition_key))
         yield dg.Output(None, output_name="batch_audit", metadata={
+            **plotted_figures(audit_lib.headline_figures(figures)),  # per judge too: plots over re-runs
             "pairs.kept": figures["pairs"]["kept"],
             "published": gate.success,
             "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
@@ -238,6 +241,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
             "audit_md": dg.MetadataValue.path(str(md_path)),
         })
         yield gate_check_result("preference_pairs", pairs, gate, check_name=PAIRS_GATE.name, cause=cause,
+                                seconds=gate_seconds,
                                 quarantined=int((quarantine["stage"] == "gate:preference_pairs").sum()))
 
     return [prompts, candidates, judgments, preference_pairs]

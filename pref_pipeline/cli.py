@@ -17,11 +17,12 @@ from pref_pipeline.paths import Home
 
 
 def _report_failures(what: str, result, audit_md: Path | None = None) -> int:
-    """Print why a batch's run failed (failed steps and checks); 1 if it failed, else 0."""
+    """Print why a batch's run failed (failed steps and checks); 1 if it failed, else 0. A check that only warns
+    (``judge_is_current`` while other batches wait for their turn) does not fail the run."""
     failed_checks = [
         f"{e.asset_key.to_user_string()}:{e.check_name}: {e.description or ''}"
         for e in result.get_asset_check_evaluations()
-        if not e.passed
+        if not e.passed and e.severity.value == "ERROR"
     ]
     if result.success and not failed_checks:
         return 0

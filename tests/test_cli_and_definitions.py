@@ -155,3 +155,23 @@ def test_dg_and_dagster_load_the_code_location(command, home, tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_a_bad_configuration_is_the_code_locations_error_without_stack_frames(home, tmp_path, monkeypatch):
+    """The error the UI shows for the code location (what the gRPC server serializes) is the configuration's
+    message, naming the file and key with its "did you mean", and no frames (tests/test_ui.py reads it over
+    GraphQL from a real `dagster dev`)."""
+    from dagster._utils.error import serializable_error_info_from_exc_info
+
+    from pref_pipeline.definitions import defs
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("generators:\n  - model: openai:x\n    temprature: 0.5\n")
+    monkeypatch.setenv("PREF_PIPELINE_CONFIG", str(config))
+    with pytest.raises(Exception) as raised:
+        defs()
+    shown = serializable_error_info_from_exc_info((raised.type, raised.value, raised.tb))
+    assert shown.stack == [] and shown.cause is None and shown.cls_name == "ConfigError"
+    assert f"invalid configuration in {config}" in shown.message
+    assert "generators[0].temprature: unknown key; did you mean `temperature`?" in shown.message
+    assert "PREF_PIPELINE_CONFIG" in shown.message

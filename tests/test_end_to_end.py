@@ -141,7 +141,7 @@ def test_openai_provider_end_to_end(home, prompts_file):
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"] == VERDICT_SCHEMA
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"prompts_gate": True, "candidates_gate": True, "judgments_gate": True,
-                      "preference_pairs_gate": True}
+                      "preference_pairs_gate": True, "judge_is_current": True}
 
 
 def test_anthropic_provider_end_to_end(home, prompts_file):

@@ -98,7 +98,8 @@ def test_the_good_run_publishes_with_checks_plots_and_recency_weight(published):
     result, audit = published["result"], published["audit"]
     assert result.success
     assert {name: e.passed for name, e in checks(result).items()} == {
-        "prompts_gate": True, "candidates_gate": True, "judgments_gate": True, "preference_pairs_gate": True}
+        "prompts_gate": True, "candidates_gate": True, "judgments_gate": True, "preference_pairs_gate": True,
+        "judge_is_current": True}
     assert {"preference_pairs_export", "audit_report", "judgment_history", "quarantine"} <= materialized(result)
     rows = [json.loads(line) for line in (published["home"] / "exports" / "preference_pairs.jsonl").read_text().splitlines()]
     assert rows and len(rows) == audit["pairs"]["kept"]

@@ -17,6 +17,7 @@ from pref_pipeline.config import parse_config
 from pref_pipeline.definitions import build_definitions
 from pref_pipeline.paths import SCHEMA, Home
 from sensors.judge_change import build_judge_change_sensor, last_judge_version
+from sensors.judge_staleness import build_judge_staleness_sensor
 from sensors.prompt_batches import build_prompt_batches_sensor
 from sensors.schedules import build_refresh_schedule
 from tests.conftest import resources
@@ -191,6 +192,19 @@ def test_backfill_after_a_judge_change_reports_drift(judged_batch, home):
     assert all(c["flip_rate"] == 1.0 for c in transition["by_category"])
     assert [v["judge_model"] for v in audit["drift"]["versions"]] == ["openai:judge", "openai:judge-2"]
 
+    # The same figures as numeric metadata, which the UI plots over materializations: drift and each judge's.
+    def latest_metadata(asset: str) -> dict:
+        [record] = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
+        return {key: value.value for key, value in record.asset_materialization.metadata.items()}
+
+    report = latest_metadata("audit_report")
+    assert report["drift.latest_flip_rate.openai:judge-2"] == 1.0
+    assert report["position_bias.consistency_rate.openai:judge-2"] == audit["position_bias"]["by_judge"][0][
+        "consistency_rate"]
+    assert isinstance(report["position_bias.first_position_win_rate.openai:judge-2"], float)
+    batch = latest_metadata("batch_audit")
+    assert isinstance(batch["position_bias.consistency_rate.openai:judge-2"], float)
+
 
 def test_prompt_file_changed_back_runs_again(tmp_path):
     """A -> B -> A: every change is a run with a key never used before (Dagster drops a repeated key)."""
@@ -249,3 +263,58 @@ def test_judge_switched_back_is_rejudged(judged_batch):
         assert last_judge_version(instance, "prompts") == judge_code_version(config)
     assert len(set(keys)) == 2 and all(key.startswith("rejudge:prompts:") for key in keys)
     assert not tick(build_judge_change_sensor(lambda: original), instance, cursor).run_requests
+
+
+JUDGED = {"judgments", "judgment_history", "comparisons", "preference_pairs", "quarantine", "batch_audit",
+          "preference_pairs_export", "preference_dataset", "audit_report"}
+
+
+def staleness_tick(instance: dg.DagsterInstance, config) -> dict[str, dg.AssetCheckEvaluation]:
+    """One tick of judge_staleness_sensor; its check evaluations are stored as the daemon stores them."""
+    result = build_judge_staleness_sensor(lambda: config)(
+        dg.build_sensor_context(instance=instance, definitions=build_definitions(config, Home.from_env())))
+    events = result.asset_events if isinstance(result, dg.SensorResult) else []
+    for event in events:
+        instance.report_runless_asset_event(event)
+    return {e.asset_key.to_user_string(): e for e in events}
+
+
+def latest_checks(instance: dg.DagsterInstance) -> dict[str, dg.AssetCheckEvaluation]:
+    keys = [dg.AssetCheckKey(dg.AssetKey(name), "judge_is_current") for name in JUDGED]
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    return {key.asset_key.to_user_string(): record.event.asset_check_evaluation for key, record in records.items()}
+
+
+def test_a_judge_change_marks_judgments_and_everything_downstream_stale(judged_batch):
+    """judge_is_current on judgments and every asset below it: passes after the run, warns (naming the batch and the
+    judge it was judged by) once the configured judge differs, stays stale downstream while only judgments are
+    re-made, and passes again after the rejudge run; the sensor reports only what changed."""
+    instance, original, config_with, _ = judged_batch
+    assert set(latest_checks(instance)) == JUDGED  # evaluated at the end of the run
+    assert all(e.passed for e in latest_checks(instance).values())
+    assert staleness_tick(instance, original) == {}  # already says what is true
+
+    changed = config_with("harmlessness")
+    old_fp, new_fp = judge_code_version(original), judge_code_version(changed)
+    marked = staleness_tick(instance, changed)
+    assert set(marked) == JUDGED
+    for name, evaluation in marked.items():
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN, name
+        assert f"prompts (judged by {old_fp})" in evaluation.description
+        assert f"configured judge {new_fp} (openai:judge)" in evaluation.description
+    assert staleness_tick(instance, changed) == {}  # nothing new to say
+
+    rejudge = build_definitions(changed, Home.from_env()).resolve_job_def("rejudge")
+    assert rejudge.execute_in_process(instance=instance, partition_key="prompts",
+                                      asset_selection=[dg.AssetKey("judgments")]).success
+    after_judgments = staleness_tick(instance, changed)
+    assert latest_checks(instance)["judgments"].passed  # evaluated in that run
+    assert set(after_judgments) == JUDGED - {"judgments"}
+    for name, evaluation in after_judgments.items():
+        assert not evaluation.passed, name
+        assert "prompts (made before the batch's latest verdicts)" in evaluation.description or \
+            "prompts (re-judged after this roll-up was made)" in evaluation.description, evaluation.description
+
+    assert rejudge.execute_in_process(instance=instance, partition_key="prompts").success
+    assert all(e.passed for e in latest_checks(instance).values())
+    assert staleness_tick(instance, changed) == {}

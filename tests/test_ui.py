@@ -6,19 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
 from tests.conftest import SAMPLE_PROMPTS
+from tests.dagster_dev import dagster_dev, graphql, wait_for_runs
 from tests.fakes import FakeLLMServer
 
 pytestmark = pytest.mark.slow
@@ -32,35 +28,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 ASSETS = ["prompts", "rejected_prompts", "candidates", "judgments", "judgment_history", "comparisons",
           "preference_pairs", "quarantine", "preference_pairs_export", "batch_audit", "preference_dataset",
           "audit_report"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def graphql(base: str, query: str, variables: dict | None = None) -> dict:
-    response = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
-    assert response.status_code == 200, f"{response.status_code}: {response.text[:3000]}"
-    body = response.json()
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
-RUNS_QUERY = """query Runs($filter: RunsFilter) { runsOrError(filter: $filter) {
-  ... on Runs { results { runId status tags { key value } } } } }"""
-
-
-def wait_for_runs(base: str, run_filter: dict, count: int, timeout_s: float = 240) -> list[dict]:
-    """Block until ``count`` runs matching the filter have finished; return them."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        runs = graphql(base, RUNS_QUERY, {"filter": run_filter})["runsOrError"]["results"]
-        if len(runs) >= count and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
-            return runs
-        time.sleep(2)
-    raise AssertionError(f"runs {run_filter} did not finish in {timeout_s} s: {runs}")
 
 
 @pytest.fixture(scope="module")
@@ -84,35 +51,8 @@ def dagster_ui(tmp_path_factory):
                "PREF_PIPELINE_CONFIG": str(config)}
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             instance.add_dynamic_partitions(PROMPT_BATCHES.name, ["prompts"])
-        port = _free_port()
-        log = (base_dir / "dagster-dev.log").open("wb")
-        # Its own session and default signal handling, so SIGINT stops it and its children.
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-             "-p", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert process.poll() is None, (base_dir / "dagster-dev.log").read_text()[-3000:]
-                try:
-                    if httpx.get(f"{base}/server_info", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "dagster dev did not start in 180 s"
-                time.sleep(1)
+        with dagster_dev(env, base_dir / "dagster-dev.log") as base:
             yield {"base": base, "pref_home": pref_home, "server": server}
-        finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log.close()
 
 
 @pytest.fixture(scope="module")
