@@ -139,8 +139,10 @@ class JudgeSpec(ModelSpec):
     # A built-in rubric (pref_pipeline/rubrics/<name>.md) or a path to a rubric file: the criteria as text.
     rubric: str | None = None
     rule: Literal["prefer_concise", "no_refusal_of_safe_requests", "reference_match"] | None = None
-    # Ask for the A/B token log-probabilities (confidence from their margin). Unset: on for openai: and
-    # local: judges, off for anthropic: (its API has none). Set false for a model that refuses logprobs.
+    # Ask for the A/B token log-probabilities (confidence from their margin). Unset: on for openai: judges,
+    # off for anthropic: (its API has none) and local: (the in-process model is loaded without logits for
+    # every token; serve it with llama_cpp.server and use openai: with base_url for logprobs). Set false for
+    # a model that refuses logprobs.
     logprobs: bool | None = None
     max_tokens: Annotated[int, Field(ge=1, le=32768)] | None = 512
     criteria: str = DEFAULT_CRITERIA
@@ -206,11 +208,18 @@ class JudgeSpec(ModelSpec):
     def is_rule(self) -> bool:
         return self.type == "rule"
 
+    @model_validator(mode="after")
+    def _local_judges_have_no_logprobs(self) -> JudgeSpec:
+        if self.logprobs and self.provider == "local":
+            raise ValueError("logprobs: the in-process local: model returns no log-probabilities; serve it with "
+                             "`python -m llama_cpp.server` and use openai: with base_url for logprobs")
+        return self
+
     @property
     def wants_logprobs(self) -> bool:
         if self.logprobs is not None:
             return self.logprobs
-        return self.provider in ("openai", "local")
+        return self.provider == "openai"
 
     def rubric_text(self) -> str | None:
         """The rubric's text (a built-in one from the package), or None."""
