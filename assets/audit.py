@@ -11,6 +11,7 @@ import time
 
 import dagster as dg
 import pandas as pd
+from filelock import FileLock
 
 from assets.metadata import plotted_figures
 from assets.partitions import PROMPT_BATCHES
@@ -58,8 +59,11 @@ def build_audit_assets(config: PipelineConfig) -> list:
     def audit_report(context: dg.AssetExecutionContext, home: PipelineHome) -> dg.MaterializeResult:
         started = time.perf_counter()
         paths = home.paths()
-        figures = audit_lib.audit_database(paths.database, band=band)
-        json_path, md_path = audit_lib.write_report(figures, paths.reports, plots=config.audit.plots)
+        # Read and written under one lock: when two runs roll up at once, the later reads every batch both
+        # stored, and an earlier read can no longer overwrite a newer report.
+        with FileLock(str(paths.reports / ".audit.lock")):
+            figures = audit_lib.audit_database(paths.database, band=band)
+            json_path, md_path = audit_lib.write_report(figures, paths.reports, plots=config.audit.plots)
         images = {}
         if config.audit.plots:
             from pref_pipeline.audit.plots import PLOTS, data_uri

@@ -18,6 +18,7 @@ from assets.metadata import table_md
 from assets.partitions import PROMPT_BATCHES
 from pref_pipeline import gates
 from pref_pipeline.config import PipelineConfig
+from pref_pipeline.generation import asks_judges
 
 SHOWN_COLUMNS = {
     "prompts": ["prompt_id", "category", "prompt"],
@@ -99,7 +100,9 @@ def build_stage_checks(config: PipelineConfig) -> list:
                  "confidence in [0, 1], a verdict wherever parsing succeeded, at least gates.min_judgments rows.")
     def judgments_gate(judgments: pd.DataFrame) -> dg.AssetCheckResult:
         started = time.perf_counter()
-        gate = gates.validate_judgments(judgments, spec)
+        # When no configured strategy asks the judges (all labels by construction), no verdict is expected.
+        judged = spec if asks_judges(config) else spec.model_copy(update={"min_judgments": 0})
+        gate = gates.validate_judgments(judgments, judged)
         return gate_check_result("judgments", judgments, gate, seconds=time.perf_counter() - started)
 
     return [prompts_gate, candidates_gate, judgments_gate]

@@ -28,9 +28,10 @@ from pref_pipeline.config import PipelineConfig, generator_label
 from pref_pipeline.diagnosis import pairs_gate_cause
 from pref_pipeline.filters import filter_pairs, rebalance_length
 from pref_pipeline.quarantine import gate_quarantine, quarantine_frame, reason_counts
-from pref_pipeline.generation import generate_candidates
+from pref_pipeline.generation import generate_candidates, plan_comparisons
 from pref_pipeline.judging import judge_code_version
 from pref_pipeline.judging.comparisons import judge_comparisons
+from pref_pipeline.judging.panel import panel_for
 from pref_pipeline.locks import batch_step_lock
 from pref_pipeline.pairs import build_preference_pairs
 from pref_pipeline.sources import load_prompts
@@ -132,6 +133,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
             "failed_calls": int(frame["error"].notna().sum()),
             "output_tokens": int(ok["output_tokens"].fillna(0).sum()),
             "by_strategy": dg.MetadataValue.json(frame["strategy"].value_counts().to_dict()),
+            "by_role": dg.MetadataValue.json(frame["role"].value_counts().to_dict()),
             "by_generator": dg.MetadataValue.json(frame["generator_label"].value_counts().to_dict()),
             "generators": dg.MetadataValue.json([generator_label(g) for g in config.generators]),
             **usage_metadata(generated.usage),  # llm_calls, llm_cached_calls, tokens, llm_cost_usd, per model
@@ -193,7 +195,8 @@ def build_chain_assets(config: PipelineConfig) -> list:
         """Pairs from the verdicts, the filters, the pairs gate and (optionally) length rebalancing; every row
         that is not published goes to ``quarantine`` with its reason; and this batch's audit, published or not."""
         started = time.perf_counter()
-        built = build_preference_pairs(prompts, candidates, judgments)
+        built = build_preference_pairs(prompts, candidates, judgments, plan_comparisons(candidates, config, prompts),
+                                       panel=panel_for(config))
         filtered = filter_pairs(built.pairs, built.comparisons, prompts, candidates, config.filters)
         pairs = tag_batch(filtered.pairs, context)
         gate_started = time.perf_counter()
@@ -210,6 +213,8 @@ def build_chain_assets(config: PipelineConfig) -> list:
         comparisons = tag_batch(built.comparisons, context)
         yield dg.Output(pairs, output_name="preference_pairs", metadata={
             "dagster/row_count": len(pairs),
+            "by_generation_method": dg.MetadataValue.json(pairs["generation_method"].value_counts().astype(int).to_dict()),
+            "by_label_source": dg.MetadataValue.json(pairs["label_source"].value_counts().astype(int).to_dict()),
             "preview": preview(pairs, ["prompt", "chosen", "rejected", "confidence"]),
             "seconds": round(time.perf_counter() - started, 3),
         })

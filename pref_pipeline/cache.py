@@ -39,6 +39,8 @@ def request_key(provider: str, model_name: str, response_format: str, request: C
         "schema_name": request.schema_name if request.json_schema is not None else None,
         "response_format": response_format if request.json_schema is not None else None,
     }
+    if request.logprobs:  # only when asked, so every earlier key stays valid
+        identity["logprobs"] = request.logprobs
     blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -15,7 +15,7 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,6 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 PROVIDERS = ("openai", "anthropic", "local")
 DEFAULT_LOCAL_MODEL = "local:smollm2-135m"
 DEFAULT_CRITERIA = "helpfulness_and_clarity"
+# Issue 11: judge types, rule judges (no model) and the built-in rubrics (pref_pipeline/rubrics/*.md).
+JUDGE_KINDS = ("pairwise", "pointwise", "rule")
+RULES = ("prefer_concise", "no_refusal_of_safe_requests", "reference_match")
+RULE_PROVIDER = "rule"  # a rule judge's model is named rule:<rule>; it makes no call
+RUBRICS_DIR = Path(__file__).parent / "rubrics"
+BUILTIN_RUBRICS = ("helpfulness", "harmlessness", "honesty", "accuracy", "completeness", "clarity",
+                   "appropriateness")
 
 
 class ConfigError(ValueError):
@@ -42,6 +49,7 @@ class ModelSpec(_Strict):
     """
 
     model: str
+    _providers: ClassVar[tuple[str, ...]] = PROVIDERS
     base_url: str | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
@@ -68,7 +76,7 @@ class ModelSpec(_Strict):
         provider, sep, name = value.partition(":")
         if not sep or not name:
             raise ValueError(f"model must be 'provider:name' (providers: {', '.join(PROVIDERS)}), got {value!r}")
-        if provider not in PROVIDERS:
+        if provider not in cls._providers:
             close = difflib.get_close_matches(provider, PROVIDERS, n=1)
             hint = f"did you mean {close[0]}:{name}? " if close else ""
             raise ValueError(f"unknown provider {provider!r} in {value!r}; {hint}use one of {', '.join(PROVIDERS)}")
@@ -122,8 +130,20 @@ class GeneratorSpec(ModelSpec):
 
 
 class JudgeSpec(ModelSpec):
-    """A model that compares two responses. Its fingerprint is stored with every verdict."""
+    """A judge: a model that compares two responses (``pairwise``) or scores one (``pointwise``), or a
+    named rule with no model (``rule``). Its fingerprint is stored with every verdict."""
 
+    _providers: ClassVar[tuple[str, ...]] = (*PROVIDERS, RULE_PROVIDER)
+    type: Literal["pairwise", "pointwise", "rule"] = "pairwise"
+    weight: Annotated[float, Field(gt=0.0)] = 1.0  # its vote under judging.aggregation: weighted
+    # A built-in rubric (pref_pipeline/rubrics/<name>.md) or a path to a rubric file: the criteria as text.
+    rubric: str | None = None
+    rule: Literal["prefer_concise", "no_refusal_of_safe_requests", "reference_match"] | None = None
+    # Ask for the A/B token log-probabilities (confidence from their margin). Unset: on for openai: judges,
+    # off for anthropic: (its API has none) and local: (the in-process model is loaded without logits for
+    # every token; serve it with llama_cpp.server and use openai: with base_url for logprobs). Set false for
+    # a model that refuses logprobs.
+    logprobs: bool | None = None
     max_tokens: Annotated[int, Field(ge=1, le=32768)] | None = 512
     criteria: str = DEFAULT_CRITERIA
     # A custom judge prompt; must contain {question}, {response_a}, {response_b} and {criteria}.
@@ -133,10 +153,31 @@ class JudgeSpec(ModelSpec):
 
     @model_validator(mode="before")
     @classmethod
-    def _greedy_by_default(cls, data: Any) -> Any:
-        """Judges decode greedily unless told otherwise, where the provider takes a temperature."""
-        if isinstance(data, dict) and "temperature" not in data and not str(data.get("model", "")).startswith("anthropic:"):
-            return {**data, "temperature": 0.0}
+    def _judge_defaults(cls, data: Any) -> Any:
+        """A rule judge is named ``rule:<rule>`` and takes no model; criteria default to the rubric's or
+        rule's name; model judges decode greedily unless told otherwise (where the provider takes a
+        temperature)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("type") == "rule":
+            rule = data.get("rule")
+            if not rule:
+                raise ValueError(f"a rule judge needs `rule` (one of {', '.join(RULES)})")
+            model = data.get("model")
+            if model is not None and model != f"{RULE_PROVIDER}:{rule}":
+                raise ValueError(f"a rule judge has no model (remove `model: {model}`)")
+            data["model"] = f"{RULE_PROVIDER}:{rule}"
+            data.setdefault("criteria", str(rule))
+            return data
+        if data.get("rule") is not None:
+            raise ValueError("`rule` is only for judges with `type: rule`")
+        if str(data.get("model", "")).startswith(f"{RULE_PROVIDER}:"):
+            raise ValueError("rule: is not a model provider; write `type: rule` and `rule: <name>`")
+        if data.get("rubric") and "criteria" not in data:
+            data["criteria"] = Path(str(data["rubric"])).stem
+        if "temperature" not in data and not str(data.get("model", "")).startswith("anthropic:"):
+            data["temperature"] = 0.0
         return data
 
     @field_validator("template")
@@ -147,6 +188,59 @@ class JudgeSpec(ModelSpec):
             if missing:
                 raise ValueError(f"template lacks {', '.join(missing)}")
         return value
+
+    @field_validator("rubric")
+    @classmethod
+    def _known_rubric(cls, value: str | None) -> str | None:
+        if value is not None and value not in BUILTIN_RUBRICS and not Path(value).is_file():
+            raise ValueError(f"rubric {value!r} is neither a built-in rubric ({', '.join(BUILTIN_RUBRICS)}) "
+                             "nor an existing file")
+        return value
+
+    @model_validator(mode="after")
+    def _type_fits(self) -> JudgeSpec:
+        if self.type == "pointwise" and self.template is not None:
+            raise ValueError("template: a custom template is for pairwise judges (pointwise judges use "
+                             "judging/templates/pointwise.jinja)")
+        return self
+
+    @property
+    def is_rule(self) -> bool:
+        return self.type == "rule"
+
+    @model_validator(mode="after")
+    def _local_judges_have_no_logprobs(self) -> JudgeSpec:
+        if self.logprobs and self.provider == "local":
+            raise ValueError("logprobs: the in-process local: model returns no log-probabilities; serve it with "
+                             "`python -m llama_cpp.server` and use openai: with base_url for logprobs")
+        return self
+
+    @property
+    def wants_logprobs(self) -> bool:
+        if self.logprobs is not None:
+            return self.logprobs
+        return self.provider == "openai"
+
+    def rubric_text(self) -> str | None:
+        """The rubric's text (a built-in one from the package), or None."""
+        if self.rubric is None:
+            return None
+        path = RUBRICS_DIR / f"{self.rubric}.md" if self.rubric in BUILTIN_RUBRICS else Path(self.rubric)
+        return path.read_text(encoding="utf-8")
+
+
+class JudgingSpec(_Strict):
+    """How the judges' verdicts become one decision per comparison (``pref_pipeline/judging/panel.py``).
+
+    ``unanimous``: every judge must prefer the same response in both orders (one dissent blocks the pair).
+    ``majority``: more than half of the votes cast; ``weighted``: more than half of the weight cast (each
+    judge's ``weight``). In both, a judge inconsistent across orders (or failing, or a rule that does not
+    apply) abstains rather than voting.
+    """
+
+    aggregation: Literal["unanimous", "majority", "weighted"] = "unanimous"
+
+
 
 
 class PromptSource(_Strict):
@@ -247,6 +341,136 @@ class PriceSpec(_Strict):
     output_per_mtok: Annotated[float, Field(ge=0.0)]
 
 
+# --------------------------------------------------------------------------- strategies (issue 10)
+# One class per generation method (``pref_pipeline/strategies/``), told apart by ``method``. A strategy's
+# ``model`` (a generator spec) may be left out: the first of ``generators``.
+
+RULE_EDITS = ("delete", "substitute", "insert")
+HHH_PRINCIPLES = ("helpful", "honest", "harmless")
+
+
+class _StrategySpec(_Strict):
+    """Keys every strategy has."""
+
+    # Prompts of a batch this strategy runs on (the first N, in batch order); unset: all of them.
+    max_prompts: Annotated[int, Field(ge=1)] | None = None
+
+
+def _no_none_model(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() == "none":
+        raise ValueError("`model: none` (edits made by rules, no LLM) is only for gold_corruption; give a model "
+                         "spec, or leave model out to use the first of generators")
+    return value
+
+
+class _ModelStrategySpec(_StrategySpec):
+    model: GeneratorSpec | None = None  # unset: the first of ``generators``
+
+    _model_not_none = field_validator("model", mode="before")(classmethod(lambda cls, v: _no_none_model(v)))
+
+
+class SamplingStrategySpec(_StrategySpec):
+    """Candidates from ``generators``, ``candidates_per_prompt`` per prompt; the judges pick (no winner known)."""
+
+    method: Literal["sampling"]
+
+
+class StrongVsWeakSpec(_StrategySpec):
+    """ALMoST / orca_dpo_pairs: the strong model's answer is chosen over the weak model's.
+
+    Unset, ``strong`` is the first generator at temperature 0.3 with a careful system prompt and ``weak``
+    the same model at temperature 1.3 told to be brief and sloppy (a weak contrast on one small model).
+    """
+
+    method: Literal["strong_vs_weak"]
+    strong: GeneratorSpec | None = None
+    weak: GeneratorSpec | None = None
+    confirm: bool = False  # true: the judges also compare; disagreements are quarantined
+
+    _strong_not_none = field_validator("strong", "weak", mode="before")(
+        classmethod(lambda cls, v: _no_none_model(v)))
+
+
+class FewShotContrastSpec(_ModelStrategySpec):
+    """ALMoST: an answer written after good demonstrations beats one written after poor ones."""
+
+    method: Literal["few_shot_contrast"]
+    shots: Annotated[int, Field(ge=1, le=8)] = 3  # good demonstrations in the chosen answer's prompt
+
+
+class CritiqueReviseSpec(_ModelStrategySpec):
+    """Constitutional AI: answer, critique against a principle, revise; the revision is chosen."""
+
+    method: Literal["critique_revise"]
+    principles: Annotated[list[str], Field(min_length=1)] | None = None  # unset: the built-in constitution
+
+
+class GoldCorruptionSpec(_StrategySpec):
+    """AutoPM in-depth: the prompt's ``reference`` is chosen over a subtly corrupted copy of it."""
+
+    method: Literal["gold_corruption"]
+    model: GeneratorSpec | Literal["none"] | None = None  # "none": the edits are made by rules, no LLM
+    edits: Annotated[list[Literal["delete", "substitute", "insert"]], Field(min_length=1)] = Field(
+        default_factory=lambda: list(RULE_EDITS))
+    # Bounds on an LLM-edited copy (word 3-shingle Jaccard similarity to the reference, and length ratio in
+    # words): not identical, not a different text, not nonsense. Outside them: no pair, quarantined.
+    min_similarity: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    max_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    min_length_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    max_length_ratio: Annotated[float, Field(ge=1.0)] = 1.5
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _none_spelled_any_case(cls, value: Any) -> Any:
+        return "none" if isinstance(value, str) and value.strip().lower() == "none" else value
+
+
+class HhhContrastSpec(_ModelStrategySpec):
+    """AutoPM in-breadth: an answer told to follow a principle beats one told to violate it."""
+
+    method: Literal["hhh_contrast"]
+    principles: Annotated[list[Literal["helpful", "honest", "harmless"]], Field(min_length=1)] = Field(
+        default_factory=lambda: list(HHH_PRINCIPLES))
+
+
+class HumanVsModelSpec(_ModelStrategySpec):
+    """The prompt's ``reference`` (human-written) against a model answer; the judges decide."""
+
+    method: Literal["human_vs_model"]
+
+
+class ScoreExtremesSpec(_StrategySpec):
+    """``score_extremes`` (issue 11): candidates scored 1-10 by the ``type: pointwise`` judges; the highest is
+    chosen over the lowest when they are at least ``min_margin`` points apart (otherwise no pair: quarantined)."""
+
+    method: Literal["score_extremes"]
+    min_margin: Annotated[float, Field(ge=0.0, le=9.0)] = 2.0
+    candidates: Annotated[int, Field(ge=2, le=16)] | None = None  # per prompt; default candidates_per_prompt
+
+
+STRATEGY_SPECS: dict[str, type[_StrategySpec]] = {
+    "sampling": SamplingStrategySpec, "strong_vs_weak": StrongVsWeakSpec, "few_shot_contrast": FewShotContrastSpec,
+    "critique_revise": CritiqueReviseSpec, "gold_corruption": GoldCorruptionSpec, "hhh_contrast": HhhContrastSpec,
+    "human_vs_model": HumanVsModelSpec, "score_extremes": ScoreExtremesSpec,
+}
+StrategySpec = Annotated[
+    SamplingStrategySpec | StrongVsWeakSpec | FewShotContrastSpec | CritiqueReviseSpec | GoldCorruptionSpec
+    | HhhContrastSpec | HumanVsModelSpec | ScoreExtremesSpec,
+    Field(discriminator="method"),
+]
+
+
+def embedded_default_strategies() -> list[dict[str, Any]]:
+    """What the embedded offline run (no ``generators`` given) uses: strategies whose labels hold whatever the
+    stand-in judge says (gold_corruption by rules, critique_revise, strong_vs_weak), plus sampling."""
+    return [
+        {"method": "sampling"},
+        {"method": "gold_corruption", "model": "none"},
+        {"method": "critique_revise", "max_prompts": 12},
+        {"method": "strong_vs_weak", "max_prompts": 12},
+    ]
+
+
 class PipelineConfig(_Strict):
     """Everything a run needs. The defaults are the embedded offline run."""
 
@@ -269,6 +493,8 @@ class PipelineConfig(_Strict):
         # agree by chance now and then, so the stand-in run yields a few pairs (the audit warns).
         default_factory=lambda: [JudgeSpec(model=DEFAULT_LOCAL_MODEL, temperature=1.0, max_tokens=96, parse_retries=1)]
     )
+    # Issue 11: how the judges' verdicts combine (unanimous, majority, weighted).
+    judging: JudgingSpec = Field(default_factory=JudgingSpec)
     max_prompts: Annotated[int, Field(ge=1)] | None = None
     # A run fails when more than this share of LLM calls still failed after retries.
     max_failure_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
@@ -284,6 +510,18 @@ class PipelineConfig(_Strict):
     # How a Dagster run executes its steps: all in one process (fast: no process start per step, GX and
     # the models loaded once), or each step in its own process (steps of one run in parallel).
     executor: Literal["in_process", "multiprocess"] = "in_process"
+    # Issue 10: how pairs are made, one entry per method (see STRATEGY_SPECS). Absent: [{method: sampling}]
+    # (judged samples of ``generators``); absent with no ``generators`` either (the embedded offline run):
+    # ``embedded_default_strategies()``.
+    strategies: Annotated[list[StrategySpec], Field(min_length=1)] = Field(
+        default_factory=lambda: [SamplingStrategySpec(method="sampling")])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_strategies(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "strategies" not in data and "generators" not in data:
+            return {**data, "strategies": embedded_default_strategies()}
+        return data
 
     @model_validator(mode="after")
     def _labels_unique(self) -> PipelineConfig:
@@ -291,6 +529,18 @@ class PipelineConfig(_Strict):
         if len(set(labels)) != len(labels):
             raise ValueError("generators must differ in model, sampling or label (give each a distinct 'label')")
         return self
+
+    @model_validator(mode="after")
+    def _score_extremes_needs_pointwise(self) -> PipelineConfig:
+        if any(s.method == "score_extremes" for s in self.strategies) and \
+                not any(j.type == "pointwise" for j in self.judges):
+            raise ValueError("strategies: score_extremes needs at least one judge with `type: pointwise`")
+        return self
+
+    @property
+    def model_judges(self) -> list[JudgeSpec]:
+        """The judges that call a model (rule judges make no call)."""
+        return [j for j in self.judges if not j.is_rule]
 
 
 def generator_label(spec: GeneratorSpec) -> str:
@@ -301,11 +551,13 @@ def generator_label(spec: GeneratorSpec) -> str:
     return f"{spec.model}[{params}]" if params else spec.model
 
 
-def judge_fingerprint(spec: JudgeSpec, template_text: str) -> str:
-    """A short hash of everything that decides a verdict: model, prompt template, criteria, sampling.
+def judge_fingerprint(spec: JudgeSpec, template_text: str, rubric_text: str | None = None) -> str:
+    """A short hash of everything that decides a verdict: model, type, prompt template, rubric, criteria,
+    sampling, and whether log-probabilities are asked for (they decide the confidence).
 
     Where the model is served (``base_url``), timeouts and retries do not change the verdict and are
-    left out, so moving a judge to another host keeps its identity.
+    left out, so moving a judge to another host keeps its identity; so is ``weight`` (it decides the
+    panel's vote, not this judge's verdict).
     """
     identity = {
         "model": spec.model,
@@ -315,15 +567,33 @@ def judge_fingerprint(spec: JudgeSpec, template_text: str) -> str:
         "sampling": spec.sampling(),
         "response_format": spec.response_format,
     }
+    if spec.type != "pairwise" or rubric_text is not None or spec.wants_logprobs:
+        identity |= {"type": spec.type, "rubric": rubric_text, "rule": spec.rule, "logprobs": spec.wants_logprobs}
     blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _without_tags(loc: tuple) -> tuple:
+    """``loc`` without the discriminator tags pydantic inserts after a strategy's index
+    (``("strategies", 0, "critique_revise", "principels")`` -> ``("strategies", 0, "principels")``)."""
+    out: list = []
+    for part in loc:
+        if (isinstance(part, str) and part in STRATEGY_SPECS and len(out) >= 2 and out[-2] == "strategies"
+                and isinstance(out[-1], int)):
+            out.append(("tag", part))
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The model that holds the key at ``loc``: ``("generators", 0, "temprature")`` -> GeneratorSpec."""
     model: type[BaseModel] | None = PipelineConfig
     annotation: Any = None
-    for part in loc[:-1]:
+    for part in _without_tags(loc)[:-1]:
+        if isinstance(part, tuple):  # a strategy's method: its spec class
+            model, annotation = STRATEGY_SPECS[part[1]], None
+            continue
         if isinstance(part, int):
             continue  # a list index: the element type is found below
         if model is not None and part in model.model_fields:
@@ -370,10 +640,20 @@ def _format_error(exc: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration in {origin}:"]
     for err in exc.errors():
         loc = ""
-        for part in err["loc"]:
+        for part in _without_tags(tuple(err["loc"])):
+            if isinstance(part, tuple):
+                continue  # a strategy's method tag: the index already names the entry
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
         if err["type"] == "extra_forbidden":
             message = "unknown key" + _did_you_mean(tuple(err["loc"]))
+        elif err["type"] == "union_tag_invalid":
+            tag = str((err.get("ctx") or {}).get("tag", ""))
+            close = difflib.get_close_matches(tag, list(STRATEGY_SPECS), n=1, cutoff=0.6)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            loc += ".method"
+            message = f"unknown method {tag!r}{hint} (methods: {', '.join(STRATEGY_SPECS)})"
+        elif err["type"] == "union_tag_not_found":
+            message = f"a strategy needs a `method` (one of {', '.join(STRATEGY_SPECS)})"
         elif err["type"] == "value_error":
             message = err["msg"].removeprefix("Value error, ")
         else:
@@ -393,6 +673,13 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>", base_dir
         for source in data["prompts"]:
             if isinstance(source, dict) and "path" in source and not Path(str(source["path"])).is_absolute():
                 source["path"] = str(base_dir / str(source["path"]))
+    if base_dir is not None and isinstance(data.get("judges"), list):
+        data["judges"] = [dict(j) if isinstance(j, dict) else j for j in data["judges"]]
+        for judge in data["judges"]:
+            rubric = judge.get("rubric") if isinstance(judge, dict) else None
+            if isinstance(rubric, str) and (rubric.endswith((".md", ".txt")) or "/" in rubric) \
+                    and not Path(rubric).is_absolute():
+                judge["rubric"] = str(base_dir / rubric)
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:

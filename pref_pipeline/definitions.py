@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -18,7 +19,7 @@ from pref_pipeline.config import ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 CONFIG_ENV = "PREF_PIPELINE_CONFIG"
 ROLLUPS = ("preference_dataset", "audit_report")  # not partitioned: built once over every batch
@@ -115,6 +116,29 @@ def was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
     return False
 
 
+def open_instance(setup: Callable[[dg.DagsterInstance], None] | None = None) -> dg.DagsterInstance:
+    """The instance of ``DAGSTER_HOME`` (created if missing) when set, else a throwaway one; ``setup`` runs on it.
+
+    Opening a persistent instance creates its SQLite storage on first use, and two processes doing that at
+    once race (``table runs already exists``, an ``alembic_version`` UNIQUE constraint): so storage creation
+    and ``setup`` (adding partitions: a check, then an insert) happen under a file lock in ``DAGSTER_HOME``.
+    """
+    if not os.environ.get("DAGSTER_HOME"):
+        instance = dg.DagsterInstance.ephemeral()
+        if setup is not None:
+            setup(instance)
+        return instance
+    from filelock import FileLock
+
+    dagster_home = Path(os.environ["DAGSTER_HOME"]).expanduser()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dagster_home / ".pref_pipeline-instance.lock")):
+        instance = dg.DagsterInstance.get()
+        if setup is not None:
+            setup(instance)
+    return instance
+
+
 def run_batches(config: PipelineConfig, home: Home, *, batches: Iterable[str] | None = None,
                 progress: bool = False) -> PipelineRun:
     """Materialize every asset for every prompt batch, headless: one run per batch, then one run of the
@@ -126,10 +150,9 @@ def run_batches(config: PipelineConfig, home: Home, *, batches: Iterable[str] | 
     from pref_pipeline.batches import discover_batches
 
     definitions = build_definitions(config, home, progress=progress)
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     job = definitions.resolve_job_def("preference_pipeline")
     names = list(batches) if batches is not None else list(discover_batches(config))
-    instance.add_dynamic_partitions(PROMPT_BATCHES.name, names)
+    instance = open_instance(lambda instance: instance.add_dynamic_partitions(PROMPT_BATCHES.name, names))
     graph = definitions.resolve_asset_graph()
     per_batch = [key for key in graph.get_all_asset_keys() if key.to_user_string() not in ROLLUPS]
     run = PipelineRun()

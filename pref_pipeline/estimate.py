@@ -10,8 +10,13 @@ How the figures are made:
 * **Output tokens are an upper bound**: each call is counted at its ``max_tokens`` (Anthropic's
   default of 1024 when unset for ``anthropic:``, 256 otherwise). Real answers are usually shorter,
   verdicts much shorter (a JSON verdict with a reason is ~50-150 tokens), so the cost is a ceiling.
-* **Judge calls** assume every candidate call succeeds: C(n, 2) pairs per prompt, both orders, per
-  judge. When a prompt's candidates are all cached, its judge prompts are built from the real
+* **Strategies** (``strategies``): each counts the calls it would make; a call whose input depends on
+  an earlier answer (a critique, a revision) is counted with a ``max_tokens``-long stand-in answer, and
+  ``critique_revise``'s alternative answer (made only when the second critique still finds the flaw)
+  is counted for every prompt (an upper bound). ``gold_corruption`` with ``model: none`` makes no call.
+* **Judge calls** assume every candidate call succeeds: for ``sampling`` C(n, 2) pairs per prompt, both
+  orders, per judge; for ``strong_vs_weak`` with ``confirm`` and ``human_vs_model`` one comparison per
+  prompt (with a reference), both orders, per judge. When a prompt's candidates are all cached, its judge prompts are built from the real
   texts and looked up in the cache too; otherwise each candidate is assumed ``max_tokens`` long.
   Parse retries are not counted (at most ``parse_retries`` more calls per unparseable verdict).
 * **Cost** uses the price table (built-in defaults + the config's ``prices``); batch models at half
@@ -31,6 +36,7 @@ from pref_pipeline.cache import ResponseCache, request_key
 from pref_pipeline.config import ModelSpec, PipelineConfig, generator_label
 from pref_pipeline.judging.comparisons import judge_tasks
 from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge
+from pref_pipeline.generation import configured_strategies
 from pref_pipeline.paths import Home
 from pref_pipeline.strategies.sampling import SamplingStrategy
 from pref_pipeline.providers.base import ChatRequest, RequestBuilder
@@ -96,33 +102,53 @@ def estimate_run(config: PipelineConfig, home: Home) -> dict[str, Any]:
         elif r.cost_usd is not None:
             r.cost_usd += price.cost(tokens_in, tokens_out, "batch" if spec.batch else "api")
 
+    def estimate_sampling(strategy: SamplingStrategy, prompts: pd.DataFrame) -> None:
+        """Sampling as before: its candidates, then C(n, 2) judged comparisons per prompt in both orders."""
+        candidates = []
+        for task in strategy.plan(prompts):
+            spec = task.generator
+            request = RequestBuilder(spec).request(task.prompt, seed=task.seed)
+            hit = cache.get(_key(spec, request)) if cache is not None else None
+            count("candidates", spec, generator_label(spec), request, hit.text if hit else None)
+            candidates.append({
+                "candidate_id": task.candidate_id, "prompt_id": task.prompt_id, "candidate_index": task.index,
+                "text": hit.text if hit else "x" * (CHARS_PER_TOKEN * _max_tokens(spec)),
+                "known": hit is not None, "error": None, "strategy": SamplingStrategy.method,
+            })
+        frame = pd.DataFrame(candidates, columns=["candidate_id", "prompt_id", "candidate_index", "text", "known",
+                                                  "error", "strategy"])
+        known = dict(zip(frame["candidate_id"], frame["known"]))
+        tasks = judge_tasks(prompts, frame, config, strategy.comparisons(frame)) if len(frame) else []
+        for spec in config.model_judges:  # rule judges make no call; pointwise ones counted as pairwise
+            judge = PairwiseJudge(spec, RequestBuilder(spec))  # type: ignore[arg-type]
+            for t in tasks:
+                item = JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=t.seed)
+                request = judge.base_request(item)
+                exact = known[t.x_id] and known[t.y_id]
+                hit = cache.get(_key(spec, request)) if cache is not None and exact else None
+                count("judgments", spec, spec.model, request, hit.text if hit else None)
+
     try:
         for sources in discover_batches(config).values():
             prompts = load_prompts(sources, config.max_prompts).prompts
             prompt_count += len(prompts)
-            candidates = []
-            for task in SamplingStrategy(config).plan(prompts):
-                spec = task.generator
-                request = RequestBuilder(spec).request(task.prompt, seed=task.seed)
-                hit = cache.get(_key(spec, request)) if cache is not None else None
-                count("candidates", spec, generator_label(spec), request, hit.text if hit else None)
-                candidates.append({
-                    "candidate_id": task.candidate_id, "prompt_id": task.prompt_id, "candidate_index": task.index,
-                    "text": hit.text if hit else "x" * (CHARS_PER_TOKEN * _max_tokens(spec)),
-                    "known": hit is not None, "error": None, "strategy": SamplingStrategy.method,
-                })
-            frame = pd.DataFrame(candidates, columns=["candidate_id", "prompt_id", "candidate_index", "text", "known",
-                                                      "error", "strategy"])
-            known = dict(zip(frame["candidate_id"], frame["known"]))
-            tasks = judge_tasks(prompts, frame, config) if len(frame) else []
-            for spec in config.judges:
-                judge = PairwiseJudge(spec, RequestBuilder(spec))  # type: ignore[arg-type]
-                for t in tasks:
-                    item = JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=t.seed)
-                    request = judge.base_request(item)
-                    exact = known[t.x_id] and known[t.y_id]
-                    hit = cache.get(_key(spec, request)) if cache is not None and exact else None
-                    count("judgments", spec, spec.model, request, hit.text if hit else None)
+            for strategy in configured_strategies(config):
+                if isinstance(strategy, SamplingStrategy):
+                    estimate_sampling(strategy, prompts)
+                    continue
+                # The other strategies: every call they would make (a call that depends on an earlier answer
+                # counted with a max_tokens-long stand-in), and their judged comparisons with stand-in texts.
+                for spec, request in strategy.estimate_calls(prompts):
+                    hit = cache.get(_key(spec, request)) if cache is not None else None
+                    count("candidates", spec, generator_label(spec), request, hit.text if hit else None)
+                questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+                for prompt_id in strategy.estimate_judged(prompts):
+                    for spec in config.model_judges:
+                        judge = PairwiseJudge(spec, RequestBuilder(spec))  # type: ignore[arg-type]
+                        filler = "x" * (CHARS_PER_TOKEN * OTHER_DEFAULT_MAX_TOKENS)
+                        for order in ("xy", "yx"):
+                            request = judge.base_request(JudgeItem(questions[prompt_id], filler, filler, order))
+                            count("judgments", spec, spec.model, request, None)
     finally:
         if cache is not None:
             cache.close()

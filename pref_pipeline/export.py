@@ -8,24 +8,16 @@ failed run leaves the previous export in place. Each prompt batch is published o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock
 
+from pref_pipeline.atomic import replace_atomically
+
 JSONL_NAME = "preference_pairs.jsonl"
 PARQUET_NAME = "preference_pairs.parquet"
 BATCHES_FOLDER = "batches"
-
-
-def _replace_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def export_pairs(pairs: pd.DataFrame, folder: Path) -> dict[str, Path]:
@@ -38,8 +30,8 @@ def export_pairs(pairs: pd.DataFrame, folder: Path) -> dict[str, Path]:
         else:
             pairs.to_json(tmp, orient="records", lines=True, date_format="iso", force_ascii=False)
 
-    _replace_atomically(jsonl, write_jsonl)
-    _replace_atomically(parquet, lambda p: pairs.to_parquet(p, index=False))
+    replace_atomically(jsonl, write_jsonl)
+    replace_atomically(parquet, lambda p: pairs.to_parquet(p, index=False))
     return {"jsonl": jsonl, "parquet": parquet}
 
 
@@ -70,8 +62,8 @@ def _combine(folder: Path) -> dict[str, Path]:
         (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()).to_parquet(tmp, index=False)
 
     jsonl, parquet = folder / JSONL_NAME, folder / PARQUET_NAME
-    _replace_atomically(jsonl, write_jsonl)
-    _replace_atomically(parquet, write_parquet)
+    replace_atomically(jsonl, write_jsonl)
+    replace_atomically(parquet, write_parquet)
     return {"jsonl": jsonl, "parquet": parquet}
 
 

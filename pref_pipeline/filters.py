@@ -218,10 +218,13 @@ def filter_pairs(pairs: pd.DataFrame, comparisons: pd.DataFrame, prompts: pd.Dat
 
     # Comparisons that never became a pair: their status is the reason.
     if len(comparisons):
-        lost = comparisons[(comparisons["status"] != "consistent").fillna(True).astype(bool)]
+        # No winner (by the judges or by construction): lost, with its status as the reason.
+        lost = comparisons[comparisons["winner_id"].isna().astype(bool)]
         if len(lost):
             lost = lost.assign(text_x=lost["candidate_x_id"].map(texts), text_y=lost["candidate_y_id"].map(texts))
-            details = [f"{status} ({judges})" for status, judges in zip(lost["status"], lost["judge_models"])]
+            notes = lost["detail"] if "detail" in lost.columns else pd.Series([None] * len(lost), index=lost.index)
+            details = [note if isinstance(note, str) and note else f"{status} ({judges})"
+                       for status, judges, note in zip(lost["status"], lost["judge_models"], notes)]
             parts.append(quarantine_rows(lost, stage="pairs", reasons=list(lost["status"]), details=details,
                                          id_column="comparison_id", prompt_texts=prompt_texts,
                                          text_columns=("text_x", "text_y"), now=now))

@@ -44,8 +44,9 @@ def check_failures(errors: list[str], total: int, limit: float, what: str) -> No
 
 
 def configured_strategies(config: PipelineConfig) -> list[Strategy]:
-    """The strategies a configuration runs (today: ``sampling``, from ``generators``)."""
-    return [STRATEGIES["sampling"](config)]
+    """The strategies a configuration runs, in its order (``strategies``; absent: ``sampling``)."""
+    return [STRATEGIES[spec.method](config, spec.model_dump(exclude={"method"}, exclude_none=True))
+            for spec in config.strategies]
 
 
 async def _generate(prompts: pd.DataFrame, config: PipelineConfig, calls: CallSettings,
@@ -65,10 +66,19 @@ def generate_candidates(prompts: pd.DataFrame, config: PipelineConfig, calls: Ca
     return Generated(frame, usage)
 
 
-def plan_comparisons(candidates: pd.DataFrame, config: PipelineConfig) -> list[PlannedComparison]:
+def plan_comparisons(candidates: pd.DataFrame, config: PipelineConfig,
+                     prompts: pd.DataFrame | None = None) -> list[PlannedComparison]:
     """Every comparison the batch's candidates form, by the strategy that made them (a pure function of the
-    stored candidates: judging and pairing recompute the same plan)."""
+    stored candidates: judging and pairing recompute the same plan). With ``prompts``, also the no-pair
+    entries the prompts alone decide (a prompt without a reference, for the strategies that need one)."""
     planned: list[PlannedComparison] = []
     for strategy in configured_strategies(config):
         planned += strategy.comparisons(candidates[candidates["strategy"] == strategy.method])
+        if prompts is not None:
+            planned += strategy.unpaired(prompts)
     return planned
+
+
+def asks_judges(config: PipelineConfig) -> bool:
+    """Whether any configured strategy shows comparisons to the judges (if none does, no verdict is expected)."""
+    return any(s.asks_judges for s in configured_strategies(config))

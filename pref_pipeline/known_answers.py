@@ -1,7 +1,10 @@
 """Known-answer sets: human-labelled pairs to measure how often a judge agrees with people.
 
-Reads files of ``{input, output_1, output_2, label: 1|2}`` records (LLMBar, MT-Bench human
-judgments, as in ``/work/shared/data/human_prefs``) into prompts and candidates shaped like the
+Reads human-labelled sets shipped with the package (``data/human_prefs``: LLMBar, MT-Bench human
+judgments, a sample of Anthropic's hh-rlhf harmless-base test split; licences beside them) or a
+user's own file: a JSON list or JSONL (optionally gzipped) of ``{input, output_1, output_2,
+label: 1|2}`` records or of hh-rlhf-style ``{chosen, rejected}`` dialogues, each optionally with a
+``category``. They become prompts and candidates shaped like the
 pipeline's own, judges them with the configured judges in both orders, and reports the agreement
 figures of the audit (``agreement.human``): how often the judge's pair matches the human choice,
 every single verdict's accuracy and Cohen's kappa, by source.
@@ -26,7 +29,41 @@ from pref_pipeline import schema
 from pref_pipeline.metrics import longer_chosen_share
 
 SHIPPED_SETS = Path(__file__).parent / "data" / "human_prefs"  # licences and sources in its README.md
-DEFAULT_SETS = [SHIPPED_SETS / "LLMBar_Natural.json", SHIPPED_SETS / "Processed_MT-Bench.json"]
+DEFAULT_SETS = [SHIPPED_SETS / "LLMBar_Natural.json", SHIPPED_SETS / "Processed_MT-Bench.json",
+                SHIPPED_SETS / "hh-rlhf_harmless-base_test_sample.jsonl"]
+_LAST_TURN = "\n\nAssistant:"
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of a JSON list or a JSONL file (``.gz`` read transparently)."""
+    import gzip
+
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        text = handle.read()
+    if text.lstrip().startswith("["):
+        records = json.loads(text)
+        if not isinstance(records, list):
+            raise ValueError(f"{path}: expected a JSON list of records")
+        return records
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def as_labelled(record: dict) -> dict:
+    """``{input, output_1, output_2, label}`` from either accepted shape; a ``{chosen, rejected}`` dialogue is
+    split at its last assistant turn, and the human's choice placed first or second by a hash (not always 1)."""
+    if "chosen" in record and "rejected" in record and "input" not in record:
+        chosen, rejected = str(record["chosen"]), str(record["rejected"])
+        cut = chosen.rfind(_LAST_TURN)
+        if cut < 0 or not rejected.startswith(chosen[:cut]):
+            raise KeyError("a chosen/rejected dialogue must share its turns before the last assistant turn")
+        prompt = chosen[:cut].strip()
+        good, bad = chosen[cut + len(_LAST_TURN):].strip(), rejected[cut + len(_LAST_TURN):].strip()
+        first = int(_hash(prompt, good, bad), 16) % 2 == 0
+        return {"input": prompt, "output_1": good if first else bad, "output_2": bad if first else good,
+                "label": 1 if first else 2, "category": record.get("category")}
+    return record
 
 
 KNOWN_ANSWER = "known_answer"  # the candidates' strategy: human-labelled, not generated
@@ -44,24 +81,24 @@ def _hash(*parts: object) -> str:
 
 
 def load_known_answers(path: Path, limit: int | None = None, source: str | None = None) -> KnownAnswers:
-    records = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a JSON list of {{input, output_1, output_2, label}} records")
-    source = source or Path(path).stem
+    records = read_records(path)
+    source = source or Path(path).name.split(".")[0]
     now = datetime.now(timezone.utc)
     prompts, candidates, winners = [], [], {}
     for number, record in enumerate(records[:limit] if limit else records, start=1):
         try:
+            record = as_labelled(record)
             text, outputs, label = record["input"], (record["output_1"], record["output_2"]), int(record["label"])
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{path}: record {number} lacks input, output_1, output_2 or a label 1|2") from None
+            raise ValueError(f"{path}: record {number} lacks input, output_1, output_2 and a label 1|2 "
+                             "(or chosen and rejected dialogues)") from None
         if label not in (1, 2):
             raise ValueError(f"{path}: record {number}: label must be 1 or 2, got {label}")
         prompt_id = f"ka-{_hash(source, text, *outputs)}"  # one "prompt" per labelled pair (questions repeat)
         if prompt_id in winners:
             continue  # the same pair twice: the first labelling counts
-        prompts.append({"prompt_id": prompt_id, "prompt": text, "category": source, "reference": None,
-                        "source": str(path)})
+        prompts.append({"prompt_id": prompt_id, "prompt": text, "category": record.get("category") or source,
+                        "reference": None, "source": source})
         ids = []
         for index, output in enumerate(outputs):
             candidate_id = f"ka-{_hash(prompt_id, index, output)}"
@@ -82,9 +119,10 @@ def human_labels_for(known: KnownAnswers, judgments: pd.DataFrame) -> pd.DataFra
     from pref_pipeline.store import label_id
 
     categories = dict(zip(known.prompts["prompt_id"], known.prompts["category"]))
+    sources = dict(zip(known.prompts["prompt_id"], known.prompts["source"]))
     rows = []
     for comparison_id, prompt_id in judgments[["comparison_id", "prompt_id"]].drop_duplicates().itertuples(index=False):
-        rows.append({"label_id": label_id("known_answer", comparison_id, None), "source": categories[prompt_id],
+        rows.append({"label_id": label_id("known_answer", comparison_id, None), "source": sources[prompt_id],
                      "comparison_id": comparison_id, "pair_id": None, "prompt_id": prompt_id,
                      "category": categories[prompt_id], "human_preference": "known",
                      "human_winner_id": known.winners[prompt_id], "labeller": None, "notes": None,
@@ -97,13 +135,14 @@ def measure(config, known: KnownAnswers, calls, logger=None) -> dict[str, Any]:
     the audit's agreement figures on it."""
     from pref_pipeline.audit import compute_audit
     from pref_pipeline.judging.comparisons import judge_comparisons
+    from pref_pipeline.judging.panel import panel_for
     from pref_pipeline.pairs import build_preference_pairs
     from pref_pipeline.strategies.base import all_pairs
 
     planned = all_pairs(known.candidates, KNOWN_ANSWER)
     judgments = judge_comparisons(known.prompts, known.candidates, config, calls, logger=logger,
                                   planned=planned).judgments
-    result = build_preference_pairs(known.prompts, known.candidates, judgments)
+    result = build_preference_pairs(known.prompts, known.candidates, judgments, panel=panel_for(config))
     labels = human_labels_for(known, judgments)
     figures = compute_audit(result.pairs, judgments, result.comparisons, human_labels=labels)
     return {
@@ -154,6 +193,7 @@ def cli(args: argparse.Namespace) -> int:
         per_verdict = "; ".join(f"{v['judge_model']}: accuracy {v['accuracy']}, kappa {v['kappa']}" for v in verdicts)
         print(f"{Path(path).stem}: {figures['records']} pairs; judge's pair agrees with people on "
               f"{human['agreement_rate']} of {human['n_compared']} (no pair on {human['n_judge_undecided']}); "
+              f"most divergent category: {human['most_divergent_category']}; "
               f"single verdicts: {per_verdict or 'none'}; people preferred the longer response in "
               f"{figures['length_bias_of_human_labels']}")
     out = home.ensure().reports / "known_answers.json"
@@ -166,7 +206,8 @@ def add_known_answer_parser(actions) -> None:
     known = actions.add_parser("known-answer", help="judge human-labelled pairs (LLMBar, MT-Bench) and report how "
                                "often the configured judges agree with people")
     known.add_argument("--set", type=Path, action="append", default=None,
-                       help="a JSON file of {input, output_1, output_2, label} (repeatable; default: the shared sets)")
+                       help="a JSON/JSONL(.gz) file of {input, output_1, output_2, label[, category]} or {chosen, "
+                       "rejected} dialogues (repeatable; default: the sets shipped in pref_pipeline/data/human_prefs)")
     known.add_argument("--config", type=Path, default=None, help="a YAML configuration file (its judges are used)")
     known.add_argument("--limit", type=int, default=None, help="only the first N records of each set")
     known.add_argument("--home", type=Path, default=None, help="overrides PREF_PIPELINE_HOME (cache, report)")

@@ -46,7 +46,7 @@ class _Endpoint:
 
 def _models(config: PipelineConfig) -> list[tuple[str, ModelSpec]]:
     return ([(f"generators[{i}]", g) for i, g in enumerate(config.generators)]
-            + [(f"judges[{i}]", j) for i, j in enumerate(config.judges)])
+            + [(f"judges[{i}]", j) for i, j in enumerate(config.judges) if not j.is_rule])  # a rule calls nothing
 
 
 def _path_problem(source: PromptSource) -> str | None:

@@ -1,14 +1,17 @@
 """Human review: a stratified sample of kept pairs as a CSV sheet, and the filled-in labels read back.
 
 ``pref-pipeline review export`` writes ``reviews/review-<time>.csv`` under ``PREF_PIPELINE_HOME``: one
-row per sampled pair (stratified by category) with the prompt, both responses and a blank
-``human_preference`` column to fill with ``chosen``, ``rejected`` or ``tie``. ``pref-pipeline review
-import FILE`` validates the sheet and stores its labels in the ``human_labels`` table, where the
-audit's agreement figures (overall and by category) pick them up.
+row per sampled pair (stratified by category) with the prompt, the two responses as ``response_a`` and
+``response_b`` and a blank ``human_preference`` column to fill with ``A``, ``B`` or ``tie``. The sheet is
+blinded: the two responses are in random order and nothing on it says which one the judge chose (no
+judge, no confidence). Which is which is in the key file beside it (``<sheet>.key.csv``), which the
+reviewers are not given; ``pref-pipeline review import FILE`` reads the key, maps A/B back to the
+judge's chosen/rejected, and stores the labels in the ``human_labels`` table, where the audit's
+agreement figures (overall and by category) pick them up. When two reviewers fill copies of the same
+sheet (each with their ``labeller``), the import reports their agreement (Cohen's kappa, statsmodels).
 
-The sheet shows which response the judge chose (the columns are named after it). Reviewers who
-should not know that can be given a copy with the columns renamed and shuffled; the import only
-needs ``pair_id`` and ``human_preference``.
+A sheet in the earlier, unblinded format (``chosen``/``rejected`` columns, labels ``chosen``,
+``rejected`` or ``tie``) is still read.
 """
 
 from __future__ import annotations
@@ -25,11 +28,10 @@ import pandas as pd
 from pref_pipeline import schema, store
 from pref_pipeline.paths import SCHEMA, Home
 
-SHEET_COLUMNS = [
-    "pair_id", "category", "prompt", "chosen", "rejected", "judge_model_id", "confidence", "human_preference",
-    "labeller", "notes",
-]
+SHEET_COLUMNS = ["pair_id", "category", "prompt", "response_a", "response_b", "human_preference", "labeller", "notes"]
+KEY_COLUMNS = ["pair_id", "response_a_is"]  # response_a_is: chosen or rejected (the judge's)
 LABELS = ("chosen", "rejected", "tie")
+BLIND_LABELS = ("a", "b", "tie")
 REVIEW_SOURCE = "review"
 
 
@@ -90,19 +92,37 @@ def kept_pairs(database: Path) -> pd.DataFrame:
     return pairs
 
 
-def review_sheet(pairs: pd.DataFrame, n: int = 20, seed: int = 0) -> pd.DataFrame:
-    sample = stratified_sample(pairs, n, seed)
-    sheet = sample.reindex(columns=SHEET_COLUMNS)
+def key_path(sheet: Path) -> Path:
+    """Where a sheet's key (which response is the judge's chosen one) is kept: ``<sheet>.key.csv``."""
+    return sheet.with_name(sheet.stem + ".key.csv")
+
+
+def review_sheet(pairs: pd.DataFrame, n: int = 20, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The blinded sheet and its key: the sample's responses in random order (seeded) as A/B."""
+    import numpy as np
+
+    sample = stratified_sample(pairs, n, seed).reset_index(drop=True)
+    chosen_first = np.random.default_rng(seed).random(len(sample)) < 0.5
+    sheet = pd.DataFrame({
+        "pair_id": sample.get("pair_id", pd.Series(dtype=str)), "category": sample.get("category"),
+        "prompt": sample.get("prompt"),
+        "response_a": np.where(chosen_first, sample.get("chosen", ""), sample.get("rejected", "")) if len(sample) else [],
+        "response_b": np.where(chosen_first, sample.get("rejected", ""), sample.get("chosen", "")) if len(sample) else [],
+    }).reindex(columns=SHEET_COLUMNS)
     sheet["human_preference"] = ""
     sheet["labeller"] = ""
     sheet["notes"] = ""
-    return sheet
+    key = pd.DataFrame({"pair_id": sheet["pair_id"],
+                        "response_a_is": np.where(chosen_first, "chosen", "rejected") if len(sample) else []},
+                       columns=KEY_COLUMNS)
+    return sheet, key
 
 
 def export_review_sheet(database: Path, path: Path, n: int = 20, seed: int = 0) -> pd.DataFrame:
-    sheet = review_sheet(kept_pairs(database), n, seed)
+    sheet, key = review_sheet(kept_pairs(database), n, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.to_csv(path, index=False)
+    key.to_csv(key_path(path), index=False)
     return sheet
 
 
@@ -124,6 +144,14 @@ def read_labels(path: Path, pairs: pd.DataFrame, labeller: str | None = None,
     if missing:
         raise ReviewError(f"{path}: missing column(s) {', '.join(missing)}")
     by_id = pairs.set_index("pair_id") if len(pairs) else pd.DataFrame()
+    blinded = "response_a" in sheet.columns
+    key: dict[str, str] = {}
+    if blinded:
+        try:
+            key_frame = pd.read_csv(key_path(path), dtype=str, keep_default_na=False)
+            key = dict(zip(key_frame["pair_id"], key_frame["response_a_is"]))
+        except (OSError, KeyError, pd.errors.ParserError) as exc:
+            raise ReviewError(f"{path}: a blinded sheet needs its key file {key_path(path)} ({exc})") from None
     labels, problems, blank = [], [], 0
     now = now or datetime.now(timezone.utc)
     for number, row in enumerate(sheet.to_dict(orient="records"), start=2):  # line 1 is the header
@@ -132,7 +160,16 @@ def read_labels(path: Path, pairs: pd.DataFrame, labeller: str | None = None,
             blank += 1
             continue
         pair_id = str(row["pair_id"]).strip()
-        if value not in LABELS:
+        if blinded:
+            if value not in BLIND_LABELS:
+                problems.append(f"line {number}: human_preference {row['human_preference']!r} is not one of A, B, tie")
+                continue
+            if pair_id not in key:
+                problems.append(f"line {number}: pair {pair_id!r} is not in the sheet's key")
+                continue
+            a_is = key[pair_id]
+            value = "tie" if value == "tie" else a_is if value == "a" else ("rejected" if a_is == "chosen" else "chosen")
+        elif value not in LABELS:
             problems.append(f"line {number}: human_preference {row['human_preference']!r} is not one of "
                             f"{', '.join(LABELS)}")
             continue
@@ -163,6 +200,26 @@ def import_review_sheet(database: Path, path: Path, labeller: str | None = None)
     return ImportResult(len(labels), blank, {k: int(v) for k, v in counts.items()})
 
 
+def reviewer_agreement(labels: pd.DataFrame) -> list[dict]:
+    """Cohen's kappa (statsmodels) between every two reviewers on the pairs both labelled (review labels only)."""
+    from itertools import combinations
+
+    from pref_pipeline.audit.stats import kappa_from_labels
+
+    review = labels[(labels["source"] == REVIEW_SOURCE) & labels["labeller"].notna()]
+    by_labeller = {who: dict(zip(g["pair_id"], g["human_preference"])) for who, g in review.groupby("labeller")}
+    out = []
+    for a, b in combinations(sorted(by_labeller), 2):
+        shared = sorted(set(by_labeller[a]) & set(by_labeller[b]))
+        if not shared:
+            continue
+        la, lb = [by_labeller[a][p] for p in shared], [by_labeller[b][p] for p in shared]
+        out.append({"labeller_a": a, "labeller_b": b, "n": len(shared),
+                    "observed_agreement": round(sum(x == y for x, y in zip(la, lb)) / len(shared), 4),
+                    "kappa": kappa_from_labels(la, lb)})
+    return out
+
+
 # --------------------------------------------------------------------------- CLI
 
 def _home(args: argparse.Namespace) -> Home:
@@ -191,7 +248,8 @@ def _export(args: argparse.Namespace) -> int:
         return 1
     per_category = ", ".join(f"{c} {k}" for c, k in sheet["category"].value_counts().sort_index().items())
     print(f"review sheet: {path} ({len(sheet)} pairs: {per_category})")
-    print("fill human_preference with chosen, rejected or tie; then: pref-pipeline review import " + str(path))
+    print(f"blinded: responses in random order as A/B; the key is {key_path(path)} (do not give it to reviewers)")
+    print("fill human_preference with A, B or tie; then: pref-pipeline review import " + str(path))
     return 0
 
 
@@ -207,6 +265,11 @@ def _import(args: argparse.Namespace) -> int:
         return 2
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.by_label.items())) or "none"
     print(f"imported {result.imported} label(s) ({counts}); {result.blank} blank row(s) skipped")
+    stored = store.read_table(home.database, store.HUMAN_LABELS_TABLE)
+    for entry in reviewer_agreement(stored) if stored is not None else []:
+        kappa = "n/a" if entry["kappa"] is None else f"{entry['kappa']:.2f}"
+        print(f"reviewers {entry['labeller_a']} and {entry['labeller_b']}: {entry['n']} shared pair(s), agree on "
+              f"{entry['observed_agreement']:.0%}, Cohen's kappa {kappa}")
     print(f"stored in {home.database} table {SCHEMA}.{store.HUMAN_LABELS_TABLE}; the next audit reports agreement")
     return 0
 

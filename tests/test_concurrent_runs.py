@@ -1,4 +1,5 @@
-"""Two runs at once on one home, through the real CLI in two processes, against one local server."""
+"""Two runs at once on one home (the same batch, different batches, a fresh DAGSTER_HOME), through the real CLI
+in two processes, against one local server."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import dagster as dg
+import duckdb
+import pytest
+
+from tests import cli_runs
+from tests.cli_runs import assert_outputs_whole, cli_env, exported_pairs, prompt_rows, start_run, tables, write_prompts
 from tests.conftest import SAMPLE_PROMPTS
 from tests.fakes import FakeLLMServer
 
@@ -41,3 +49,72 @@ def test_the_same_batch_started_twice_at_once_pays_once(home, tmp_path):
     assert paid == 3 * 2 + 3 * 2
     rows = (home / "exports" / "preference_pairs.jsonl").read_text().splitlines()
     assert len(rows) == len({json.loads(row)["pair_id"] for row in rows}) > 0  # no duplicated pair
+
+
+@pytest.mark.slow
+def test_two_runs_of_different_batches_at_once_on_a_fresh_dagster_home(home, tmp_path):
+    """Both finish, on one home and one DAGSTER_HOME created by neither: no row lost or duplicated, and a
+    writer the test holds on the DuckDB file for a while is waited for, not an error."""
+    dagster_home = tmp_path / "dagster_home"  # fresh: the runs race to create its storage
+    per_batch = 12
+    with FakeLLMServer(latency_s=0.05) as server:
+        configs = []
+        for batch in ("a", "b"):
+            write_prompts(tmp_path / f"{batch}.jsonl", prompt_rows(per_batch, tag=batch))
+            configs.append(cli_runs.write_config(tmp_path / f"{batch}.yaml", server.openai_base_url,
+                                                 [f"{batch}.jsonl"]))
+        env = cli_env(home, DAGSTER_HOME=str(dagster_home))
+        runs = [start_run(config, env) for config in configs]
+        deadline = time.monotonic() + 240
+        while server.count("/chat/completions") < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        held_for = 3.0
+        with duckdb.connect(str(home / "pref_pipeline.duckdb")):  # another writer holds the file: the runs wait
+            time.sleep(held_for)
+        outputs = [run.communicate(timeout=600) for run in runs]
+        paid = server.count("/chat/completions")
+    assert [run.returncode for run in runs] == [0, 0], [err[-3000:] for _, err in outputs]
+    assert not any("Traceback" in err for _, err in outputs)
+    assert paid == 2 * (per_batch * 2 + per_batch * 2)  # each batch paid once
+
+    data = tables(home / "pref_pipeline.duckdb")
+    for name, per in (("prompts", per_batch), ("candidates", 2 * per_batch), ("judgments", 2 * per_batch),
+                      ("comparisons", per_batch), ("judgment_history", 2 * per_batch)):
+        counts = data[name]["batch_id"].value_counts().to_dict()
+        assert counts == {"a": per, "b": per}, (name, counts)
+    assert data["judgments"]["judgment_id"].is_unique and data["candidates"]["candidate_id"].is_unique
+    pairs = exported_pairs(home)
+    stored = data["preference_pairs"]
+    assert sorted(p["pair_id"] for p in pairs) == sorted(stored["pair_id"])  # the roll-up has both batches
+    assert stored["pair_id"].is_unique and set(stored["batch_id"]) == {"a", "b"}
+    audit = json.loads((home / "reports" / "audit.json").read_text())
+    assert audit["pairs"]["kept"] == len(stored)  # the last roll-up's report read both batches
+    assert_outputs_whole(home)
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert sorted(instance.get_dynamic_partitions("prompt_batches")) == ["a", "b"]
+        statuses = [r.status for r in instance.get_runs()]
+    assert statuses == [dg.DagsterRunStatus.SUCCESS] * 4  # each batch's run and each roll-up
+
+
+def test_many_processes_opening_a_fresh_dagster_home_at_once(tmp_path):
+    """What `pref-pipeline run` does first with DAGSTER_HOME set (open_instance), in four processes that start
+    at the same instant on a DAGSTER_HOME no one has used: each opens it and adds its partition."""
+    dagster_home = tmp_path / "fresh"
+    script = (
+        "import sys, time\n"
+        "from pref_pipeline.definitions import open_instance\n"
+        "start = float(sys.argv[1])\n"
+        "while time.time() < start: pass\n"
+        "open_instance(lambda instance: instance.add_dynamic_partitions('prompt_batches', [sys.argv[2]]))\n"
+        "print('opened')\n"
+    )
+    start = time.time() + 12  # after every process has imported Dagster
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": str(ROOT)}
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(start), name], env=env, cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for name in ("a", "b", "c", "d")]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 4, [err[-2000:] for _, err in outputs]
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert sorted(instance.get_dynamic_partitions("prompt_batches")) == ["a", "b", "c", "d"]

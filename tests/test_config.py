@@ -235,3 +235,12 @@ def test_fingerprint_changes_with_template():
 )
 def test_fingerprint_ignores_where_and_how_the_judge_is_called(changes):
     assert fp(**changes) == fp()
+
+
+def test_logprobs_default_and_local_judges():
+    """OpenAI judges ask for log-probabilities by default; the in-process local model has none to give."""
+    config = parse_config({"judges": [{"model": "openai:j", "base_url": "http://127.0.0.1:9/v1"}]})
+    assert config.judges[0].wants_logprobs
+    assert not parse_config({}).judges[0].wants_logprobs  # the embedded default judge (local:)
+    with pytest.raises(ConfigError, match="in-process local: model returns no log-probabilities"):
+        parse_config({"judges": [{"model": "local:smollm2-135m", "logprobs": True}]})

@@ -13,6 +13,7 @@ import pytest
 
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, PAIRWISE_TEMPLATE, VERDICT_SCHEMA, render_judge_prompt
 from tests.fakes import FakeLLMServer, JudgeInfo
+from tests.fakes.llm_server import JUDGE_PROSE
 
 SHORT, LONG = "Tilt.", "The axial tilt of the Earth changes the angle of sunlight over the year."
 
@@ -224,6 +225,39 @@ def test_timeout_and_garbage_faults():
         with pytest.raises(ValueError):  # the SDK cannot decode the 200 body
             client.chat.completions.create(model="g", messages=user("hi"))
         assert client.chat.completions.create(model="g", messages=user("hi")).choices[0].message.content
+
+
+def test_a_disconnect_closes_the_connection_mid_answer_and_a_retry_gets_through():
+    with FakeLLMServer(fail_plan=["disconnect", "disconnect"]) as srv:
+        with pytest.raises(openai.APIConnectionError):
+            openai_client(srv, max_retries=0).chat.completions.create(model="g", messages=user("hi"))
+        message = anthropic_client(srv, max_retries=1).messages.create(model="c", max_tokens=20, messages=user("hi"))
+        assert message.content[0].text and srv.faults == {"disconnect": 2} and len(srv.requests) == 3
+
+
+def test_random_faults_and_prose_verdicts_at_a_rate_are_counted():
+    with FakeLLMServer(fault_rate=1.0, fault_kinds=[503]) as srv:
+        client = openai_client(srv, max_retries=0)
+        for _ in range(3):
+            with pytest.raises(openai.InternalServerError):
+                client.chat.completions.create(model="g", messages=user("hi"))
+        assert srv.faults == {"503": 3}
+        srv.fault_rate = 0.5
+        outcomes = []
+        for _ in range(40):
+            try:
+                outcomes.append(bool(client.chat.completions.create(model="g", messages=user("hi"))))
+            except openai.InternalServerError:
+                outcomes.append(False)
+        assert 5 < outcomes.count(False) < 35 and srv.faults["503"] == 3 + outcomes.count(False)
+    with FakeLLMServer(judge_prose_rate=1.0) as srv:
+        client = openai_client(srv)
+        verdict = client.chat.completions.create(model="j", messages=user(judge_prompt(SHORT, LONG)))
+        assert verdict.choices[0].message.content == JUDGE_PROSE
+        answer = client.chat.completions.create(model="g", messages=user("hi")).choices[0].message.content
+        assert answer != JUDGE_PROSE and srv.faults == {"prose": 1}  # generation is never replaced
+        srv.reset()
+        assert srv.faults == {}
 
 
 def test_fail_plan_rejects_unknown_entries():

@@ -11,7 +11,8 @@ import pytest
 from pref_pipeline.audit import audit_database, render_markdown
 from pref_pipeline.cli import main
 from pref_pipeline.paths import SCHEMA, Home
-from pref_pipeline.review import SHEET_COLUMNS, allocate
+from pref_pipeline.audit.stats import kappa_from_labels
+from pref_pipeline.review import SHEET_COLUMNS, allocate, key_path
 
 SIZES = {"factual": 15, "coding": 10, "advice": 5}
 
@@ -69,8 +70,14 @@ def test_review_round_trip_reaches_the_agreement_figures(database, tmp_path, cap
     assert sheet["category"].value_counts().to_dict() == {"factual": 10, "coding": 7, "advice": 3}
     assert not sheet["pair_id"].str.startswith("pair-bad").any()  # gate-failed pairs are not in the dataset
     assert (sheet["human_preference"] == "").all()
+    # Blinded: nothing on the sheet says which response the judge chose; the key beside it does.
+    assert not {"chosen", "rejected", "judge_model_id", "confidence"} & set(sheet.columns)
+    key = pd.read_csv(key_path(sheet_path), dtype=str).set_index("pair_id")["response_a_is"]
     pairs = stored_pairs().set_index("pair_id")
-    assert all(pairs.loc[r.pair_id, "chosen"] == r.chosen for r in sheet.itertuples())
+    for r in sheet.itertuples():
+        chosen, rejected = pairs.loc[r.pair_id, "chosen"], pairs.loc[r.pair_id, "rejected"]
+        assert (r.response_a, r.response_b) == ((chosen, rejected) if key[r.pair_id] == "chosen" else (rejected, chosen))
+    assert set(key) == {"chosen", "rejected"}  # random order: the chosen response is sometimes A, sometimes B
     # The same seed draws the same sample; another seed another one.
     again = tmp_path / "again.csv"
     main(["review", "export", "--out", str(again)])
@@ -92,7 +99,12 @@ def test_review_round_trip_reaches_the_agreement_figures(database, tmp_path, cap
             labels.append("Rejected ")  # case and spaces are forgiven
         else:
             labels.append("chosen")
-    sheet["human_preference"] = labels
+    def blind(label: str, pair_id: str) -> str:  # what the reviewer writes for the response they mean
+        if label.strip().lower() == "tie":
+            return "tie"
+        return "A" if (label.strip().lower() == key[pair_id]) else " b"  # case and spaces are forgiven
+
+    sheet["human_preference"] = [blind(label, p) for label, p in zip(labels, sheet["pair_id"])]
     sheet["labeller"] = "ana"
     sheet.to_csv(sheet_path, index=False)
     assert main(["review", "import", str(sheet_path)]) == 0
@@ -114,12 +126,25 @@ def test_review_round_trip_reaches_the_agreement_figures(database, tmp_path, cap
     assert main(["review", "import", str(sheet_path)]) == 0
     assert audit_database(database)["agreement"]["human"]["n_labels"] == 20
 
+    # A second reviewer fills a copy (same key): their agreement with the first is reported as kappa.
+    second = tmp_path / "sheet-ben.csv"
+    key_path(second).write_text(key_path(sheet_path).read_text())
+    ben = sheet.assign(labeller="ben")
+    ben["human_preference"] = [blind("chosen", p) for p in ben["pair_id"]]  # ben agrees with the judge everywhere
+    ben.to_csv(second, index=False)
+    capsys.readouterr()
+    assert main(["review", "import", str(second)]) == 0
+    out = capsys.readouterr().out
+    expected = kappa_from_labels([lab.strip().lower() for lab in labels], ["chosen"] * 20)
+    assert "reviewers ana and ben: 20 shared pair(s), agree on 75%" in out
+    assert f"Cohen's kappa {expected:.2f}" in out
+
 
 def test_a_bad_sheet_is_refused_whole(database, tmp_path, capsys):
     sheet_path = tmp_path / "sheet.csv"
     main(["review", "export", "--out", str(sheet_path), "-n", "3"])
     sheet = pd.read_csv(sheet_path, dtype=str, keep_default_na=False)
-    sheet["human_preference"] = ["chosen", "maybe", "rejected"]
+    sheet["human_preference"] = ["A", "maybe", "b"]
     sheet.loc[2, "pair_id"] = "pair-unknown"
     sheet.to_csv(sheet_path, index=False)
     capsys.readouterr()

@@ -25,8 +25,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Flags for a closed network, as root, without a display (see the machine notes in the README).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
-ASSETS = ["prompts", "candidates", "judgments", "judgment_history", "comparisons", "preference_pairs", "quarantine",
-          "preference_pairs_export", "batch_audit", "preference_dataset", "audit_report"]
+ASSETS = ["prompts", "rejected_prompts", "candidates", "judgments", "judgment_history", "comparisons",
+          "preference_pairs", "quarantine", "preference_pairs_export", "batch_audit", "preference_dataset",
+          "audit_report"]
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from pref_pipeline.audit import (
     outcomes,
     position,
     report,
+    strategies,
 )
 from pref_pipeline.audit.agreement import KAPPA_FLAG_BELOW, KAPPA_FLAG_MIN
 from pref_pipeline.audit.drift import DRIFT_FLAG_MIN, DRIFT_FLAG_RATE
@@ -95,7 +96,7 @@ __all__ = [  # the public names: the audit, its statistics and thresholds, the r
     "write_report",
 ]
 
-SECTIONS: list[Section] = [length, position, agreement, drift, outcomes, judge_calls]
+SECTIONS: list[Section] = [length, position, agreement, drift, outcomes, judge_calls, strategies]
 # Set up once per audit, before the sections run; every section may read them.
 SHARED_VIEWS = ("kept_pairs", "parsed", "both_orders")
 

@@ -10,6 +10,8 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from pref_pipeline.atomic import replace_atomically
+
 PLOT_DPI = 80
 
 
@@ -24,7 +26,7 @@ def _pyplot():
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=PLOT_DPI)
+    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=PLOT_DPI, format="png"))
     _pyplot().close(fig)
     return path
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pref_pipeline.atomic import write_text_atomically
 from pref_pipeline.audit.section import Section
 
 
@@ -75,6 +76,6 @@ def write(audit: dict[str, Any], folder: Path, sections: Iterable[Section], plot
         from pref_pipeline.audit.plots import make_plots
 
         images = {name: path.name for name, path in make_plots(audit, folder).items()}
-    json_path.write_text(json.dumps(audit, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    md_path.write_text(render(audit, images, sections), encoding="utf-8")
+    write_text_atomically(json_path, json.dumps(audit, indent=2, ensure_ascii=False) + "\n")  # never half a file
+    write_text_atomically(md_path, render(audit, images, sections))
     return json_path, md_path

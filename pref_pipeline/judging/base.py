@@ -32,6 +32,29 @@ class JudgeTask:
     y_text: str
     order: Order
     seed: int | None = None  # used when the judge configuration sets none
+    category: str | None = None  # the prompt's category (rule judges read it)
+    reference: str | None = None  # the prompt's gold answer, if any (the reference_match rule reads it)
+
+
+def default_template(spec: JudgeSpec) -> str:
+    """What the judge's verdict is made by besides the model: its prompt template, or a rule's source."""
+    if spec.type == "rule":
+        from pref_pipeline.judging.rules import rule_identity
+
+        return rule_identity(spec.rule)
+    from pref_pipeline.judging.prompts import PAIRWISE_TEMPLATE, POINTWISE_TEMPLATE
+
+    if spec.type == "pointwise":
+        return POINTWISE_TEMPLATE
+    return spec.template or PAIRWISE_TEMPLATE
+
+
+def fingerprint_for(spec: JudgeSpec, template: str | None = None) -> str:
+    """The judge's identity hash, as stored with each of its verdicts: model, type, template (or rule),
+    rubric text, criteria, sampling (``config.judge_fingerprint``)."""
+    from pref_pipeline.config import judge_fingerprint
+
+    return judge_fingerprint(spec, template or default_template(spec), spec.rubric_text())
 
 
 class Judge(ABC):

@@ -39,6 +39,8 @@ def judge_tasks(prompts: pd.DataFrame, candidates: pd.DataFrame, config: Pipelin
                 planned: list[PlannedComparison] | None = None) -> list[JudgeTask]:
     """Both orders of every planned comparison (default: what the strategies plan) that asks for a judge."""
     questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+    categories = dict(zip(prompts["prompt_id"], prompts["category"])) if "category" in prompts else {}
+    references = dict(zip(prompts["prompt_id"], prompts["reference"])) if "reference" in prompts else {}
     texts = dict(zip(candidates["candidate_id"], candidates["text"]))
     tasks = []
     for comparison in (plan_comparisons(candidates, config) if planned is None else planned):
@@ -47,8 +49,14 @@ def judge_tasks(prompts: pd.DataFrame, candidates: pd.DataFrame, config: Pipelin
         for order in ("xy", "yx"):
             tasks.append(JudgeTask(comparison.comparison_id, comparison.prompt_id, questions[comparison.prompt_id],
                                    comparison.x_id, texts[comparison.x_id], comparison.y_id, texts[comparison.y_id],
-                                   order, seed=derived_seed(comparison.comparison_id, order)))
+                                   order, seed=derived_seed(comparison.comparison_id, order),
+                                   category=_text_or_none(categories.get(comparison.prompt_id)),
+                                   reference=_text_or_none(references.get(comparison.prompt_id))))
     return tasks
+
+
+def _text_or_none(value) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
 
 
 async def _judge_all(tasks: list[JudgeTask], config: PipelineConfig, calls: CallSettings,

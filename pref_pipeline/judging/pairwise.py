@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pref_pipeline.config import JudgeSpec, judge_fingerprint
+from pref_pipeline.config import JudgeSpec
 from pref_pipeline.ids import short_hash
-from pref_pipeline.judging.base import Judge, JudgeTask, Order
+from pref_pipeline.judging.base import Judge, JudgeTask, Order, fingerprint_for
+from pref_pipeline.judging.confidence import TOP_LOGPROBS, label_margin, label_probability
 from pref_pipeline.judging.parsing import ParsedVerdict, parse_verdict
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, PAIRWISE_TEMPLATE, VERDICT_SCHEMA, render_judge_prompt
 from pref_pipeline.providers import ChatRequest, ChatResponse, Provider, ProviderError
@@ -40,6 +41,7 @@ class OrderedVerdict:
     input_tokens: int = 0
     output_tokens: int = 0
     latency_s: float = 0.0
+    logprob_margin: float | None = None  # P(A) - P(B) at the label token, where the provider gave logprobs
 
     @property
     def preferred(self) -> Literal["x", "y", "tie"] | None:
@@ -64,11 +66,6 @@ def combine_orders(first: str | None, second: str | None) -> tuple[str, Literal[
     if first == second:
         return "consistent", first  # type: ignore[return-value]
     return "inconsistent", None
-
-
-def fingerprint_for(spec: JudgeSpec) -> str:
-    """The judge's identity hash, as stored with each of its verdicts."""
-    return judge_fingerprint(spec, spec.template or PAIRWISE_TEMPLATE)
 
 
 @dataclass(frozen=True)
@@ -100,20 +97,21 @@ class PairwiseJudge(Judge):
 
     type = "pairwise"
 
-    def __init__(self, spec: JudgeSpec, provider: Provider | ModelClient):
+    def __init__(self, spec: JudgeSpec, provider: Provider | ModelClient, template: str | None = None):
         super().__init__(spec)
         self.provider = provider
-        self.template = spec.template or PAIRWISE_TEMPLATE
-        self._fingerprint = fingerprint_for(spec)
+        # ``template`` overrides the configured one (the injection bench compares templates this way).
+        self.template = template or spec.template or PAIRWISE_TEMPLATE
+        self.rubric = spec.rubric_text()
+        self._fingerprint = fingerprint_for(spec, self.template)
 
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
 
     def prompt(self, question: str, response_a: str, response_b: str) -> str:
-        return render_judge_prompt(
-            self.template, question=question, response_a=response_a, response_b=response_b, criteria=self.spec.criteria
-        )
+        return render_judge_prompt(self.template, question=question, response_a=response_a, response_b=response_b,
+                                   criteria=self.spec.criteria, rubric=self.rubric)
 
     def base_request(self, item: JudgeItem) -> ChatRequest:
         """The first attempt's request for one order of one pair."""
@@ -124,6 +122,7 @@ class PairwiseJudge(Judge):
             system=self.spec.system_prompt or JUDGE_SYSTEM_PROMPT,
             json_schema=VERDICT_SCHEMA,
             schema_name="verdict",
+            logprobs=TOP_LOGPROBS if self.spec.wants_logprobs else None,
         )
 
     @staticmethod
@@ -163,8 +162,10 @@ class PairwiseJudge(Judge):
                 st.latency += response.latency_s
                 verdict = parse_verdict(response.text, truncated=response.finish_reason in ("length", "max_tokens"))
                 if verdict.usable:
+                    margin = label_margin(response.extra.get("token_logprobs"), response.text)
                     results[i] = Outcome(OrderedVerdict(items[i].order, verdict, response.text, attempt + 1, st.failed,
-                                                        response.model, st.tokens_in, st.tokens_out, st.latency), None)
+                                                        response.model, st.tokens_in, st.tokens_out, st.latency,
+                                                        margin), None)
                 else:
                     st.failed.append(response.text)
                     st.last = (verdict, response)
@@ -205,10 +206,13 @@ def judgment_row(task: JudgeTask, judge: PairwiseJudge, outcome: Outcome[Ordered
         "order": task.order,
         "judge_model": judge.spec.model,
         "judge_fingerprint": judge.fingerprint,
+        "judge_type": judge.type,
         "criteria": judge.spec.criteria,
         "preference": verdict.preference if verdict else None,
         "preferred": result.preferred if result else None,
         "confidence": verdict.confidence if verdict else None,
+        "logprob_margin": result.logprob_margin if result else None,
+        "label_probability": label_probability(verdict.preference, result.logprob_margin) if result else None,
         "reasoning": verdict.reasoning if verdict else None,
         "parse_status": verdict.status if verdict else None,
         "parse_error": verdict.error if verdict else None,

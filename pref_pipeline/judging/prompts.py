@@ -1,12 +1,23 @@
-"""The judge's prompt and the verdict schema it answers in.
+"""The judges' prompts (Jinja2 files in ``templates/``) and the output schemas they answer in.
 
-Responses are wrapped in tags so the judge (and a reader) can tell them apart; a response cannot
-close its own tag early, because closing tags inside the content are escaped.
+Candidates are wrapped in tags so the judge (and a reader) can tell them apart; a candidate cannot
+close its own tag early, because closing tags inside the content are escaped. The built-in templates
+are hardened against prompt injection: the judge is told that text inside the tags is data, and the
+output instructions come again after the data (``bench/bench_injection.py`` measures the effect
+against ``pairwise_unhardened.jinja``, today's template before hardening). A template's text is part
+of the judge's fingerprint, so editing it re-judges.
+
+A custom ``template:`` in the configuration uses ``{question}``-style fields (filled in one pass, so
+text inside a response is never itself substituted); the built-in files use Jinja2.
 """
 
 from __future__ import annotations
 
 import re
+from functools import cache
+from importlib import resources
+
+import jinja2
 
 VERDICT_SCHEMA: dict = {
     "type": "object",
@@ -19,45 +30,68 @@ VERDICT_SCHEMA: dict = {
     "additionalProperties": False,
 }
 
+SCORE_SCHEMA: dict = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "integer", "minimum": 1, "maximum": 10},
+        "reasoning": {"type": "string"},
+    },
+    "required": ["score", "reasoning"],
+    "additionalProperties": False,
+}
+
 JUDGE_SYSTEM_PROMPT = "You are an impartial judge of AI assistant responses. You answer only in the requested format."
 
-PAIRWISE_TEMPLATE = """Compare two AI assistant responses to the same user question.
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                          keep_trailing_newline=False, autoescape=False)
 
-Criteria: {criteria}
 
-Decide which response better satisfies the criteria. Consider accuracy, completeness, clarity and
-appropriateness for the question. The order of the responses is random: do not let it influence you,
-and do not prefer a response only because it is longer. Answer "tie" only if neither is better.
+@cache
+def template_text(name: str) -> str:
+    """The text of a built-in template, ``pref_pipeline/judging/templates/<name>.jinja``."""
+    return resources.files("pref_pipeline.judging").joinpath(f"templates/{name}.jinja").read_text(encoding="utf-8")
 
-<question>
-{question}
-</question>
 
-<response_a>
-{response_a}
-</response_a>
-
-<response_b>
-{response_b}
-</response_b>
-
-Reply with a JSON object with the keys "preference" ("A", "B" or "tie"), "confidence" (a number
-from 0 to 1) and "reasoning" (one or two sentences)."""
+PAIRWISE_TEMPLATE = template_text("pairwise")
+UNHARDENED_PAIRWISE_TEMPLATE = template_text("pairwise_unhardened")
+POINTWISE_TEMPLATE = template_text("pointwise")
 
 _FIELD = re.compile(r"\{(question|response_a|response_b|criteria)\}")
-_CLOSING_TAG = re.compile(r"</(question|response_a|response_b)>", re.IGNORECASE)
+_CLOSING_TAG = re.compile(r"</(question|response_a|response_b|response|reference)>", re.IGNORECASE)
 
 
 def _escape(text: str) -> str:
     return _CLOSING_TAG.sub(lambda m: f"<\\/{m.group(1)}>", text)
 
 
-def render_judge_prompt(template: str, *, question: str, response_a: str, response_b: str, criteria: str) -> str:
-    """Fill the template in one pass, so text inside a response is never itself substituted."""
-    values = {
-        "question": _escape(question),
-        "response_a": _escape(response_a),
-        "response_b": _escape(response_b),
-        "criteria": criteria.replace("_", " "),
-    }
-    return _FIELD.sub(lambda m: values[m.group(1)], template)
+@cache
+def _compiled(template: str) -> jinja2.Template:
+    return _ENV.from_string(template)
+
+
+def is_jinja(template: str) -> bool:
+    return "{{" in template
+
+
+def render_template(template: str, *, criteria: str, rubric: str | None = None, **texts: str) -> str:
+    """Fill a judge template: the texts (question, responses) escaped so they cannot close their tags;
+    a Jinja2 template (the built-in files) or a ``{field}`` one (a custom ``template:``)."""
+    values = {name: _escape(text) for name, text in texts.items()}
+    criteria = criteria.replace("_", " ")
+    if is_jinja(template):
+        return _compiled(template).render(criteria=criteria, rubric=(rubric or "").strip(), **values)
+    values["criteria"] = criteria
+    return _FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def render_judge_prompt(template: str, *, question: str, response_a: str, response_b: str, criteria: str,
+                        rubric: str | None = None) -> str:
+    """The pairwise prompt for one order of one comparison."""
+    return render_template(template, criteria=criteria, rubric=rubric, question=question, response_a=response_a,
+                           response_b=response_b)
+
+
+def render_score_prompt(*, question: str, response: str, criteria: str, rubric: str | None = None,
+                        template: str = POINTWISE_TEMPLATE) -> str:
+    """The pointwise prompt for one candidate."""
+    return render_template(template, criteria=criteria, rubric=rubric, question=question, response=response)

@@ -29,6 +29,9 @@ class ChatRequest:
     seed: int | None = None
     json_schema: dict[str, Any] | None = None
     schema_name: str = "output"
+    # Ask for this many alternatives' log-probabilities per output token (OpenAI ``top_logprobs``,
+    # llama.cpp); the answer carries them in ``ChatResponse.extra["token_logprobs"]``. None: not asked.
+    logprobs: int | None = None
 
     def sampling(self) -> dict[str, Any]:
         keys = ("temperature", "top_p", "max_tokens", "seed")
@@ -71,7 +74,8 @@ class RequestBuilder:
         self.spec = spec
 
     def request(self, user: str, *, system: str | None = None, seed: int | None = None,
-                json_schema: dict[str, Any] | None = None, schema_name: str = "output") -> ChatRequest:
+                json_schema: dict[str, Any] | None = None, schema_name: str = "output",
+                logprobs: int | None = None) -> ChatRequest:
         spec = self.spec
         return ChatRequest(
             user=user,
@@ -82,7 +86,24 @@ class RequestBuilder:
             seed=seed if seed is not None else spec.seed,
             json_schema=json_schema,
             schema_name=schema_name,
+            logprobs=logprobs,
         )
+
+
+def token_logprobs(content: Any) -> list[dict[str, Any]] | None:
+    """OpenAI-shaped ``choices[0].logprobs.content`` (SDK objects or dicts) as plain data:
+    ``[{"token": str, "logprob": float, "top": [[token, logprob], ...]}, ...]``; None when absent."""
+    if not content:
+        return None
+
+    def get(obj: Any, key: str) -> Any:
+        return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+    out = []
+    for item in content:
+        top = [[get(t, "token"), get(t, "logprob")] for t in (get(item, "top_logprobs") or [])]
+        out.append({"token": get(item, "token"), "logprob": get(item, "logprob"), "top": top})
+    return out
 
 
 class ProviderError(RuntimeError):
@@ -96,10 +117,11 @@ class Provider(abc.ABC):
         self.spec = spec
 
     def request(self, user: str, *, system: str | None = None, seed: int | None = None,
-                json_schema: dict[str, Any] | None = None, schema_name: str = "output") -> ChatRequest:
+                json_schema: dict[str, Any] | None = None, schema_name: str = "output",
+                logprobs: int | None = None) -> ChatRequest:
         """A request with this model's configured sampling parameters and system prompt."""
         return RequestBuilder(self.spec).request(user, system=system, seed=seed, json_schema=json_schema,
-                                                 schema_name=schema_name)
+                                                 schema_name=schema_name, logprobs=logprobs)
 
     @abc.abstractmethod
     async def complete(self, request: ChatRequest) -> ChatResponse:

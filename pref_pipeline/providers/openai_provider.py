@@ -11,7 +11,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from pref_pipeline.providers.base import (
-    BatchLimits, BatchStatus, ChatRequest, ChatResponse, Provider, ProviderError,
+    BatchLimits, BatchStatus, ChatRequest, ChatResponse, Provider, ProviderError, token_logprobs,
 )
 
 BATCH_ENDPOINT = "/v1/chat/completions"
@@ -64,6 +64,9 @@ class OpenAIProvider(Provider):
         response_format = self._response_format(request)
         if response_format is not None:
             body["response_format"] = response_format
+        if request.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = request.logprobs
         return body
 
     def _response(self, completion: ChatCompletion, latency_s: float, source: str = "api") -> ChatResponse:
@@ -71,6 +74,7 @@ class OpenAIProvider(Provider):
             raise ProviderError(f"{self.spec.model}: the server returned no choices")
         choice = completion.choices[0]
         usage = completion.usage
+        logprobs = token_logprobs(choice.logprobs.content if choice.logprobs else None)
         return ChatResponse(
             text=choice.message.content or "",
             model=completion.model or self.spec.model_name,
@@ -79,6 +83,7 @@ class OpenAIProvider(Provider):
             finish_reason=choice.finish_reason,
             latency_s=latency_s,
             source=source,  # type: ignore[arg-type]
+            extra={"token_logprobs": logprobs} if logprobs else {},
         )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:

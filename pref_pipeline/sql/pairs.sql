@@ -4,42 +4,12 @@
 -- both with first_row, the position of the comparison's first verdict, to keep the input order.
 -- generation_method is set by pairs.py.
 
--- Per (comparison, judge): an error if any call failed or the judge has not exactly two rows, else what
--- each order preferred (null when it never parsed).
-CREATE OR REPLACE TEMP TABLE judge_orders AS
-SELECT comparison_id,
-       judge_fingerprint,
-       bool_or(error IS NOT NULL) OR count(*) <> 2 AS failed,
-       max(verdict) FILTER (WHERE "order" = 'xy') AS xy,
-       max(verdict) FILTER (WHERE "order" = 'yx') AS yx
-FROM (SELECT *, CASE WHEN parse_status IS DISTINCT FROM 'unparseable' THEN preferred END AS verdict FROM judgments)
-WHERE comparison_id IS NOT NULL AND judge_fingerprint IS NOT NULL
-GROUP BY comparison_id, judge_fingerprint;
+-- The panel's decision per comparison (status, preferred, votes, agreement, confidence) is panel_out,
+-- made by sql/panel.sql (pref_pipeline/judging/panel.py) in the same connection just before.
 
--- Per (comparison, judge): the status of pairwise.combine_orders.
-CREATE OR REPLACE TEMP TABLE judge_status AS
-SELECT comparison_id,
-       judge_fingerprint,
-       CASE WHEN failed THEN 'error'
-            WHEN xy IS NULL OR yx IS NULL THEN 'unparseable'
-            WHEN xy = 'tie' AND yx = 'tie' THEN 'tie'
-            WHEN xy = yx THEN 'consistent'
-            ELSE 'inconsistent' END AS status,
-       xy AS preferred
-FROM judge_orders;
-
--- Per comparison: the first judge (by fingerprint) that is not consistent names the status. All
--- consistent with one winner: consistent. All consistent, different winners: judges_disagree.
+-- Per comparison: its first verdict's position and candidates, the judges, and the panel's decision.
 CREATE OR REPLACE TEMP TABLE comparisons_out AS
-WITH verdicts AS (
-    SELECT comparison_id,
-           arg_min(status, judge_fingerprint) FILTER (WHERE status <> 'consistent') AS problem,
-           count(DISTINCT preferred) FILTER (WHERE status = 'consistent') AS n_winners,
-           max(preferred) FILTER (WHERE status = 'consistent') AS preferred
-    FROM judge_status
-    GROUP BY comparison_id
-),
-firsts AS (
+WITH firsts AS (
     SELECT comparison_id,
            min(_row) AS first_row,
            first(prompt_id ORDER BY _row) AS prompt_id,
@@ -52,15 +22,14 @@ firsts AS (
     GROUP BY comparison_id
 ),
 statuses AS (
-    SELECT f.*,
-           coalesce(v.problem, CASE WHEN v.n_winners = 1 THEN 'consistent' ELSE 'judges_disagree' END) AS status,
-           v.preferred
-    FROM firsts f LEFT JOIN verdicts v USING (comparison_id)
+    SELECT f.*, coalesce(v.status, 'error') AS status, v.preferred, v.aggregation, v.votes, v.vote, v.agreement,
+           v.confidence
+    FROM firsts f LEFT JOIN panel_out v USING (comparison_id)
 )
 SELECT comparison_id, prompt_id, candidate_x_id, candidate_y_id, status,
        CASE WHEN status = 'consistent' THEN
            CASE preferred WHEN 'x' THEN candidate_x_id WHEN 'y' THEN candidate_y_id END END AS winner_id,
-       judge_models, judge_fingerprints, first_row
+       judge_models, judge_fingerprints, aggregation, votes, vote, agreement, confidence, first_row
 FROM statuses;
 
 -- The kept pairs: every consistent comparison with a winner, with the texts and who made them.
@@ -72,7 +41,6 @@ WITH kept AS (
 ),
 verdicts AS (
     SELECT j.comparison_id,
-           avg(j.confidence) AS confidence,
            coalesce(string_agg(j.preference, '|' ORDER BY j.judge_fingerprint NULLS LAST, j._row)
                     FILTER (WHERE j."order" = 'xy'), '') AS verdict_ab,
            coalesce(string_agg(j.preference, '|' ORDER BY j.judge_fingerprint NULLS LAST, j._row)
@@ -94,7 +62,7 @@ SELECT 'pair-' || CASE WHEN starts_with(k.comparison_id, 'cmp-') THEN substr(k.c
        array_to_string(list_transform(v.judges, lambda m: substr(m, strpos(m, ':') + 1)), '+') AS judge_model_id,
        v.criteria,
        p.category,
-       v.confidence,
+       k.confidence,
        v.verdict_ab,
        v.verdict_ba,
        v.reasoning,

@@ -15,6 +15,7 @@ the original") knows the winner and may ask the judges only to confirm it.
 from __future__ import annotations
 
 import itertools
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     from pref_pipeline.providers.client import CallSession
 
 
+# Model-spec keys that say where and how a model is called, not what it answers: left out of a strategy's
+# identity (as from the judge fingerprint), so moving a model to another host keeps its candidates' ids.
+_WHERE_NOT_WHAT = {"base_url", "timeout_s", "max_retries", "max_concurrency", "rpm", "tpm", "batch", "batch_poll_s"}
+
+
 @dataclass(frozen=True)
 class PlannedComparison:
     """Two candidates of one prompt to compare; ``expected`` is the winner by construction, if known."""
@@ -39,10 +45,21 @@ class PlannedComparison:
     strategy: str
     expected: Literal["x", "y"] | None = None
     judged: bool = True  # False: the construction alone decides, no judge is asked
+    # Set when the strategy could not make this comparison (no reference, a revision identical to its
+    # original, ...): no pair, and the reason is quarantined. ``judged`` is then False.
+    reason: str | None = None
+    detail: str | None = None
 
     @property
     def comparison_id(self) -> str:
+        if self.reason:
+            return "cmp-" + short_hash(self.prompt_id, self.x_id, self.y_id, self.strategy, self.reason)
         return "cmp-" + short_hash(self.prompt_id, self.x_id, self.y_id)
+
+
+def no_pair(prompt_id: str, strategy: str, reason: str, detail: str, x_id: str = "", y_id: str = "") -> PlannedComparison:
+    """A comparison the strategy could not make: quarantined with ``reason``, never judged."""
+    return PlannedComparison(prompt_id, x_id, y_id, strategy, judged=False, reason=reason, detail=detail)
 
 
 class Strategy(ABC):
@@ -50,10 +67,49 @@ class Strategy(ABC):
     ``generation_method``) and implement ``generate`` and ``comparisons``."""
 
     method: ClassVar[str]
+    templates: ClassVar[tuple[str, ...]] = ()  # its prompt templates (files under templates/strategies/)
 
     def __init__(self, config: PipelineConfig, params: dict[str, Any] | None = None):
+        from pref_pipeline.config import STRATEGY_SPECS
+
         self.config = config
         self.params = params or {}
+        self.spec = STRATEGY_SPECS[self.method].model_validate({**self.params, "method": self.method})
+
+    @property
+    def asks_judges(self) -> bool:
+        """Whether any of its comparisons is shown to the judges."""
+        return True
+
+    @property
+    def strategy_params(self) -> str:
+        """Its parameters as JSON (stored with every candidate and pair), with the hash of its templates, so
+        a changed template is a new identity (new candidate ids, new cache keys)."""
+        from pref_pipeline.strategies.templates import templates_hash
+
+        params = {k: ({n: v for n, v in value.items() if n not in _WHERE_NOT_WHAT} if isinstance(value, dict) else value)
+                  for k, value in self.spec.model_dump(mode="json", exclude_none=True).items()}
+        if self.templates:
+            params["templates"] = templates_hash(self.templates)
+        return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+    def prompts_of(self, prompts: pd.DataFrame) -> pd.DataFrame:
+        """The prompts it runs on: the batch, or its first ``max_prompts``."""
+        limit = getattr(self.spec, "max_prompts", None)
+        return prompts.head(limit) if limit is not None else prompts
+
+    def unpaired(self, prompts: pd.DataFrame) -> list[PlannedComparison]:
+        """No-pair entries (``reason`` set) known from the prompts alone, e.g. a prompt without a reference."""
+        return []
+
+    def estimate_calls(self, prompts: pd.DataFrame) -> list[tuple[Any, Any]]:
+        """(generator spec, ChatRequest) of every call ``generate`` would make, for the dry-run estimate;
+        a call whose input depends on an earlier answer is built with a placeholder of ``max_tokens`` length."""
+        return []
+
+    def estimate_judged(self, prompts: pd.DataFrame) -> list[str]:
+        """The prompt id of every comparison it would show the judges (for the dry-run estimate)."""
+        return []
 
     @abstractmethod
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:

@@ -36,7 +36,8 @@ class CandidateTask:
         return "c-" + short_hash(self.prompt_id, generator_label(self.generator), self.index, self.seed)
 
 
-def candidate_row(task: CandidateTask, outcome: Outcome, strategy: str, now: datetime) -> dict[str, Any]:
+def candidate_row(task: CandidateTask, outcome: Outcome, strategy: str, now: datetime,
+                  params: str | None = None) -> dict[str, Any]:
     """One candidates row for a generation call and its outcome (a failed call keeps its error, empty text)."""
     response: ChatResponse | None = outcome.value
     spec = task.generator
@@ -57,6 +58,10 @@ def candidate_row(task: CandidateTask, outcome: Outcome, strategy: str, now: dat
         "latency_s": response.latency_s if response else None,
         "error": outcome.error,
         "created_at": now,
+        "role": "sample",
+        "parent_id": None,
+        "strategy_params": params,
+        "notes": None,
     }
 
 
@@ -82,6 +87,7 @@ class SamplingStrategy(Strategy):
 
     def plan(self, prompts: pd.DataFrame) -> list[CandidateTask]:
         generators, tasks = self.config.generators, []
+        prompts = self.prompts_of(prompts)
         for prompt_id, prompt in zip(prompts["prompt_id"], prompts["prompt"]):
             for index in range(self.config.candidates_per_prompt):
                 generator = generators[index % len(generators)]
@@ -93,7 +99,13 @@ class SamplingStrategy(Strategy):
         tasks = self.plan(prompts)
         outcomes = await run_tasks(tasks, session)
         now = datetime.now(timezone.utc)
-        return [candidate_row(task, outcome, self.method, now) for task, outcome in zip(tasks, outcomes)]
+        params = self.strategy_params
+        return [candidate_row(task, outcome, self.method, now, params) for task, outcome in zip(tasks, outcomes)]
 
     def comparisons(self, candidates: pd.DataFrame) -> list[PlannedComparison]:
         return all_pairs(candidates, self.method)
+
+    def estimate_calls(self, prompts: pd.DataFrame) -> list[tuple[Any, Any]]:
+        from pref_pipeline.providers.base import RequestBuilder
+
+        return [(t.generator, RequestBuilder(t.generator).request(t.prompt, seed=t.seed)) for t in self.plan(prompts)]

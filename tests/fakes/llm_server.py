@@ -9,9 +9,17 @@ at it, so requests, responses, retries and errors go through the SDKs' own code 
         assert server.count("/chat/completions") == 1
 
 A request whose last user message contains both ``<response_a>`` and ``<response_b>`` is a judge
-request (answered by ``judge_fn``, by default "the longer response wins"); anything else is a
-generation request (answered by ``generate_fn``, by default deterministic text whose length depends
-on the prompt, model, temperature and seed). Faults: ``latency_s``, ``rpm_limit`` and ``fail_plan``.
+request (answered by ``judge_fn``, by default "the longer response wins"); one that contains
+``<response>`` is a pointwise scoring request (answered by ``score_fn``, by default a 1-10 score that
+grows with the response's length); anything else is a generation request (answered by ``generate_fn``,
+by default deterministic text whose length depends on the prompt, model, temperature and seed).
+Faults: ``latency_s``, ``rpm_limit``, ``fail_plan`` (in order) and ``fault_rate`` / ``judge_prose_rate``
+(at random, seeded), counted in ``faults``.
+
+Log-probabilities: an OpenAI request with ``logprobs: true`` gets ``choices[0].logprobs.content``, one
+entry per token of the answer (a simple word/punctuation split). Every token is certain except a
+verdict's label token (``A``/``B``/``tie`` after ``"preference": "``), whose alternatives come from the
+judge function's ``_label_probs`` entry (e.g. ``{"A": 0.7, "B": 0.3}``; default 0.9 for the chosen label).
 
 Handlers are async and the server runs on its own event loop in a background thread, so many
 concurrent slow requests are served at once.
@@ -22,13 +30,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import math
+import random
 import re
 import socket
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,11 +50,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 Protocol = Literal["openai", "anthropic"]
-FailEntry = int | Literal["timeout", "garbage"] | None
+FailEntry = int | Literal["timeout", "garbage", "disconnect"] | None
+FAULT_KINDS: tuple[FailEntry, ...] = (429, 500, 503, "timeout", "disconnect")  # what ``fault_rate`` draws from
+JUDGE_PROSE = ("Both responses have their merits. The first is more direct, while the second covers more "
+               "ground; which one is better depends on what the reader needs.")
 
 RATE_WINDOW_S = 60.0
 TIMEOUT_FAULT_S = 30.0
 DEFAULT_CONFIDENCE = 0.8
+DEFAULT_LABEL_PROB = 0.9  # the chosen label's probability in the fake's log-probabilities
 
 _OPENAI_ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -55,7 +69,7 @@ _ANTHROPIC_ERROR_TYPES = {
     404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error",
 }
 _JUDGE_TAGS = ("question", "response_a", "response_b")
-_ESCAPED_CLOSING_TAG = re.compile(r"<\\/(question|response_a|response_b)>", re.IGNORECASE)
+_ESCAPED_CLOSING_TAG = re.compile(r"<\\/(question|response_a|response_b|response)>", re.IGNORECASE)
 _WORDS = (
     "clear", "careful", "practical", "concise", "thorough", "balanced", "useful", "direct",
     "accurate", "gentle", "simple", "detailed", "honest", "helpful", "structured", "friendly",
@@ -89,8 +103,55 @@ class GenInfo:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ScoreInfo:
+    """What a pointwise scoring function sees: the question and the one response to score."""
+
+    question: str
+    response: str
+    structured: bool
+    protocol: Protocol
+    body: dict[str, Any]
+
+
 JudgeFn = Callable[[JudgeInfo], str | dict[str, Any]]
 GenerateFn = Callable[[GenInfo], str]
+ScoreFn = Callable[[ScoreInfo], str | dict[str, Any]]
+
+
+def default_score(info: ScoreInfo) -> str | dict[str, Any]:
+    """1 + one point per 5 words, at most 10: longer responses score higher, the same text the same."""
+    score = min(10, 1 + len(info.response.split()) // 5)
+    reasoning = f"{len(info.response.split())} words."
+    return {"score": score, "reasoning": reasoning} if info.structured else f"SCORE: {score}\nREASONING: {reasoning}"
+
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+_LABEL_VALUE = re.compile(r'"preference"\s*:\s*"')
+
+
+def fake_logprobs(text: str, label_probs: dict[str, float] | None, top: int) -> dict[str, Any]:
+    """``choices[0].logprobs`` for ``text``: certain tokens, except the verdict label's (see the module doc)."""
+    match = _LABEL_VALUE.search(text)
+    label_at = match.end() if match else -1
+    content, offset = [], 0
+    for token in _TOKEN.findall(text):
+        alternatives = [(token, 0.0)]
+        if offset == label_at and token in ("A", "B", "tie"):
+            probs = dict(label_probs or {})
+            if not probs:
+                other = {"A": "B", "B": "A"}.get(token, "A")
+                probs = {token: DEFAULT_LABEL_PROB, other: 1 - DEFAULT_LABEL_PROB}
+            ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+            alternatives = [(t, math.log(p)) for t, p in ranked if p > 0]
+            if token not in dict(alternatives):
+                alternatives.append((token, math.log(1e-6)))
+        chosen_lp = dict(alternatives)[token]
+        content.append({"token": token, "logprob": chosen_lp, "bytes": list(token.encode()),
+                        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}
+                                         for t, lp in alternatives[:max(top, 1)]]})
+        offset += len(token)
+    return {"content": content, "refusal": None}
 
 
 def default_judge(info: JudgeInfo) -> str | dict[str, Any]:
@@ -163,8 +224,9 @@ def _validate_fail_plan(plan: Iterable[FailEntry] | None) -> deque[FailEntry]:
     entries = deque(plan or ())
     for entry in entries:
         valid_status = isinstance(entry, int) and not isinstance(entry, bool) and 400 <= entry <= 599
-        if not (entry is None or valid_status or entry in ("timeout", "garbage")):
-            raise ValueError(f"fail_plan entry must be None, an HTTP error status, 'timeout' or 'garbage': {entry!r}")
+        if not (entry is None or valid_status or entry in ("timeout", "garbage", "disconnect")):
+            raise ValueError("fail_plan entry must be None, an HTTP error status, 'timeout', 'garbage' or "
+                             f"'disconnect': {entry!r}")
     return entries
 
 
@@ -201,6 +263,29 @@ def _file_object(file_id: str, filename: str, size: int, purpose: str) -> dict[s
             "purpose": purpose or "batch", "status": "processed"}
 
 
+class _HangUp(Response):
+    """Starts a 200 answer, sends part of its body, then ends without the rest: uvicorn closes the
+    connection, and the client sees the peer hang up mid-answer (httpx ``RemoteProtocolError``)."""
+
+    def __init__(self) -> None:
+        super().__init__(b'{"id": "cut-off", "choices": [', media_type="application/json",
+                         headers={"content-length": "4096"})
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+
+
+class _QuietHangUps(logging.Filter):
+    """uvicorn reports every deliberate hang-up as an error; they are the fault, not a failure of the fake."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietHangUps())
+
+
 async def _wait_unless_disconnected(request: Request, seconds: float) -> None:
     """Sleep ``seconds``, returning early if the client hangs up (so abandoned requests free the server)."""
 
@@ -226,7 +311,13 @@ class FakeLLMServer:
     * ``fail_plan``: consumed one entry per request, in order (then requests succeed). ``None``
       succeeds; an int is answered with that HTTP status and a protocol-shaped error body
       (429 with ``retry-after: 0``); ``"timeout"`` waits 30 s (or until the client hangs up) before
-      answering normally; ``"garbage"`` answers 200 with a body that is not JSON.
+      answering normally; ``"garbage"`` answers 200 with a body that is not JSON; ``"disconnect"``
+      starts a 200 answer and closes the connection halfway through its body.
+    * ``fault_rate`` (0 to 1): after the plan is used up, each request fails with this probability,
+      the fault drawn evenly from ``fault_kinds`` (default 429, 500, 503, timeout, disconnect) by a
+      generator seeded with ``fault_seed``. ``judge_prose_rate``: this share of judge answers that
+      would have been a verdict are prose that names no verdict (``JUDGE_PROSE``) instead.
+      ``faults`` counts every fault applied, by kind (``"prose"`` for the judge's prose).
     * ``rpm_limit``: at most this many requests admitted per sliding 60 s window; the rest get 429
       with ``retry-after`` (whole seconds until the window frees) and are counted in ``rate_limited``.
     * ``latency_s``: simulated model time, slept before every answer produced by the model (and
@@ -248,17 +339,26 @@ class FakeLLMServer:
     """
 
     def __init__(self, *, judge_fn: JudgeFn | None = None, generate_fn: GenerateFn | None = None,
-                 latency_s: float = 0.0, rpm_limit: int | None = None,
+                 score_fn: ScoreFn | None = None, latency_s: float = 0.0, rpm_limit: int | None = None,
                  fail_plan: Iterable[FailEntry] | None = None, rate_window_s: float = RATE_WINDOW_S,
-                 retry_after_s: float = 0, batch_polls: int = 1):
+                 retry_after_s: float = 0, batch_polls: int = 1, fault_rate: float = 0.0,
+                 fault_kinds: Iterable[FailEntry] = FAULT_KINDS, judge_prose_rate: float = 0.0,
+                 fault_seed: int = 0):
         self.judge_fn: JudgeFn = judge_fn or default_judge
         self.generate_fn: GenerateFn = generate_fn or default_generate
+        self.score_fn: ScoreFn = score_fn or default_score
         self.latency_s = latency_s
         self.rpm_limit = rpm_limit
         self.rate_window_s = rate_window_s
         self.retry_after_s = retry_after_s
         self.batch_polls = batch_polls
-        self.requests: list[dict[str, Any]] = []  # {"path", "body": parsed JSON or None, "at": monotonic}, in order
+        self.fault_rate = fault_rate
+        self.fault_kinds = list(_validate_fail_plan(fault_kinds))
+        self.judge_prose_rate = judge_prose_rate
+        self.faults: Counter[str] = Counter()  # faults applied, by kind ("429", "timeout", "prose", ...)
+        self._random = random.Random(fault_seed)
+        # {"path", "body": parsed JSON or None, "at": monotonic, "auth": the credential header sent}, in order
+        self.requests: list[dict[str, Any]] = []
         self.batch_calls: list[tuple[str, str]] = []  # (method, path) of batch-API and file calls
         self.batch_requests: list[dict[str, Any]] = []  # {"protocol", "custom_id", "body"} inside batches
         self._files: dict[str, dict[str, Any]] = {}
@@ -295,10 +395,15 @@ class FakeLLMServer:
         """Answer generation requests with ``fn`` (``None`` restores the default generator)."""
         self.generate_fn = fn or default_generate
 
+    def set_score_fn(self, fn: ScoreFn | None) -> None:
+        """Answer pointwise scoring requests with ``fn`` (``None`` restores the default scorer)."""
+        self.score_fn = fn or default_score
+
     def reset(self) -> None:
-        """Forget recorded requests, the rate-limit window and the 429 count."""
+        """Forget recorded requests, the rate-limit window, the 429 count and the fault counts."""
         with self._lock:
             self.requests.clear()
+            self.faults.clear()
             self._admitted.clear()
             self.rate_limited = 0
             self.batch_calls.clear()
@@ -389,8 +494,13 @@ class FakeLLMServer:
         except ValueError:
             body = None
         with self._lock:
-            self.requests.append({"path": request.url.path, "body": body, "at": time.monotonic()})
+            auth = request.headers.get("authorization") or request.headers.get("x-api-key")
+            self.requests.append({"path": request.url.path, "body": body, "at": time.monotonic(), "auth": auth})
             fault = self._fail_plan.popleft() if self._fail_plan else None
+            if fault is None and self.fault_rate and self._random.random() < self.fault_rate:
+                fault = self._random.choice(self.fault_kinds)
+            if fault is not None:
+                self.faults[str(fault)] += 1
 
         if isinstance(fault, int):
             headers = {"retry-after": f"{self.retry_after_s:g}"} if fault == 429 else None
@@ -408,7 +518,9 @@ class FakeLLMServer:
             await asyncio.sleep(self.latency_s)
         if fault == "garbage":
             return Response("<html><body>502 Bad Gateway</body></html>", media_type="application/json")
-        return JSONResponse(self._answer(body, protocol))
+        if fault == "disconnect":
+            return _HangUp()
+        return JSONResponse(self._answer(body, protocol, live=True))
 
     # ----- batch APIs -----
 
@@ -605,8 +717,17 @@ class FakeLLMServer:
             self.rate_limited += 1
             return max(1, math.ceil(self._admitted[0] + self.rate_window_s - now))
 
-    def _answer(self, body: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
-        """The completion (OpenAI) or message (Anthropic) object for a valid request."""
+    def _prose_instead(self) -> bool:
+        """Whether this judge answer is replaced by prose (``judge_prose_rate``), counted in ``faults``."""
+        with self._lock:
+            if not self.judge_prose_rate or self._random.random() >= self.judge_prose_rate:
+                return False
+            self.faults["prose"] += 1
+            return True
+
+    def _answer(self, body: dict[str, Any], protocol: Protocol, live: bool = False) -> dict[str, Any]:
+        """The completion (OpenAI) or message (Anthropic) object for a valid request (``live``: not in a batch,
+        so subject to ``judge_prose_rate``)."""
         messages = body["messages"]
         prompt = _last_user_text(messages)
         input_texts = [_text_of(m.get("content")) for m in messages]
@@ -623,12 +744,22 @@ class FakeLLMServer:
             structured = fmt.get("type") == "json_schema"
             max_tokens = body.get("max_tokens")
 
+        label_probs = None
         if "<response_a>" in prompt and "<response_b>" in prompt:
             verdict = self.judge_fn(JudgeInfo(
                 question=_tagged(prompt, "question"), response_a=_tagged(prompt, "response_a"),
                 response_b=_tagged(prompt, "response_b"), structured=structured, protocol=protocol, body=body,
             ))
+            if isinstance(verdict, dict):
+                label_probs = verdict.get("_label_probs")
+                verdict = {k: v for k, v in verdict.items() if not k.startswith("_")}
             text = verdict if isinstance(verdict, str) else json.dumps(verdict)
+            if live and self._prose_instead():
+                text = JUDGE_PROSE
+        elif "<response>" in prompt:
+            scored = self.score_fn(ScoreInfo(question=_tagged(prompt, "question"), response=_tagged(prompt, "response"),
+                                             structured=structured, protocol=protocol, body=body))
+            text = scored if isinstance(scored, str) else json.dumps(scored)
         else:
             text = self.generate_fn(GenInfo(
                 prompt=prompt, system=system, temperature=body.get("temperature"), top_p=body.get("top_p"),
@@ -647,7 +778,8 @@ class FakeLLMServer:
                 "choices": [{
                     "index": 0,
                     "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
+                    "logprobs": fake_logprobs(text, label_probs, int(body.get("top_logprobs") or 1))
+                    if body.get("logprobs") else None,
                     "finish_reason": "length" if truncated else "stop",
                 }],
                 "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,

@@ -1,0 +1,206 @@
+"""``pointwise``: the judge scores each candidate alone, 1-10 against its rubric.
+
+Scores are what ``score_extremes`` (``strategies/score_extremes.py``) pairs by; in a panel, a pointwise
+judge also votes on a comparison by the two candidates' scores (the higher wins, equal scores are a
+tie). Each candidate is scored once however many comparisons it is in (identical requests are asked
+once), and the verdict cannot depend on which candidate is shown first: a pointwise judge has no
+position bias by construction, so its two orders always agree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pref_pipeline.config import JudgeSpec
+from pref_pipeline.ids import derived_seed, short_hash
+from pref_pipeline.judging.base import Judge, JudgeTask, fingerprint_for
+from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, SCORE_SCHEMA, render_score_prompt
+from pref_pipeline.providers import ChatRequest, Provider
+from pref_pipeline.runner import Outcome
+
+if TYPE_CHECKING:
+    from pref_pipeline.providers.client import ModelClient
+
+SCORE_MIN, SCORE_MAX = 1, 10
+RETRY_TEMPERATURE = 0.7
+_SCORE_LINE = re.compile(r"^\W*score\W*:\s*(\d+(?:\.0+)?)\s*(?:/\s*10)?\s*$", re.IGNORECASE | re.MULTILINE)
+_BARE = re.compile(r"^\s*(\d+(?:\.0+)?)\s*(?:/\s*10)?\s*$")
+
+
+@dataclass(frozen=True)
+class ParsedScore:
+    score: int | None
+    reasoning: str
+    error: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.score is not None
+
+
+def parse_score(text: str) -> ParsedScore:
+    """A 1-10 integer score from JSON ``{"score": n, ...}``, a ``SCORE: n`` line or a bare number;
+    anything else (or out of range) is unparseable with its reason, never a default score."""
+    raw = (text or "").strip()
+    if not raw:
+        return ParsedScore(None, "", "empty output")
+    value: Any = None
+    reasoning = ""
+    start = raw.find("{")
+    if start >= 0:
+        try:
+            obj, _ = json.JSONDecoder().raw_decode(raw[start:])
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and "score" in obj:
+            value, reasoning = obj["score"], str(obj.get("reasoning") or "")
+    if value is None:
+        match = _SCORE_LINE.search(raw) or _BARE.match(raw)
+        if match:
+            value = match.group(1)
+    if value is None:
+        return ParsedScore(None, "", "no score found")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ParsedScore(None, reasoning, f"score {value!r} is not a number")
+    if number != int(number) or not SCORE_MIN <= number <= SCORE_MAX:
+        return ParsedScore(None, reasoning, f"score {value!r} is not an integer from {SCORE_MIN} to {SCORE_MAX}")
+    return ParsedScore(int(number), reasoning)
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """One candidate to score."""
+
+    question: str
+    text: str
+    seed: int
+
+
+@dataclass
+class ScoreResult:
+    parsed: ParsedScore
+    raw_output: str
+    attempts: int
+    failed_outputs: list[str] = field(default_factory=list)
+    served_model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+
+
+class PointwiseJudge(Judge):
+    """Scores candidates one at a time; compares two by their scores."""
+
+    type = "pointwise"
+
+    def __init__(self, spec: JudgeSpec, provider: Provider | ModelClient):
+        super().__init__(spec)
+        self.provider = provider
+        self.rubric = spec.rubric_text()
+        self._fingerprint = fingerprint_for(spec)
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def base_request(self, item: ScoreItem) -> ChatRequest:
+        return self.provider.request(
+            render_score_prompt(question=item.question, response=item.text, criteria=self.spec.criteria,
+                                rubric=self.rubric),
+            seed=self.spec.seed if self.spec.seed is not None else item.seed,
+            system=self.spec.system_prompt or JUDGE_SYSTEM_PROMPT,
+            json_schema=SCORE_SCHEMA,
+            schema_name="score",
+        )
+
+    async def score_many(self, items: Sequence[ScoreItem]) -> list[Outcome[ScoreResult]]:
+        """Score every item, retrying unparseable output ``parse_retries`` times (new seed, sampling if greedy)."""
+        bases = [self.base_request(item) for item in items]
+        results: list[Outcome[ScoreResult] | None] = [None] * len(items)
+        state: list[ScoreResult | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        for attempt in range(self.spec.parse_retries + 1):
+            if not pending:
+                break
+            requests = [bases[i] if not attempt else
+                        replace(bases[i], seed=(bases[i].seed or 0) + attempt,
+                                temperature=bases[i].temperature or RETRY_TEMPERATURE) for i in pending]
+            label = f"score {self.spec.model}" + (f" (parse retry {attempt})" if attempt else "")
+            still = []
+            for i, outcome in zip(pending, await self.provider.complete_many(requests, label=label)):
+                if not outcome.ok:
+                    results[i] = Outcome(None, outcome.error)
+                    continue
+                response = outcome.value
+                prior = state[i]
+                parsed = parse_score(response.text)
+                current = ScoreResult(parsed, response.text, attempt + 1, list(prior.failed_outputs) if prior else [],
+                                      response.model, (prior.input_tokens if prior else 0) + (response.input_tokens or 0),
+                                      (prior.output_tokens if prior else 0) + (response.output_tokens or 0),
+                                      (prior.latency_s if prior else 0.0) + response.latency_s)
+                if parsed.usable:
+                    results[i] = Outcome(current, None)
+                else:
+                    current.failed_outputs.append(response.text)
+                    state[i] = current
+                    still.append(i)
+            pending = still
+        for i in pending:  # never parsed
+            last = state[i]
+            last.failed_outputs = last.failed_outputs[:-1]  # type: ignore[union-attr]
+            results[i] = Outcome(last, None)
+        return results  # type: ignore[return-value]
+
+    async def score_candidates(self, question_of: dict[str, str], texts: dict[str, str]
+                               ) -> dict[str, Outcome[ScoreResult]]:
+        """Per candidate id (``texts``: id -> text; ``question_of``: id -> its prompt): its score outcome."""
+        ids = list(texts)
+        items = [ScoreItem(question_of[c], texts[c], derived_seed(c, "score")) for c in ids]
+        return dict(zip(ids, await self.score_many(items)))
+
+    async def judge(self, tasks: list[JudgeTask], now: datetime) -> list[dict[str, Any]]:
+        texts: dict[str, str] = {}
+        questions: dict[str, str] = {}
+        for t in tasks:
+            texts[t.x_id], texts[t.y_id] = t.x_text, t.y_text
+            questions[t.x_id] = questions[t.y_id] = t.question
+        scored = await self.score_candidates(questions, texts)
+        return [self.row(task, scored[task.x_id], scored[task.y_id], now) for task in tasks]
+
+    def row(self, task: JudgeTask, x: Outcome[ScoreResult], y: Outcome[ScoreResult], now: datetime) -> dict[str, Any]:
+        """One judgments row: the comparison decided by the two scores, as shown in ``task.order``."""
+        error = x.error or y.error
+        sx = x.value.parsed.score if x.ok else None
+        sy = y.value.parsed.score if y.ok else None
+        preferred = None if sx is None or sy is None else "x" if sx > sy else "y" if sy > sx else "tie"
+        preference = None if preferred is None else "tie" if preferred == "tie" else \
+            ("A" if (preferred == "x") == (task.order == "xy") else "B")
+        problems = [f"{name}: {o.value.parsed.error}" for name, o in (("x", x), ("y", y))
+                    if o.ok and not o.value.parsed.usable]
+        results = [o.value for o in (x, y) if o.ok]
+        return {
+            "judgment_id": "j-" + short_hash(task.comparison_id, self.fingerprint, task.order),
+            "comparison_id": task.comparison_id, "prompt_id": task.prompt_id,
+            "candidate_x_id": task.x_id, "candidate_y_id": task.y_id, "order": task.order,
+            "judge_model": self.spec.model, "judge_fingerprint": self.fingerprint, "judge_type": self.type,
+            "criteria": self.spec.criteria, "preference": preference, "preferred": preferred,
+            "confidence": None if preferred is None else abs(sx - sy) / (SCORE_MAX - SCORE_MIN),
+            "score_x": sx, "score_y": sy,
+            "reasoning": " | ".join(f"{n}: {r.parsed.reasoning}" for n, r in zip("xy", results) if r.parsed.reasoning),
+            "parse_status": None if error else ("unparseable" if problems else "ok"),
+            "parse_error": "; ".join(problems) or None,
+            "attempts": sum(r.attempts for r in results),
+            "raw_output": json.dumps({"x": x.value.raw_output if x.ok else None,
+                                      "y": y.value.raw_output if y.ok else None}, ensure_ascii=False),
+            "failed_outputs": json.dumps([f for r in results for f in r.failed_outputs], ensure_ascii=False),
+            "served_model": results[0].served_model if results else None,
+            "input_tokens": sum(r.input_tokens for r in results), "output_tokens": sum(r.output_tokens for r in results),
+            "latency_s": sum(r.latency_s for r in results), "error": error, "judged_at": now,
+        }

@@ -1,0 +1,122 @@
+"""What the construction strategies share: asking a model for many answers at once, and candidate rows.
+
+Every call goes through the step's ``CallSession`` (cache, budgets, cost ledger), grouped by model so
+different models run side by side. A candidate's id hashes its strategy's parameters (templates
+included), the prompt, its role, its model and seed, so a re-run asks for exactly the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pref_pipeline.config import GeneratorSpec, generator_label
+from pref_pipeline.ids import derived_seed, short_hash
+from pref_pipeline.providers.base import ChatRequest, RequestBuilder
+from pref_pipeline.providers.client import CHARS_PER_TOKEN, CallSession
+from pref_pipeline.runner import Outcome
+
+REFERENCE_MODEL = "reference"  # generator_model of a prompt's own reference answer
+RULES_MODEL = "rules"  # generator_model of a copy edited by rules, no LLM
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One generation call: who asks (prompt and role), which model, what."""
+
+    prompt_id: str
+    role: str
+    spec: GeneratorSpec
+    user: str
+    system: str | None = None
+    seed: int | None = None
+
+    def request(self) -> ChatRequest:
+        return RequestBuilder(self.spec).request(self.user, system=self.system, seed=self.seed)
+
+
+def seed_for(spec: GeneratorSpec, *parts: object) -> int:
+    """The generator's own seed when it sets one, else one derived from ``parts``."""
+    return spec.seed if spec.seed is not None else derived_seed(*parts)
+
+
+async def ask_all(asks: list[Ask], session: CallSession, label: str) -> list[Outcome]:
+    """One outcome per ask, in order; the asks of one model go as one ``complete_many``."""
+    outcomes: list = [None] * len(asks)
+    by_spec: dict[GeneratorSpec, list[int]] = {}
+    for i, ask in enumerate(asks):
+        by_spec.setdefault(ask.spec, []).append(i)
+
+    async def run(spec: GeneratorSpec, indices: list[int]) -> None:
+        client = session.client(spec)
+        requests = [client.request(asks[i].user, system=asks[i].system, seed=asks[i].seed) for i in indices]
+        for i, outcome in zip(indices, await client.complete_many(requests, label=f"{label} {generator_label(spec)}")):
+            outcomes[i] = outcome
+
+    await asyncio.gather(*(run(spec, idx) for spec, idx in by_spec.items()))
+    return outcomes
+
+
+def placeholder(spec: GeneratorSpec) -> str:
+    """Stand-in text of ``max_tokens`` length for an answer the dry run cannot know."""
+    return "x" * (CHARS_PER_TOKEN * (spec.max_tokens or 256))
+
+
+def candidate(strategy: str, params: str, prompt_id: str, index: int, role: str, now: datetime, *,
+              ask: Ask | None = None, outcome: Outcome | None = None, text: str | None = None,
+              model: str | None = None, label: str | None = None, parent_id: str | None = None,
+              notes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A candidates row: from a call (``ask`` and its ``outcome``) or a text made without one (``text``,
+    with ``model``/``label`` saying where it came from: the prompt's reference, the rules)."""
+    response = outcome.value if outcome is not None else None
+    spec = ask.spec if ask is not None else None
+    source = generator_label(spec) if spec is not None else (label or model or "")
+    seed = ask.seed if ask is not None else None
+    sampling = {**spec.sampling(), "seed": seed} if spec is not None else {}
+    return {
+        "candidate_id": "c-" + short_hash(strategy, params, prompt_id, role, index, source, seed,
+                                          ask.user if ask is not None else text),
+        "prompt_id": prompt_id,
+        "candidate_index": index,
+        "text": (response.text if response else "") if ask is not None else (text or ""),
+        "strategy": strategy,
+        "generator_model": spec.model if spec is not None else (model or ""),
+        "generator_label": source,
+        "sampling": json.dumps(sampling, sort_keys=True),
+        "system_prompt": (ask.system if ask.system is not None else spec.system_prompt) if ask is not None else None,
+        "served_model": response.model if response else None,
+        "input_tokens": response.input_tokens if response else None,
+        "output_tokens": response.output_tokens if response else None,
+        "finish_reason": response.finish_reason if response else None,
+        "latency_s": response.latency_s if response else None,
+        "error": outcome.error if outcome is not None else None,
+        "created_at": now,
+        "role": role,
+        "parent_id": parent_id,
+        "strategy_params": params,
+        "notes": json.dumps(notes, sort_keys=True, ensure_ascii=False) if notes else None,
+    }
+
+
+def by_prompt_and_role(candidates: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{prompt_id: {role: candidate row}}`` of the successful candidates (a failed call is quarantined
+    by the filters as ``generation_error`` and forms no comparison)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    if candidates is None or len(candidates) == 0:
+        return out
+    usable = candidates[candidates["error"].isna()].sort_values(["prompt_id", "candidate_index"])
+    for row in usable.to_dict("records"):
+        out.setdefault(row["prompt_id"], {})[row["role"]] = row
+    return out
+
+
+def notes_of(row: dict[str, Any]) -> dict[str, Any]:
+    value = row.get("notes")
+    return json.loads(value) if isinstance(value, str) and value else {}
+
+
+def has_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())

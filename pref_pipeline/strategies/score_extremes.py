@@ -1,0 +1,89 @@
+"""``score_extremes``: high-score vs low-score responses (the seeds' "high-score vs low-score").
+
+Candidates are sampled as ``sampling`` samples them (spread over the generators), then every judge
+with ``type: pointwise`` scores each one 1-10 against its rubric; a candidate's score is the mean of
+those judges' scores (kept per judge in ``pointwise_scores``). Per prompt the highest-scored candidate
+is chosen over the lowest when they are at least ``min_margin`` points apart; the label comes from
+the scores (``expected``), so no pairwise judge is asked (``judged=False``; the pair's label source
+is ``construction``). A prompt whose scores are tied (or closer than the margin), or with fewer than
+two scored candidates, gives no pair: a no-pair entry with reason ``score_tie`` and why, which the
+quarantine keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from pref_pipeline.providers.client import CallSession
+from pref_pipeline.strategies.base import PlannedComparison, Strategy, no_pair
+from pref_pipeline.strategies.sampling import SamplingStrategy, candidate_row, run_tasks
+
+DEFAULT_MIN_MARGIN = 2.0
+
+
+class ScoreExtremesStrategy(Strategy):
+    method = "score_extremes"
+
+    @property
+    def min_margin(self) -> float:
+        return float(self.spec.min_margin)
+
+    @property
+    def asks_judges(self) -> bool:
+        return False  # the pointwise judges score candidates while they are made; no comparison is judged
+
+    async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
+        from pref_pipeline.judging.pointwise import PointwiseJudge
+
+        count = self.spec.candidates or self.config.candidates_per_prompt
+        sampler = SamplingStrategy(self.config.model_copy(update={"candidates_per_prompt": count}))
+        tasks = sampler.plan(self.prompts_of(prompts))
+        outcomes = await run_tasks(tasks, session)
+        now = datetime.now(timezone.utc)
+        rows = [candidate_row(t, o, self.method, now, self.strategy_params) for t, o in zip(tasks, outcomes)]
+        usable = [r for r in rows if r["error"] is None]
+        questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+        question_of = {r["candidate_id"]: questions[r["prompt_id"]] for r in usable}
+        texts = {r["candidate_id"]: r["text"] for r in usable}
+        judges = [PointwiseJudge(spec, session.client(spec)) for spec in self.config.judges if spec.type == "pointwise"]
+        per_judge = await asyncio.gather(*(j.score_candidates(question_of, texts) for j in judges))
+        for row in usable:
+            scores = {}
+            for judge, scored in zip(judges, per_judge):
+                outcome = scored[row["candidate_id"]]
+                scores[judge.fingerprint] = outcome.value.parsed.score if outcome.ok else None
+            given = [s for s in scores.values() if s is not None]
+            row["pointwise_scores"] = json.dumps(scores, sort_keys=True)
+            row["pointwise_score"] = sum(given) / len(given) if given else None
+        return rows
+
+    def _per_prompt(self, candidates: pd.DataFrame):
+        if "pointwise_score" not in candidates:
+            candidates = candidates.assign(pointwise_score=None)
+        usable = candidates[candidates["error"].isna()].sort_values(["prompt_id", "candidate_index"])
+        for prompt_id, group in usable.groupby("prompt_id", sort=False):
+            scored = group[group["pointwise_score"].notna()]
+            if len(scored) < 2:
+                yield prompt_id, None, f"{len(scored)} scored candidate(s); a pair needs two"
+                continue
+            scores = scored["pointwise_score"].astype(float)
+            high, low = scored.loc[scores.idxmax()], scored.loc[scores.idxmin()]
+            gap = float(high["pointwise_score"]) - float(low["pointwise_score"])
+            if gap == 0 or gap < self.min_margin:
+                what = "scores tied" if gap == 0 else "scores too close"
+                yield prompt_id, None, f"{what}: highest {high['pointwise_score']:g}, lowest " \
+                    f"{low['pointwise_score']:g} (min_margin {self.min_margin:g})"
+                continue
+            yield prompt_id, PlannedComparison(prompt_id, high["candidate_id"], low["candidate_id"], self.method,
+                                               expected="x", judged=False), None
+
+    def comparisons(self, candidates: pd.DataFrame) -> list[PlannedComparison]:
+        """Per prompt: highest- vs lowest-scored candidate (x is the chosen one), when ``min_margin`` apart;
+        otherwise a no-pair entry with reason ``score_tie``."""
+        return [planned if planned is not None else no_pair(prompt_id, self.method, "score_tie", why)
+                for prompt_id, planned, why in self._per_prompt(candidates)]

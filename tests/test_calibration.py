@@ -1,0 +1,67 @@
+"""Issue 11: agreement with human labels on a tiny labelled file whose answer is known, by category and
+source; the shipped sets load (hh-rlhf dialogues included)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from pref_pipeline.cli import main
+from pref_pipeline.config import parse_config
+from pref_pipeline.known_answers import DEFAULT_SETS, load_known_answers, measure
+from tests.conftest import calls
+from tests.fakes import FakeLLMServer
+
+SHORT, LONG = "Short answer.", "A much longer answer that explains the point in detail."
+
+
+def record(category: str, human_prefers_longer: bool, n: int, longer_first: bool) -> dict:
+    outputs = [LONG + f" ({n})", SHORT + f" ({n})"] if longer_first else [SHORT + f" ({n})", LONG + f" ({n})"]
+    longer_label = 1 if longer_first else 2
+    return {"input": f"Question {n}?", "output_1": outputs[0], "output_2": outputs[1], "category": category,
+            "label": longer_label if human_prefers_longer else 3 - longer_label}
+
+
+def test_agreement_on_a_tiny_labelled_file_whose_answer_is_known(home, tmp_path):
+    # The fake judge prefers the longer response. People agree with it on both "math" records and on one
+    # of the two "chat" records: 3 of 4 overall, chat the most divergent category.
+    records = [record("math", True, 1, True), record("math", True, 2, False),
+               record("chat", True, 3, False), record("chat", False, 4, True)]
+    path = tmp_path / "mine.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(r) + "\n" for r in records))
+    known = load_known_answers(path)
+    assert set(known.prompts["category"]) == {"math", "chat"} and set(known.prompts["source"]) == {"mine"}
+    with FakeLLMServer() as server:
+        config = parse_config({"judges": [{"model": "openai:judge-1", "base_url": server.openai_base_url}]})
+        figures = measure(config, known, calls())
+    human = figures["human"]
+    assert (human["n_compared"], human["agreement_rate"]) == (4, 0.75)
+    assert [(c["category"], c["n"], c["agreement_rate"]) for c in human["by_category"]] == [
+        ("chat", 2, 0.5), ("math", 2, 1.0)]
+    assert human["most_divergent_category"] == "chat"
+    assert [(s["source"], s["agreement_rate"]) for s in human["by_source"]] == [("mine", 0.75)]
+    assert figures["length_bias_of_human_labels"] == 0.75
+
+
+def test_known_answer_cli_reports_by_category(home, tmp_path, capsys):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps([record("math", True, 1, True), record("chat", False, 2, True)]))
+    with FakeLLMServer() as server:
+        config = tmp_path / "config.yaml"
+        config.write_text(f"judges:\n  - model: openai:judge-1\n    base_url: {server.openai_base_url}\n")
+        assert main(["review", "known-answer", "--set", str(path), "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "judge's pair agrees with people on 0.5 of 2" in out and "most divergent category: chat" in out
+
+
+@pytest.mark.parametrize("path", DEFAULT_SETS, ids=lambda p: p.name)
+def test_shipped_sets_load(path):
+    known = load_known_answers(path, limit=20)
+    assert len(known.prompts) >= 15 and len(known.candidates) == 2 * len(known.prompts)
+    if "hh-rlhf" in path.name:  # split at the last assistant turn; the human's choice is not always first
+        assert all(p.rstrip().endswith(("?", ".", "!")) or "Human:" in p for p in known.prompts["prompt"])
+        firsts = [known.winners[p] == c for p, c in known.candidates.groupby("prompt_id")["candidate_id"].first().items()]
+        assert 0 < sum(firsts) < len(firsts)
