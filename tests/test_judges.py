@@ -338,3 +338,35 @@ def test_score_extremes_pairs_highest_against_lowest_and_quarantines_a_tie(home,
 def test_score_extremes_needs_a_pointwise_judge():
     with pytest.raises(ConfigError, match="score_extremes needs at least one judge with `type: pointwise`"):
         parse_config({"strategies": [{"method": "score_extremes"}]})
+
+
+def test_score_extremes_end_to_end_through_dagster(home, prompts_file):
+    """Through the real job: the highest-scored candidate is chosen over the lowest, by construction, and a
+    prompt whose candidates all score alike gives no pair but a quarantine row that says so."""
+    def score(info):
+        if "interview" in info.question:  # p3: every candidate scores the same
+            return {"score": 5, "reasoning": "all alike"}
+        return {"score": 1 + len(info.response) % 10, "reasoning": "length"}
+
+    with FakeLLMServer(score_fn=score) as server:
+        config = config_with(server.openai_base_url, prompts_file, [{"model": "openai:scorer", "type": "pointwise"}],
+                             strategies=[{"method": "score_extremes", "min_margin": 1}], candidates_per_prompt=4)
+        result = materialize(config)
+        assert result.success
+        database = Home.from_env().database
+        candidates = read_table(database, "candidates")
+        pairs = read_table(database, "preference_pairs")
+        quarantine = read_table(database, "quarantine")
+        export = Home.from_env().batch_exports("prompts") / "preference_pairs.jsonl"
+        exported = [json.loads(line) for line in export.read_text().splitlines()]
+    scores = candidates.set_index("candidate_id")["pointwise_score"]
+    assert sorted(pairs["prompt_id"]) == ["p1", "p2"]
+    for row in pairs.itertuples():
+        group = candidates[candidates["prompt_id"] == row.prompt_id]["pointwise_score"]
+        assert scores[row.chosen_candidate_id] == group.max() and scores[row.rejected_candidate_id] == group.min()
+    assert set(pairs["generation_method"]) == {"score_extremes"} and set(pairs["label_source"]) == {"construction"}
+    assert all(json.loads(p)["min_margin"] == 1 for p in pairs["strategy_params"])
+    tied = quarantine[quarantine["reason"] == "score_tie"]
+    assert list(tied["prompt_id"]) == ["p3"] and "scores tied: highest 5, lowest 5" in tied["detail"].iloc[0]
+    assert {e["generation_method"] for e in exported} == {"score_extremes"}
+    assert sorted(e["prompt_id"] for e in exported) == ["p1", "p2"]
