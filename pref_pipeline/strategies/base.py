@@ -26,7 +26,7 @@ import pandas as pd
 from pref_pipeline.ids import short_hash
 
 if TYPE_CHECKING:
-    from pref_pipeline.config import PipelineConfig
+    from pref_pipeline.config import GeneratorSpec, PipelineConfig
     from pref_pipeline.providers.client import CallSession
 
 
@@ -68,6 +68,8 @@ class Strategy(ABC):
 
     method: ClassVar[str]
     templates: ClassVar[tuple[str, ...]] = ()  # its prompt templates (files under templates/strategies/)
+    # Whether any of its comparisons is shown to the judges; False when the winner is known by construction.
+    asks_judges: ClassVar[bool] = True
 
     def __init__(self, config: PipelineConfig, params: dict[str, Any] | None = None):
         from pref_pipeline.config import STRATEGY_SPECS
@@ -77,9 +79,12 @@ class Strategy(ABC):
         self.spec = STRATEGY_SPECS[self.method].model_validate({**self.params, "method": self.method})
 
     @property
-    def asks_judges(self) -> bool:
-        """Whether any of its comparisons is shown to the judges."""
-        return True
+    def model(self) -> GeneratorSpec:
+        """The model it asks: its own ``model``, or the first of ``generators`` when that is omitted."""
+        from pref_pipeline.config import GeneratorSpec
+
+        own = getattr(self.spec, "model", None)
+        return own if isinstance(own, GeneratorSpec) else self.config.generators[0]
 
     @property
     def strategy_params(self) -> str:

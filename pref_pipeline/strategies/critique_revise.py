@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from pref_pipeline.config import GeneratorSpec
 from pref_pipeline.filters import words
 from pref_pipeline.ids import derived_seed
 from pref_pipeline.providers.client import CallSession
@@ -52,13 +51,7 @@ class CritiqueReviseStrategy(Strategy):
     method = "critique_revise"
     templates = ("critique.j2", "revise.j2", "recritique.j2", "alternative_system.j2", "constitution.json")
 
-    @property
-    def asks_judges(self) -> bool:
-        return False
-
-    @property
-    def model(self) -> GeneratorSpec:
-        return self.spec.model or self.config.generators[0]
+    asks_judges = False
 
     def principle(self, prompt_id: str) -> str:
         principles = self.spec.principles or data("constitution.json")

@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from pref_pipeline.config import GeneratorSpec
 from pref_pipeline.ids import derived_seed
 from pref_pipeline.providers.client import CallSession
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
@@ -28,13 +27,7 @@ class FewShotContrastStrategy(Strategy):
     method = "few_shot_contrast"
     templates = ("few_shot_contrast.j2", "few_shot_demos.json")
 
-    @property
-    def asks_judges(self) -> bool:
-        return False
-
-    @property
-    def model(self) -> GeneratorSpec:
-        return self.spec.model or self.config.generators[0]
+    asks_judges = False
 
     def demos(self, prompt_id: str, quality: str, count: int) -> list[dict[str, str]]:
         pool = data("few_shot_demos.json")

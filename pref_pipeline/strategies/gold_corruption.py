@@ -27,7 +27,6 @@ from typing import Any
 
 import pandas as pd
 
-from pref_pipeline.config import GeneratorSpec
 from pref_pipeline.filters import response_similarity, words
 from pref_pipeline.ids import derived_seed
 from pref_pipeline.metrics import word_count
@@ -113,17 +112,11 @@ class GoldCorruptionStrategy(Strategy):
     method = "gold_corruption"
     templates = ("gold_corruption_edit.j2", "unrelated_sentences.json")
 
-    @property
-    def asks_judges(self) -> bool:
-        return False
+    asks_judges = False
 
     @property
     def by_rules(self) -> bool:
         return self.spec.model == "none"
-
-    @property
-    def model(self) -> GeneratorSpec:
-        return self.spec.model if isinstance(self.spec.model, GeneratorSpec) else self.config.generators[0]
 
     def edit_kind(self, prompt_id: str) -> list[str]:
         """The edits to try for a prompt: the one picked for it first, then the others in order."""

@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from pref_pipeline.config import GeneratorSpec
 from pref_pipeline.ids import derived_seed
 from pref_pipeline.providers.client import CallSession
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
@@ -28,13 +27,7 @@ class HhhContrastStrategy(Strategy):
     method = "hhh_contrast"
     templates = ("hhh_system.j2", "hhh_principles.json")
 
-    @property
-    def asks_judges(self) -> bool:
-        return False
-
-    @property
-    def model(self) -> GeneratorSpec:
-        return self.spec.model or self.config.generators[0]
+    asks_judges = False
 
     def principle(self, prompt_id: str) -> str:
         principles = list(self.spec.principles)

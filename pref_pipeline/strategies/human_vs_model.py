@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from pref_pipeline.config import GeneratorSpec
 from pref_pipeline.providers.client import CallSession
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
 from pref_pipeline.strategies.calls import REFERENCE_MODEL, Ask, ask_all, by_prompt_and_role, candidate, seed_for
@@ -22,10 +21,6 @@ from pref_pipeline.strategies.gold_corruption import _reference, no_reference
 
 class HumanVsModelStrategy(Strategy):
     method = "human_vs_model"
-
-    @property
-    def model(self) -> GeneratorSpec:
-        return self.spec.model or self.config.generators[0]
 
     def _todo(self, prompts: pd.DataFrame) -> list[tuple[str, str, str]]:
         refs = prompts["reference"] if "reference" in prompts.columns else [None] * len(prompts)

@@ -33,9 +33,7 @@ class ScoreExtremesStrategy(Strategy):
     def min_margin(self) -> float:
         return float(self.spec.min_margin)
 
-    @property
-    def asks_judges(self) -> bool:
-        return False  # the pointwise judges score candidates while they are made; no comparison is judged
+    asks_judges = False  # the pointwise judges score candidates while they are made; no comparison is judged
 
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
         from pref_pipeline.judging.pointwise import PointwiseJudge
