@@ -9,11 +9,12 @@ token/cost ledger, shows progress, and hands out one ``ModelClient`` per configu
    limits, submitted, polled every ``batch_poll_s`` and collected; the batch id is saved under
    the home's ``llm_batches/`` folder keyed by the request set, so a restarted run picks the
    pending batch up instead of paying twice;
-3. or are sent **live**: at most ``max_concurrency`` in flight, paced by ``rpm`` / ``tpm``
-   (``aiolimiter``), with the SDK's own retries (exponential backoff with jitter, honouring
-   ``retry-after`` on 429 and 5xx, ``max_retries`` times). A 429 also pauses the endpoint: no new
-   request of that model starts until the server's ``retry-after`` has passed, so a run without
-   (or with too high) an ``rpm`` backs off as a whole instead of firing into a full window.
+3. or are sent **live**: at most ``max_concurrency`` in flight (per process), paced by ``rpm`` /
+   ``tpm`` across every process using the same home (pyrate-limiter over a SQLite file:
+   ``providers/limits.py``), with the SDK's own retries (exponential backoff with jitter, honouring
+   ``retry-after`` on 429 and 5xx, ``max_retries`` times). A 429 also pauses the endpoint in every
+   such process: no new request of that model starts until the server's ``retry-after`` has passed,
+   so runs without (or with too high) an ``rpm`` back off as a whole instead of firing into a full window.
 
 Every answer is written to the cache the moment it arrives. Generators and judges that name the
 same ``model`` and ``base_url`` share one budget (the smallest ``max_concurrency``/``rpm``/``tpm``
@@ -36,7 +37,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from filelock import FileLock, Timeout
 
 from pref_pipeline.accounting import UsageLedger, price_table
@@ -45,11 +45,11 @@ from pref_pipeline.config import ModelSpec, PipelineConfig
 from pref_pipeline.paths import Home
 from pref_pipeline.providers import make_provider
 from pref_pipeline.providers.base import BatchLimits, ChatRequest, ChatResponse, Provider
+from pref_pipeline.providers.limits import SharedLimits
 from pref_pipeline.runner import Outcome, Progress, ProgressBar
 
 PROVIDER_BATCH_FOLDER = "llm_batches"  # under the home: pending provider batch jobs (Home.provider_batches)
-HEADROOM = 0.98  # pace at 98 % of a budget: room for network jitter and the SDK's own retries
-REQUEST_BUCKET = 1.15  # the rpm bucket's size in requests: 0.15 of an interval of tolerance for a late wake-up
+LIMITS_FILE = "limits.sqlite"  # under the home's cache folder: the rpm/tpm budgets and 429 pauses every process shares
 CHARS_PER_TOKEN = 4  # for tpm pacing and estimates: ~4 characters of English text per token
 DEFAULT_OUTPUT_TOKENS = 256  # counted against tpm when a request sets no max_tokens
 PAUSE_WITHOUT_RETRY_AFTER_S = 1.0  # how long new requests wait after a 429 that names no retry-after
@@ -97,36 +97,36 @@ def endpoint_of(spec: ModelSpec) -> tuple[str, str | None, str]:
 
 
 class Budget:
-    """Concurrency, requests per minute and tokens per minute of one endpoint.
+    """Concurrency, requests per minute and tokens per minute of one endpoint (model + base_url).
 
-    Both rates are leaky buckets paced evenly (``rpm`` admits one request every 60/(0.98·rpm) s;
-    ``tpm`` holds at most 1 % of a minute's tokens as a burst), so no 60-second window ever sees
-    more than the budget, whatever the window's phase.
+    ``max_concurrency`` holds per process (an ``asyncio.Semaphore``). ``rpm`` and ``tpm`` hold across
+    every process that shares the home's budget file (``SharedLimits``, pyrate-limiter's GCRA): both are
+    paced evenly, ``rpm`` one request every 60/rpm s and ``tpm`` with at most 1 % of a minute's tokens as
+    a burst, so a 60-second window sees ``rpm`` requests (one more only when a window starts exactly on a
+    request), whatever the window's phase and however many runs share the model. Set ``rpm`` a little
+    under the provider's limit (e.g. 570 for 600): network jitter can bunch requests on their way.
 
-    The request bucket holds 1.15 requests rather than 1: a waiter the event loop wakes a little
-    late (a busy loop is late by a millisecond or two) then does not push every later request back
-    too, so the achieved rate stays at 98 % of ``rpm`` instead of drifting down by the lateness
-    (bench/bench_llm_calls.py measured 96 % of the limit with a bucket of 1). A window where the
-    server allows n requests then sees at most 1 + floor(0.98·n + 0.15) of them, which is at most
-    n for n >= 8; below 8 requests per minute the bucket holds exactly 1.
+    A 429 pauses the endpoint in every one of those processes (``note_rate_limited``).
     """
 
     def __init__(self, max_concurrency: int, rpm: int | None, tpm: int | None, *, name: str = "",
-                 logger: logging.Logger | None = None, ledger: UsageLedger | None = None):
+                 logger: logging.Logger | None = None, ledger: UsageLedger | None = None,
+                 limits: SharedLimits | None = None, key: str | None = None):
         self.max_concurrency, self.rpm, self.tpm = max_concurrency, rpm, tpm
         self.name, self.logger, self.ledger = name, logger or log, ledger
         self.semaphore = asyncio.Semaphore(max_concurrency)
-        self._paused_until = 0.0  # time.monotonic() before which no new request starts
-        interval = 60.0 / (rpm * HEADROOM) if rpm else 0.0
-        bucket = REQUEST_BUCKET if rpm and rpm >= 8 else 1.0
-        self._requests = AsyncLimiter(bucket, bucket * interval) if rpm else None
-        self._tokens: AsyncLimiter | None = None
+        self._own_limits = limits is None  # no shared file given: this budget holds within this process only
+        self.limits = limits if limits is not None else SharedLimits(None)
+        self.key = key or name
+        self._logged_pause_until = 0.0
+        self._requests = self.limits.limiter(f"{self.key}|rpm", rpm, 1) if rpm else None
+        self._tokens = None
         if tpm:
-            self._token_burst = max(1.0, 0.01 * tpm)
-            self._tokens = AsyncLimiter(self._token_burst, self._token_burst / (tpm * HEADROOM / 60.0))
+            self._token_burst = max(1, round(0.01 * tpm))
+            self._tokens = self.limits.limiter(f"{self.key}|tpm", tpm, self._token_burst)
 
     def note_rate_limited(self, retry_after_s: float | None) -> None:
-        """A 429 arrived: hold back every new request of this endpoint for the wait it asked for.
+        """A 429 arrived: hold back every new request of this endpoint, in every process, for the wait it asked for.
 
         The request that got the 429 is retried by the SDK after its ``retry-after``; without this
         pause the other requests would keep starting into the same full window (a 429 storm).
@@ -134,11 +134,11 @@ class Budget:
         if self.ledger is not None:  # counted there, including the 429s the SDK then retried
             self.ledger.record_rate_limited(self.name)
         wait = PAUSE_WITHOUT_RETRY_AFTER_S if retry_after_s is None else min(retry_after_s, MAX_PAUSE_S)
-        until = time.monotonic() + wait
-        if until > self._paused_until + 0.5:  # one log line per pause, not one per 429
+        until = self.limits.pause(self.key, wait)
+        if until > self._logged_pause_until + 0.5:  # one log line per pause, not one per 429
             self.logger.warning("%s: HTTP 429 (rate limited); new requests wait %.1f s%s", self.name, wait,
                                 "" if retry_after_s is not None else " (no retry-after given)")
-        self._paused_until = max(self._paused_until, until)
+            self._logged_pause_until = until
 
     def http_hooks(self) -> dict[str, list[Any]]:
         """httpx event hooks that report every 429 the SDK's client receives to this budget."""
@@ -150,16 +150,20 @@ class Budget:
         return {"response": [on_response]}
 
     async def admit(self, tokens: int) -> None:
-        while (delay := self._paused_until - time.monotonic()) > 0:
+        while (delay := self.limits.paused_for(self.key)) > 0:
             await asyncio.sleep(delay)
         if self._requests is not None:
-            await self._requests.acquire()
+            await self._requests.try_acquire_async(self.key)
         if self._tokens is not None:
-            remaining = float(tokens)
+            remaining = tokens
             while remaining > 0:  # a request bigger than the burst waits for several refills
                 chunk = min(remaining, self._token_burst)
-                await self._tokens.acquire(chunk)
+                await self._tokens.try_acquire_async(self.key, chunk)
                 remaining -= chunk
+
+    def close(self) -> None:
+        if self._own_limits:
+            self.limits.close()
 
 
 class ProviderBatchStore:
@@ -375,17 +379,20 @@ class CallSettings:
     """Where a step's LLM calls keep their state, given by the caller (the Dagster ``llm`` resource or a test).
 
     ``cache_dir`` holds the response cache (``None``: no cache, whatever the configuration says);
-    ``batch_dir`` the pending provider batch jobs; ``progress`` draws a tqdm bar per step.
+    ``batch_dir`` the pending provider batch jobs; ``progress`` draws a tqdm bar per step; ``limits_file`` the
+    SQLite file where every process using this home keeps the ``rpm``/``tpm`` budgets and 429 pauses.
     """
 
     cache_dir: Path | None
     batch_dir: Path
     progress: bool = False
+    limits_file: Path | None = None  # the rpm/tpm budgets shared across processes (None: this process only)
 
     @classmethod
     def under(cls, home: Home, *, progress: bool = False) -> CallSettings:
-        """The settings of a run writing under ``home``: its cache and its provider-batch folder."""
-        return cls(cache_dir=home.cache, batch_dir=home.provider_batches, progress=progress)
+        """The settings of a run writing under ``home``: its cache, its provider-batch folder and its budgets."""
+        return cls(cache_dir=home.cache, batch_dir=home.provider_batches, progress=progress,
+                   limits_file=home.cache / LIMITS_FILE)
 
 
 class CallSession:
@@ -399,6 +406,7 @@ class CallSession:
         self.cache = ResponseCache(settings.cache_dir) if config.cache and settings.cache_dir else None
         self.ledger = UsageLedger(price_table(config.prices))
         self.batch_store = ProviderBatchStore(settings.batch_dir)
+        self.limits = SharedLimits(settings.limits_file)
         self.bar = ProgressBar(label, enabled=settings.progress)
         self.started = time.perf_counter()
         self._budgets: dict[tuple[str, str | None, str], Budget] = {}
@@ -414,7 +422,8 @@ class CallSession:
             tpms = [s.tpm for s in same if s.tpm]
             self._budgets[endpoint] = Budget(min(s.max_concurrency for s in same), min(rpms) if rpms else None,
                                              min(tpms) if tpms else None, name=spec.model, logger=self.logger,
-                                             ledger=self.ledger)
+                                             ledger=self.ledger, limits=self.limits,
+                                             key="|".join(part or "" for part in endpoint))
         return self._budgets[endpoint]
 
     def client(self, spec: ModelSpec) -> ModelClient:
@@ -435,6 +444,7 @@ class CallSession:
             except Exception as exc:  # pragma: no cover - closing must not hide the step's result
                 self.logger.warning("closing %s: %s", client.spec.model, exc)
         self._clients.clear()
+        self.limits.close()
         self.bar.close()
         if self.cache is not None:
             self.cache.close()
