@@ -16,21 +16,28 @@ from pref_pipeline.config import ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home
 
 
-def _report_failures(what: str, result, audit_md: Path | None = None) -> int:
-    """Print why a batch's run failed (failed steps and checks); 1 if it failed, else 0. A check that only warns
-    (``judge_is_current`` while other batches wait for their turn) does not fail the run."""
-    failed_checks = [
+def failed_checks(result) -> list[str]:
+    """``asset:check: description`` of every failed check of a run that fails it (severity ERROR)."""
+    return [
         f"{e.asset_key.to_user_string()}:{e.check_name}: {e.description or ''}"
         for e in result.get_asset_check_evaluations()
         if not e.passed and e.severity.value == "ERROR"
     ]
-    if result.success and not failed_checks:
+
+
+def _report_failures(what: str, result, audit_md: Path | None = None) -> int:
+    """Print why a batch's run failed (failed steps and checks); 1 if it failed, else 0. A check that only warns
+    (``judge_is_current`` while other batches wait for their turn) does not fail the run. ``result`` is a
+    Dagster run's result or the ``BatchOutcome`` of one that ran in another process."""
+    from pref_pipeline.definitions import BatchOutcome
+
+    outcome = result if isinstance(result, BatchOutcome) else BatchOutcome.of(result)
+    if outcome.success and not outcome.failed_checks:
         return 0
     print(f"pref-pipeline: {what} FAILED", file=sys.stderr)
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data:
-            print(f"  {event.step_key}: {root_cause(event.step_failure_data.error)}", file=sys.stderr)
-    for check in failed_checks:
+    for step_key, cause in outcome.step_failures:
+        print(f"  {step_key}: {cause}", file=sys.stderr)
+    for check in outcome.failed_checks:
         print(f"  failed check: {check}", file=sys.stderr)
     if audit_md is not None and audit_md.exists():
         print(f"  this batch's audit (made whether or not it was published): {audit_md}", file=sys.stderr)
@@ -83,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
 
     source = "embedded default" if args.config is None else args.config
     print(f"pref-pipeline: running {source} -> {home.root}", file=sys.stderr)
-    run = run_batches(config, home, progress=progress)
+    run = run_batches(config, home, progress=progress, parallel=args.parallel)
     if run.interrupted is not None:
         done = [batch for batch, result in run.batches.items() if result.success and batch != run.interrupted]
         print(f"pref-pipeline: stopped during batch {run.interrupted!r}; no later batch was started"
@@ -120,6 +127,13 @@ def _estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pref-pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--home", type=Path, default=None, help="overrides PREF_PIPELINE_HOME for this run")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bars for the LLM calls on stderr (default: when stderr is a terminal)")
+    run.add_argument("--parallel", type=_positive, default=1, metavar="N",
+                     help="run N prompt batches at once, each in its own process (default 1); they share the "
+                     "models' rpm/tpm budgets")
     run.set_defaults(func=_run)
     estimate = commands.add_parser("estimate", help="dry run: the LLM calls, tokens and cost a run would spend "
                                    "(nothing is called; cached answers count as free)")

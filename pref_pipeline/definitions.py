@@ -85,12 +85,32 @@ def defs() -> dg.Definitions:
     return build_definitions(config, Home.from_env())
 
 
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What is known of a batch's run that ran in another process (``--parallel``): picklable, and read by
+    the CLI like a run's result (``success``; the failed steps with their root causes; failed checks)."""
+
+    success: bool
+    step_failures: tuple[tuple[str, str], ...] = ()  # (step key, the innermost cause in one line)
+    failed_checks: tuple[str, ...] = ()  # "asset:check: description" of every failed ERROR check
+    interrupted: bool = False
+
+    @classmethod
+    def of(cls, result: dg.ExecuteInProcessResult) -> BatchOutcome:
+        from pref_pipeline.cli import failed_checks, root_cause
+
+        failures = tuple((event.step_key, root_cause(event.step_failure_data.error)) for event in result.all_events
+                         if event.is_step_failure and event.step_failure_data)
+        return cls(result.success, failures, tuple(failed_checks(result)), was_interrupted(result))
+
+
 @dataclass
 class PipelineRun:
     """The runs of one ``pref-pipeline run``: one per prompt batch, then the roll-up run (None when no
-    batch succeeded, since there is nothing new to roll up)."""
+    batch succeeded, since there is nothing new to roll up). A batch run in another process (``parallel``
+    above 1) is known by its ``BatchOutcome``."""
 
-    batches: dict[str, dg.ExecuteInProcessResult] = field(default_factory=dict)
+    batches: dict[str, dg.ExecuteInProcessResult | BatchOutcome] = field(default_factory=dict)
     rollup: dg.ExecuteInProcessResult | None = None
     interrupted: str | None = None  # the batch a Ctrl-C or SIGTERM stopped; later batches were not started
 
@@ -139,12 +159,80 @@ def open_instance(setup: Callable[[dg.DagsterInstance], None] | None = None) -> 
     return instance
 
 
+def per_batch_assets(definitions: dg.Definitions) -> list[dg.AssetKey]:
+    """Every asset a batch's run materializes: all but the roll-ups."""
+    graph = definitions.resolve_asset_graph()
+    return [key for key in graph.get_all_asset_keys() if key.to_user_string() not in ROLLUPS]
+
+
+def run_one_batch(config: PipelineConfig, home: Home, batch: str, progress: bool = False) -> BatchOutcome:
+    """One batch's run in a process of its own (``run_batches(parallel=N)``): on the instance of ``DAGSTER_HOME``,
+    whose storage and partitions the parent created before starting any run (else a throwaway one)."""
+    from assets.partitions import PROMPT_BATCHES
+
+    definitions = build_definitions(config, home, progress=progress)
+    # Present already in DAGSTER_HOME's instance (the parent added it); a throwaway instance needs it added.
+    instance = open_instance(lambda instance: instance.add_dynamic_partitions(PROMPT_BATCHES.name, [batch]))
+    try:
+        result = definitions.resolve_job_def("preference_pipeline").execute_in_process(
+            instance=instance, partition_key=batch, asset_selection=per_batch_assets(definitions),
+            raise_on_error=False)
+    except KeyboardInterrupt:
+        return BatchOutcome(False, interrupted=True)
+    return BatchOutcome.of(result)
+
+
+def _run_in_parallel(config: PipelineConfig, home: Home, names: list[str], parallel: int, progress: bool,
+                     run: PipelineRun) -> None:
+    """Run the batches ``parallel`` at a time, each in its own process (started from a forkserver that has
+    imported the pipeline once). A Ctrl-C or SIGTERM stops them all and starts no other."""
+    import multiprocessing
+    import signal
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(STEP_PRELOAD)
+    executor = ProcessPoolExecutor(max_workers=min(parallel, len(names)), mp_context=context)
+    futures = {executor.submit(run_one_batch, config, home, batch, progress): batch for batch in names}
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                batch = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # the batch's process died (killed, out of memory): that batch failed
+                    outcome = BatchOutcome(False, (("run", f"{type(exc).__name__}: {exc}"),))
+                run.batches[batch] = outcome
+                if outcome.interrupted and run.interrupted is None:
+                    run.interrupted = batch
+            if run.interrupted is not None:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        for future in pending:
+            future.cancel()
+        for child in multiprocessing.active_children():  # the runs still going: stop them as Ctrl-C would
+            try:
+                os.kill(child.pid, signal.SIGINT)
+            except (ProcessLookupError, TypeError):
+                pass
+        stopped = [futures[f] for f in pending if not f.cancelled()]
+        if run.interrupted is None:
+            run.interrupted = stopped[0] if stopped else next((b for b in names if b not in run.batches), names[-1])
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
 def run_batches(config: PipelineConfig, home: Home, *, batches: Iterable[str] | None = None,
-                progress: bool = False) -> PipelineRun:
+                progress: bool = False, parallel: int = 1) -> PipelineRun:
     """Materialize every asset for every prompt batch, headless: one run per batch, then one run of the
     roll-ups (the combined dataset and the audit over every batch) when at least one batch succeeded.
 
-    Uses the instance of ``DAGSTER_HOME`` when set (runs then show in the UI), else a throwaway one.
+    ``parallel`` above 1 runs that many batches at once, each in its own process; the Dagster instance's
+    storage and the batches' partitions are created here first, once, so the runs do not race to create
+    them. Uses the instance of ``DAGSTER_HOME`` when set (runs then show in the UI), else a throwaway one
+    (one per process when in parallel).
     """
     from assets.partitions import PROMPT_BATCHES
     from pref_pipeline.batches import discover_batches
@@ -153,9 +241,13 @@ def run_batches(config: PipelineConfig, home: Home, *, batches: Iterable[str] | 
     job = definitions.resolve_job_def("preference_pipeline")
     names = list(batches) if batches is not None else list(discover_batches(config))
     instance = open_instance(lambda instance: instance.add_dynamic_partitions(PROMPT_BATCHES.name, names))
-    graph = definitions.resolve_asset_graph()
-    per_batch = [key for key in graph.get_all_asset_keys() if key.to_user_string() not in ROLLUPS]
+    per_batch = per_batch_assets(definitions)
     run = PipelineRun()
+    if parallel > 1 and len(names) > 1:
+        _run_in_parallel(config, home, names, parallel, progress, run)
+        if run.interrupted is not None:
+            return run
+        names = []
     for batch in names:
         try:
             result = job.execute_in_process(instance=instance, partition_key=batch, asset_selection=per_batch,

@@ -118,3 +118,67 @@ def test_many_processes_opening_a_fresh_dagster_home_at_once(tmp_path):
     assert [p.returncode for p in processes] == [0] * 4, [err[-2000:] for _, err in outputs]
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         assert sorted(instance.get_dynamic_partitions("prompt_batches")) == ["a", "b", "c", "d"]
+
+
+def _batches_run_together(instance: dg.DagsterInstance, batch_runs: list) -> bool:
+    """Whether at least two batch runs were executing at the same moment (from the instance's run records)."""
+    spans = sorted((record.start_time, record.end_time) for record in instance.get_run_records()
+                   if record.dagster_run.run_id in batch_runs)
+    return any(later_start < earlier_end for (_, earlier_end), (later_start, _) in zip(spans, spans[1:]))
+
+
+def test_parallel_runs_three_batches_two_at_a_time_on_a_fresh_dagster_home(home, tmp_path):
+    """`pref-pipeline run --parallel 2` over three batches on a DAGSTER_HOME no one has used: every batch
+    succeeds, two run at once, each is paid for once, and no row is lost or duplicated."""
+    dagster_home = tmp_path / "dagster_home"
+    per_batch, names = 4, ("a", "b", "c")
+    with FakeLLMServer(latency_s=0.3) as server:
+        for batch in names:
+            write_prompts(tmp_path / f"{batch}.jsonl", prompt_rows(per_batch, tag=batch))
+        config = cli_runs.write_config(tmp_path / "pipeline.yaml", server.openai_base_url,
+                                       [f"{batch}.jsonl" for batch in names])
+        done = subprocess.run([str(BIN / "pref-pipeline"), "run", "--config", str(config), "--no-progress",
+                               "--parallel", "2"], cwd=ROOT, env=cli_env(home, DAGSTER_HOME=str(dagster_home)),
+                              capture_output=True, text=True, timeout=600)
+        paid = server.count("/chat/completions")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert paid == len(names) * (per_batch * 2 + per_batch * 2)  # each batch paid once
+
+    data = tables(home / "pref_pipeline.duckdb")
+    for name, per in (("prompts", per_batch), ("candidates", 2 * per_batch), ("judgments", 2 * per_batch)):
+        counts = data[name]["batch_id"].value_counts().to_dict()
+        assert counts == dict.fromkeys(names, per), (name, counts)
+    stored = data["preference_pairs"]
+    assert stored["pair_id"].is_unique and set(stored["batch_id"]) == set(names)
+    assert sorted(p["pair_id"] for p in exported_pairs(home)) == sorted(stored["pair_id"])
+    assert_outputs_whole(home)
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert sorted(instance.get_dynamic_partitions("prompt_batches")) == list(names)
+        runs = instance.get_runs()
+        assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 4  # three batches, then the roll-up
+        batch_runs = [r.run_id for r in runs if r.tags.get("dagster/partition") in names]
+        assert len(batch_runs) == 3 and _batches_run_together(instance, batch_runs)
+
+
+@pytest.mark.slow
+def test_two_parallel_runs_of_the_same_batches_at_once_pay_once(home, tmp_path):
+    """Two `run --parallel 2` of one configuration (batches a and b) started together: each batch is made by
+    one of them while the other waits for it (batch_step_lock) and then takes its answers from the cache."""
+    per_batch = 3
+    with FakeLLMServer(latency_s=0.3) as server:
+        for batch in ("a", "b"):
+            write_prompts(tmp_path / f"{batch}.jsonl", prompt_rows(per_batch, tag=batch))
+        config = cli_runs.write_config(tmp_path / "pipeline.yaml", server.openai_base_url, ["a.jsonl", "b.jsonl"])
+        command = [str(BIN / "pref-pipeline"), "run", "--config", str(config), "--no-progress", "--parallel", "2"]
+        env = cli_env(home, DAGSTER_HOME=str(tmp_path / "dagster_home"))
+        runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(2)]
+        outputs = [run.communicate(timeout=600) for run in runs]
+        paid = server.count("/chat/completions")
+    assert [run.returncode for run in runs] == [0, 0], [err[-3000:] for _, err in outputs]
+    assert paid == 2 * (per_batch * 2 + per_batch * 2)  # each batch once, though each was run twice
+    stored = tables(home / "pref_pipeline.duckdb")["preference_pairs"]
+    assert stored["pair_id"].is_unique and set(stored["batch_id"]) == {"a", "b"}
+    assert sorted(p["pair_id"] for p in exported_pairs(home)) == sorted(stored["pair_id"])
