@@ -334,6 +334,15 @@ class AuditSpec(_Strict):
     recency_half_life_days: Annotated[float, Field(gt=0.0)] = 30.0  # weights in judgment_history
 
 
+class DaskSpec(_Strict):
+    """Where ``executor: dask`` runs a run's steps: a running Dask scheduler (``address``, e.g.
+    ``tcp://10.0.0.5:8786``), or else a ``distributed.LocalCluster`` of ``n_workers`` processes that each run
+    starts and stops (one thread each: a Dagster step is not thread-safe)."""
+
+    address: str | None = None
+    n_workers: Annotated[int, Field(ge=1)] = 2
+
+
 class PriceSpec(_Strict):
     """What a model costs, in US dollars per million tokens (batch calls cost half; cached ones nothing)."""
 
@@ -508,8 +517,11 @@ class PipelineConfig(_Strict):
     cache: bool = True
     prices: dict[str, PriceSpec] = Field(default_factory=dict)
     # How a Dagster run executes its steps: all in one process (fast: no process start per step, GX and
-    # the models loaded once), or each step in its own process (steps of one run in parallel).
-    executor: Literal["in_process", "multiprocess"] = "in_process"
+    # the models loaded once), or each step in its own process (steps of one run in parallel), or each step
+    # as a task on a Dask cluster (``dask``: the cluster, processes on this or other machines; needs the
+    # ``distributed`` extra and a persistent DAGSTER_HOME).
+    executor: Literal["in_process", "multiprocess", "dask"] = "in_process"
+    dask: DaskSpec = Field(default_factory=DaskSpec)
     # Issue 10: how pairs are made, one entry per method (see STRATEGY_SPECS). Absent: [{method: sampling}]
     # (judged samples of ``generators``); absent with no ``generators`` either (the embedded offline run):
     # ``embedded_default_strategies()``.

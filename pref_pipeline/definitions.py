@@ -44,8 +44,30 @@ def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = Fa
         sensors=sensors,
         schedules=schedules,
         resources=pipeline_resources(home, progress=progress),
-        executor=dg.in_process_executor if config.executor == "in_process" else multiprocess_executor(),
+        executor=executor_for(config),
     )
+
+
+def executor_for(config: PipelineConfig) -> dg.ExecutorDefinition:
+    """The executor the configuration's ``executor`` names (what a launched run uses; ``pref-pipeline run``
+    executes each run in its own process whatever it says)."""
+    if config.executor == "multiprocess":
+        return multiprocess_executor()
+    if config.executor == "dask":
+        return dask_executor(config)
+    return dg.in_process_executor
+
+
+def dask_executor(config: PipelineConfig) -> dg.ExecutorDefinition:
+    """``executor: dask``: each step a task on the Dask cluster at ``dask.address``, or on a ``LocalCluster`` of
+    ``dask.n_workers`` processes started for the run (dagster-dask's executor: ``assets/dask_executor.py``)."""
+    try:
+        from assets.dask_executor import pipeline_dask_executor
+    except ImportError as exc:
+        raise ConfigError("executor: dask needs dagster-dask: pip install 'pref-pipeline[distributed]'") from exc
+    spec = config.dask
+    return pipeline_dask_executor.configured({"address": spec.address} if spec.address else
+                                             {"n_workers": spec.n_workers}, name="dask")
 
 
 # What a step process needs, imported once by the forkserver that forks every step (instead of each step
