@@ -15,7 +15,9 @@ built), timing the warm ``generate_candidates`` and ``judge_comparisons`` (the t
 Dagster's storage), variants interleaved, fastest of ``--repeat``:
 
 - ``heap frozen``: what the pipeline does now;
-- ``heap not frozen``: the same with ``gc.unfreeze()`` after set-up (what it did before);
+- ``heap not frozen``: the same with ``gc.unfreeze()`` after set-up;
+- ``before (lists)``: not frozen, and each cached answer's log-probabilities turned back into the list of
+  dicts they used to be kept as (what the pipeline did before);
 - ``no cyclic gc``: ``gc.disable()``, the floor.
 """
 
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_step_overhead import ServerProcess, write_config, write_prompts  # noqa: E402
 
-VARIANTS = {"heap frozen": "frozen", "heap not frozen": "unfrozen", "no cyclic gc": "nogc"}
+VARIANTS = {"heap frozen": "frozen", "heap not frozen": "unfrozen", "before (lists)": "before", "no cyclic gc": "nogc"}
 
 # Runs in a fresh process: set up as a run does, then time the two warm LLM steps.
 CHILD = """
@@ -56,8 +58,20 @@ from pref_pipeline.store import read_table
 config, home, variant = load_config(sys.argv[2]), Home.at(sys.argv[3]), sys.argv[4]
 build_definitions(config, home)
 gates._context()
-if variant == "unfrozen":
+if variant in ("unfrozen", "before"):
     gc.unfreeze()
+if variant == "before":
+    from pref_pipeline import cache
+
+    plain_get = cache.ResponseCache.get
+
+    def get_as_lists(self, key):
+        hit = plain_get(self, key)
+        if hit is not None and isinstance(hit.extra.get("token_logprobs"), str):
+            hit.extra["token_logprobs"] = json.loads(hit.extra["token_logprobs"])
+        return hit
+
+    cache.ResponseCache.get = get_as_lists
 elif variant == "nogc":
     gc.disable()
 calls = CallSettings.under(home)
