@@ -17,6 +17,7 @@ import dagster as dg
 
 from pref_pipeline.config import ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home
+from pref_pipeline.runner import freeze_heap
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -38,7 +39,7 @@ def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = Fa
     from sensors import build_automation
 
     sensors, schedules = build_automation(config, config_from_env)
-    return dg.Definitions(
+    definitions = dg.Definitions(
         assets=build_pipeline_assets(config),
         jobs=[pipeline_job, rejudge_job, rollup_job],
         sensors=sensors,
@@ -46,6 +47,8 @@ def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = Fa
         resources=pipeline_resources(home, progress=progress),
         executor=executor_for(config),
     )
+    freeze_heap()  # the libraries and definitions live as long as the process
+    return definitions
 
 
 def executor_for(config: PipelineConfig) -> dg.ExecutorDefinition:

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from pref_pipeline.config import JudgeSpec
-from pref_pipeline.judging.pairwise import RETRY_TEMPERATURE, PairwiseJudge, combine_orders, fingerprint_for
+from pref_pipeline.judging.pairwise import PairwiseJudge, combine_orders, fingerprint_for
+from pref_pipeline.judging.retries import RETRY_TEMPERATURE
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, VERDICT_SCHEMA
 from pref_pipeline.providers.base import ChatRequest, ChatResponse, Provider
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -19,13 +19,13 @@ from pref_pipeline.judging.base import Judge, JudgeTask, Order, fingerprint_for
 from pref_pipeline.judging.confidence import TOP_LOGPROBS, label_margin, label_probability
 from pref_pipeline.judging.parsing import ParsedVerdict, parse_verdict
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, PAIRWISE_TEMPLATE, VERDICT_SCHEMA, render_judge_prompt
+from pref_pipeline.judging.retries import ask_until_parsed
 from pref_pipeline.providers import ChatRequest, ChatResponse, Provider, ProviderError
 from pref_pipeline.runner import Outcome
 
 if TYPE_CHECKING:
     from pref_pipeline.providers.client import ModelClient
 
-RETRY_TEMPERATURE = 0.7
 
 
 @dataclass(frozen=True)
@@ -79,15 +79,6 @@ class JudgeItem:
     seed: int | None = None
 
 
-@dataclass
-class _Attempts:
-    failed: list[str] = field(default_factory=list)
-    tokens_in: int = 0
-    tokens_out: int = 0
-    latency: float = 0.0
-    last: tuple[ParsedVerdict, ChatResponse] | None = None
-
-
 class PairwiseJudge(Judge):
     """One judge model: renders the prompt, asks for a structured verdict, parses strictly, retries.
 
@@ -125,58 +116,26 @@ class PairwiseJudge(Judge):
             logprobs=TOP_LOGPROBS if self.spec.wants_logprobs else None,
         )
 
-    @staticmethod
-    def retry_request(base: ChatRequest, attempt: int) -> ChatRequest:
-        """Attempt ``attempt`` (0 = first): a new seed, and sampling if the judge is greedy."""
-        if not attempt:
-            return base
-        greedy = not base.temperature
-        return replace(base, seed=(base.seed or 0) + attempt, temperature=RETRY_TEMPERATURE if greedy else base.temperature)
-
     async def judge_many(self, items: Sequence[JudgeItem]) -> list[Outcome[OrderedVerdict]]:
-        """Judge every item in rounds: round 1 asks all, each later round only the still unparseable.
+        """Judge every item, retrying unparseable output ``parse_retries`` times (``retries.py``). A transport
+        failure is an outcome with ``error`` set; output that never parses is kept (``failed_outputs``,
+        ``raw_output``) with its parse error."""
+        def parse(response: ChatResponse) -> ParsedVerdict:
+            return parse_verdict(response.text, truncated=response.finish_reason in ("length", "max_tokens"))
 
-        A round is one ``complete_many`` call (one batch in batch mode). A transport failure is an
-        outcome with ``error`` set; output that cannot be parsed is retried ``parse_retries`` times
-        and kept (``failed_outputs``, ``raw_output``) either way.
-        """
-        bases = [self.base_request(item) for item in items]
-        state = [_Attempts() for _ in items]
-        results: list[Outcome[OrderedVerdict] | None] = [None] * len(items)
-        pending = list(range(len(items)))
-        for attempt in range(self.spec.parse_retries + 1):
-            if not pending:
-                break
-            label = f"judge {self.spec.model}" + (f" (parse retry {attempt})" if attempt else "")
-            outcomes = await self.provider.complete_many([self.retry_request(bases[i], attempt) for i in pending],
-                                                         label=label)
-            still = []
-            for i, outcome in zip(pending, outcomes):
-                if not outcome.ok:
-                    results[i] = Outcome(None, outcome.error)
-                    continue
-                response: ChatResponse = outcome.value
-                st = state[i]
-                st.tokens_in += response.input_tokens or 0
-                st.tokens_out += response.output_tokens or 0
-                st.latency += response.latency_s
-                verdict = parse_verdict(response.text, truncated=response.finish_reason in ("length", "max_tokens"))
-                if verdict.usable:
-                    margin = label_margin(response.extra.get("token_logprobs"), response.text)
-                    results[i] = Outcome(OrderedVerdict(items[i].order, verdict, response.text, attempt + 1, st.failed,
-                                                        response.model, st.tokens_in, st.tokens_out, st.latency,
-                                                        margin), None)
-                else:
-                    st.failed.append(response.text)
-                    st.last = (verdict, response)
-                    still.append(i)
-            pending = still
-        for i in pending:  # never parsed: the last output is the raw output, the earlier ones failed_outputs
-            st = state[i]
-            verdict, response = st.last  # type: ignore[misc]
-            results[i] = Outcome(OrderedVerdict(items[i].order, verdict, response.text, len(st.failed), st.failed[:-1],
-                                                response.model, st.tokens_in, st.tokens_out, st.latency), None)
-        return results  # type: ignore[return-value]
+        tries = await ask_until_parsed(self.provider, [self.base_request(item) for item in items], parse,
+                                       retries=self.spec.parse_retries, label=f"judge {self.spec.model}")
+        results: list[Outcome[OrderedVerdict]] = []
+        for item, outcome in zip(items, tries):
+            if not outcome.ok:
+                results.append(Outcome(None, outcome.error))
+                continue
+            t = outcome.value
+            margin = label_margin(t.extra.get("token_logprobs"), t.raw_output) if t.parsed.usable else None
+            results.append(Outcome(OrderedVerdict(item.order, t.parsed, t.raw_output, t.attempts, t.failed_outputs,
+                                                  t.served_model, t.input_tokens, t.output_tokens, t.latency_s,
+                                                  margin), None))
+        return results
 
     async def judge_order(self, question: str, x: str, y: str, order: Order, seed: int | None = None) -> OrderedVerdict:
         """Judge one order, retrying unparseable output; a transport error raises ``ProviderError``.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from pref_pipeline.config import JudgeSpec
 from pref_pipeline.ids import derived_seed, short_hash
 from pref_pipeline.judging.base import Judge, JudgeTask, fingerprint_for
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, SCORE_SCHEMA, render_score_prompt
+from pref_pipeline.judging.retries import Tries, ask_until_parsed
 from pref_pipeline.providers import ChatRequest, Provider
 from pref_pipeline.runner import Outcome
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from pref_pipeline.providers.client import ModelClient
 
 SCORE_MIN, SCORE_MAX = 1, 10
-RETRY_TEMPERATURE = 0.7
 _SCORE_LINE = re.compile(r"^\W*score\W*:\s*(\d+(?:\.0+)?)\s*(?:/\s*10)?\s*$", re.IGNORECASE | re.MULTILINE)
 _BARE = re.compile(r"^\s*(\d+(?:\.0+)?)\s*(?:/\s*10)?\s*$")
 
@@ -83,16 +83,7 @@ class ScoreItem:
     seed: int
 
 
-@dataclass
-class ScoreResult:
-    parsed: ParsedScore
-    raw_output: str
-    attempts: int
-    failed_outputs: list[str] = field(default_factory=list)
-    served_model: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    latency_s: float = 0.0
+ScoreResult = Tries[ParsedScore]
 
 
 class PointwiseJudge(Judge):
@@ -121,42 +112,10 @@ class PointwiseJudge(Judge):
         )
 
     async def score_many(self, items: Sequence[ScoreItem]) -> list[Outcome[ScoreResult]]:
-        """Score every item, retrying unparseable output ``parse_retries`` times (new seed, sampling if greedy)."""
-        bases = [self.base_request(item) for item in items]
-        results: list[Outcome[ScoreResult] | None] = [None] * len(items)
-        state: list[ScoreResult | None] = [None] * len(items)
-        pending = list(range(len(items)))
-        for attempt in range(self.spec.parse_retries + 1):
-            if not pending:
-                break
-            requests = [bases[i] if not attempt else
-                        replace(bases[i], seed=(bases[i].seed or 0) + attempt,
-                                temperature=bases[i].temperature or RETRY_TEMPERATURE) for i in pending]
-            label = f"score {self.spec.model}" + (f" (parse retry {attempt})" if attempt else "")
-            still = []
-            for i, outcome in zip(pending, await self.provider.complete_many(requests, label=label)):
-                if not outcome.ok:
-                    results[i] = Outcome(None, outcome.error)
-                    continue
-                response = outcome.value
-                prior = state[i]
-                parsed = parse_score(response.text)
-                current = ScoreResult(parsed, response.text, attempt + 1, list(prior.failed_outputs) if prior else [],
-                                      response.model, (prior.input_tokens if prior else 0) + (response.input_tokens or 0),
-                                      (prior.output_tokens if prior else 0) + (response.output_tokens or 0),
-                                      (prior.latency_s if prior else 0.0) + response.latency_s)
-                if parsed.usable:
-                    results[i] = Outcome(current, None)
-                else:
-                    current.failed_outputs.append(response.text)
-                    state[i] = current
-                    still.append(i)
-            pending = still
-        for i in pending:  # never parsed
-            last = state[i]
-            last.failed_outputs = last.failed_outputs[:-1]  # type: ignore[union-attr]
-            results[i] = Outcome(last, None)
-        return results  # type: ignore[return-value]
+        """Score every item, retrying unparseable output ``parse_retries`` times (``retries.py``)."""
+        return await ask_until_parsed(self.provider, [self.base_request(item) for item in items],
+                                      lambda response: parse_score(response.text), retries=self.spec.parse_retries,
+                                      label=f"score {self.spec.model}")
 
     async def score_candidates(self, question_of: dict[str, str], texts: dict[str, str]
                                ) -> dict[str, Outcome[ScoreResult]]:
