@@ -46,6 +46,12 @@ def test_multiprocess_executor_runs_every_step_in_a_forked_process(home, prompts
     assert (Home.from_env().exports / "preference_pairs.jsonl").read_text().strip()
 
 
+def dask_pipeline_job():
+    """The same job as ``pipeline_job_from_env``, under its own name: Dagster caches a reconstructable job's
+    definition per target in the process, so the multiprocess test's job would otherwise be reused here."""
+    return pipeline_job_from_env()
+
+
 def _pairs(home) -> set[tuple[str, str, str, str]]:
     rows = (Home.at(home).exports / "preference_pairs.jsonl").read_text().splitlines()
     return {(p["pair_id"], p["prompt"], p["chosen"], p["rejected"]) for p in map(json.loads, rows)}
@@ -77,12 +83,12 @@ def test_dask_executor_runs_a_batch_on_a_local_cluster_with_the_same_pairs_as_in
                           dashboard_address=None) as cluster, Client(cluster) as client:
             config.write_text(f"prompts: [{{path: {prompts_file}}}]\n" + models
                               + f"executor: dask\ndask: {{address: '{cluster.scheduler_address}'}}\n")
-            job = pipeline_job_from_env()
+            job = dask_pipeline_job()
             assert job.executor_def.name == "dask"
             (tmp_path / "dagster_home").mkdir()
             with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
                 instance.add_dynamic_partitions("prompt_batches", ["prompts"])
-                result = dg.execute_job(dg.reconstructable(pipeline_job_from_env), instance=instance,
+                result = dg.execute_job(dg.reconstructable(dask_pipeline_job), instance=instance,
                                         tags={"dagster/partition": "prompts"})
                 assert result.success
                 logs = instance.all_logs(result.run_id)
