@@ -218,13 +218,16 @@ def _run_in_parallel(config: PipelineConfig, home: Home, names: list[str], paral
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(STEP_PRELOAD)
     executor = ProcessPoolExecutor(max_workers=min(parallel, len(names)), mp_context=context)
-    futures = {executor.submit(run_one_batch, config, home, batch, progress): batch for batch in names}
-    pending = set(futures)
+    waiting = list(names)
+    running: dict = {}  # future -> batch; a batch is submitted only when a process is free, so a stop leaves none queued
     try:
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        while waiting or running:
+            while waiting and len(running) < parallel:
+                batch = waiting.pop(0)
+                running[executor.submit(run_one_batch, config, home, batch, progress)] = batch
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                batch = futures[future]
+                batch = running.pop(future)
                 try:
                     outcome = future.result()
                 except Exception as exc:  # the batch's process died (killed, out of memory): that batch failed
@@ -235,16 +238,13 @@ def _run_in_parallel(config: PipelineConfig, home: Home, names: list[str], paral
             if run.interrupted is not None:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
-        for future in pending:
-            future.cancel()
         for child in multiprocessing.active_children():  # the runs still going: stop them as Ctrl-C would
             try:
                 os.kill(child.pid, signal.SIGINT)
             except (ProcessLookupError, TypeError):
                 pass
-        stopped = [futures[f] for f in pending if not f.cancelled()]
         if run.interrupted is None:
-            run.interrupted = stopped[0] if stopped else next((b for b in names if b not in run.batches), names[-1])
+            run.interrupted = next(iter(running.values()), waiting[0] if waiting else names[-1])
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 
