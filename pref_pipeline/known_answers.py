@@ -144,7 +144,8 @@ def measure(config, known: KnownAnswers, calls, logger=None) -> dict[str, Any]:
                                   planned=planned).judgments
     result = build_preference_pairs(known.prompts, known.candidates, judgments, panel=panel_for(config))
     labels = human_labels_for(known, judgments)
-    figures = compute_audit(result.pairs, judgments, result.comparisons, human_labels=labels)
+    figures = compute_audit(result.pairs, judgments, result.comparisons, human_labels=labels,
+                            candidates=known.candidates)
     return {
         "records": int(len(known.prompts)),
         "judges": sorted(set(judgments["judge_model"])) if len(judgments) else [],
