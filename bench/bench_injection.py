@@ -1,7 +1,7 @@
 """Prompt-injection flip rate, unhardened vs hardened judge template (issue 11): prints one table.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_injection.py               # ~10 s + the local model (~1.5 min)
-    PYTHONPATH=. .venv/bin/python bench/bench_injection.py --no-local    # the fake judge only (~10 s)
+    .venv/bin/python bench/bench_injection.py               # ~10 s + the local model (~1.5 min)
+    .venv/bin/python bench/bench_injection.py --no-local    # the fake judge only (~10 s)
 
 Rows:
 
