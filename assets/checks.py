@@ -68,6 +68,13 @@ def gate_check_result(stage: str, frame: pd.DataFrame, gate: gates.GateResult, *
                                description=description, metadata=metadata, **extra)
 
 
+def timed_gate(stage: str, frame: pd.DataFrame, validate) -> dg.AssetCheckResult:
+    """Validate one stage's frame and report it, with the time the suite took."""
+    started = time.perf_counter()
+    gate = validate(frame)
+    return gate_check_result(stage, frame, gate, seconds=time.perf_counter() - started)
+
+
 def stage_check(asset: str, description: str):
     """A blocking check of one prompt batch (partition); partitioned checks are a Dagster 1.13 preview."""
     def decorate(fn):
@@ -85,24 +92,18 @@ def build_stage_checks(config: PipelineConfig) -> list:
     @stage_check("prompts", "GX suite on prompts: columns, ids unique and present, prompt text not empty, "
                  "at least gates.min_prompts rows.")
     def prompts_gate(prompts: pd.DataFrame) -> dg.AssetCheckResult:
-        started = time.perf_counter()
-        gate = gates.validate_prompts(prompts, spec)
-        return gate_check_result("prompts", prompts, gate, seconds=time.perf_counter() - started)
+        return timed_gate("prompts", prompts, lambda frame: gates.validate_prompts(frame, spec))
 
     @stage_check("candidates", "GX suite on candidates: columns and types, unique ids, a text for every call that "
                  "did not fail, at least gates.min_candidates rows.")
     def candidates_gate(candidates: pd.DataFrame) -> dg.AssetCheckResult:
-        started = time.perf_counter()
-        gate = gates.validate_candidates(candidates, spec)
-        return gate_check_result("candidates", candidates, gate, seconds=time.perf_counter() - started)
+        return timed_gate("candidates", candidates, lambda frame: gates.validate_candidates(frame, spec))
 
     @stage_check("judgments", "GX suite on judgments: unique ids, verdicts in {A, B, tie}, orders in {xy, yx}, "
                  "confidence in [0, 1], a verdict wherever parsing succeeded, at least gates.min_judgments rows.")
     def judgments_gate(judgments: pd.DataFrame) -> dg.AssetCheckResult:
-        started = time.perf_counter()
         # When no configured strategy asks the judges (all labels by construction), no verdict is expected.
         judged = spec if asks_judges(config) else spec.model_copy(update={"min_judgments": 0})
-        gate = gates.validate_judgments(judgments, judged)
-        return gate_check_result("judgments", judgments, gate, seconds=time.perf_counter() - started)
+        return timed_gate("judgments", judgments, lambda frame: gates.validate_judgments(frame, judged))
 
     return [prompts_gate, candidates_gate, judgments_gate]

@@ -29,16 +29,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def dagster_dev(env: dict[str, str], log_path: Path, *, start_timeout_s: float = 180) -> Iterator[str]:
-    """Run `dagster dev -w workspace.yaml` from the repository root with ``env``; yield its base URL once
-    the webserver answers."""
-    port = free_port()
+def webserver(args: list[str], env: dict[str, str], log_path: Path, port: int, *, start_timeout_s: float = 180,
+              stop_signal: int = signal.SIGINT) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start a Dagster webserver command (``args``, listening on ``port``) from the repository root in its
+    own session; yield its base URL and process once it answers; stop it and its children afterwards."""
     log = log_path.open("wb")
-    process = subprocess.Popen(
-        [str(DAGSTER), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_timeout_s
@@ -49,17 +45,27 @@ def dagster_dev(env: dict[str, str], log_path: Path, *, start_timeout_s: float =
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, f"dagster dev did not start in {start_timeout_s} s"
+            assert time.monotonic() < deadline, f"{args[0]} did not start in {start_timeout_s} s"
             time.sleep(1)
-        yield base
+        yield base, process
     finally:
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, stop_signal)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+@contextmanager
+def dagster_dev(env: dict[str, str], log_path: Path, *, start_timeout_s: float = 180) -> Iterator[str]:
+    """Run `dagster dev -w workspace.yaml` from the repository root with ``env``; yield its base URL once
+    the webserver answers."""
+    port = free_port()
+    args = [str(DAGSTER), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    with webserver(args, {**env, "PYTHONPATH": str(ROOT)}, log_path, port, start_timeout_s=start_timeout_s) as (base, _):
+        yield base
 
 
 def graphql(base: str, query: str, variables: dict | None = None) -> dict:

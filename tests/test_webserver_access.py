@@ -9,16 +9,14 @@ import os
 import re
 import shlex
 import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
+from tests.dagster_dev import free_port, graphql, webserver
 from tests.cli_runs import BIN, ROOT, cli_env, prompt_rows, start_run, write_config, write_prompts
 from tests.fakes import FakeLLMServer
 
@@ -56,20 +54,6 @@ def test_deploy_keeps_every_webserver_on_localhost_behind_a_login():
     assert "EnvironmentFile=/etc/pref-pipeline/secrets.env" not in READ_ONLY_UNIT.read_text()  # no key to spend
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def graphql(base: str, query: str, variables: dict | None = None) -> dict:
-    response = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
-    assert response.status_code == 200, response.text[:2000]
-    body = response.json()
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
 def session_open_files(session_id: int) -> set[str]:
     """Every file a process of the session has open (the webserver and the code server it starts)."""
     opened = set()
@@ -97,36 +81,14 @@ def read_only_ui(tmp_path_factory):
         config = write_config(base_dir / "pipeline.yaml", server.openai_base_url, ["prompts.jsonl"])
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             instance.add_dynamic_partitions(PROMPT_BATCHES.name, ["prompts"])
-        port = _free_port()
+        port = free_port()
         args = [a.replace(f"{INSTALL_DIR}/.venv/bin/", f"{BIN}/").replace(INSTALL_DIR, str(ROOT))
                 for a in exec_start(READ_ONLY_UNIT)]
         args[args.index("-p") + 1] = str(port)
         env = cli_env(pref_home, DAGSTER_HOME=str(dagster_home), PREF_PIPELINE_CONFIG=str(config))
-        log = (base_dir / "webserver.log").open("wb")
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert process.poll() is None, (base_dir / "webserver.log").read_text()[-3000:]
-                try:
-                    if httpx.get(f"{base}/server_info", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "the webserver did not start in 180 s"
-                time.sleep(1)
+        with webserver(args, env, base_dir / "webserver.log", port, stop_signal=signal.SIGTERM) as (base, process):
             yield {"base": base, "process": process, "server": server, "config": config, "env": env,
                    "dagster_home": dagster_home, "pref_home": pref_home}
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log.close()
 
 
 LOCATION = """{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"""
