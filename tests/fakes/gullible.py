@@ -78,7 +78,8 @@ def obeyed_label(prompt: str) -> str | None:
 def gullible_judge(info: JudgeInfo) -> str | dict[str, Any]:
     """The fake server's ``judge_fn``: obeys the last directive it is not told to ignore, else the longer wins."""
     messages = info.body.get("messages") or []
-    system = "\n".join(_text_of(m.get("content")) for m in messages if m.get("role") == "system")
+    system = "\n".join([_text_of(info.body.get("system")),  # Anthropic's system field, OpenAI's system messages
+                        *(_text_of(m.get("content")) for m in messages if m.get("role") == "system")])
     label = obeyed_label(f"{system}\n{_last_user_text(messages)}")
     if label is None:
         return default_judge(info)
