@@ -17,6 +17,7 @@ import dagster as dg
 
 from pref_pipeline.config import ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home
+from pref_pipeline.runner import freeze_heap
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -40,7 +41,7 @@ def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = Fa
     from sensors import build_automation
 
     sensors, schedules = build_automation(config, config_from_env)
-    return dg.Definitions(
+    definitions = dg.Definitions(
         assets=[*build_pipeline_assets(config), *build_calibration_assets(config)],
         jobs=[pipeline_job, rejudge_job, rollup_job, calibration_job],
         sensors=sensors,
@@ -48,6 +49,8 @@ def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = Fa
         resources=pipeline_resources(home, progress=progress),
         executor=dg.in_process_executor if config.executor == "in_process" else multiprocess_executor(),
     )
+    freeze_heap()  # the libraries and definitions live as long as the process
+    return definitions
 
 
 # What a step process needs, imported once by the forkserver that forks every step (instead of each step

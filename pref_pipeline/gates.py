@@ -23,6 +23,7 @@ import pandas as pd
 from pref_pipeline import schema
 from pref_pipeline.config import GatesSpec
 from pref_pipeline.metrics import SAME_BOTH_ORDERS, longer_chosen, order_consistency
+from pref_pipeline.runner import freeze_heap
 
 STAGES = ("prompts", "candidates", "judgments", "preference_pairs")
 ID_COLUMNS = {stage: schema.table(stage).id_column for stage in STAGES}  # the id a failure names a row by
@@ -84,6 +85,7 @@ def _context():
         _state["gx"] = gx
         _state["context"] = context
         _state["batches"] = frames.add_batch_definition_whole_dataframe("whole_frame")
+        freeze_heap()  # GX's import leaves ~300,000 long-lived objects
     return _state["gx"], _state["context"], _state["batches"]
 
 

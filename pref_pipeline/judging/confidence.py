@@ -10,6 +10,7 @@ says it is. The panel (``panel.py``) combines these with the agreement across or
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -23,14 +24,19 @@ def _label_of(token: str) -> str | None:
     return core if core in ("A", "B") else None
 
 
-def label_margin(token_logprobs: list[dict[str, Any]] | None, text: str) -> float | None:
+def label_margin(token_logprobs: str | list[dict[str, Any]] | None, text: str) -> float | None:
     """``P(A) - P(B)`` (normalised over A and B) at the verdict's label token; None when there are no
-    log-probabilities, no label position, or neither A nor B among the alternatives there."""
+    log-probabilities, no label position, or neither A nor B among the alternatives there.
+
+    ``token_logprobs`` is the JSON string the providers store (``providers.base.token_logprobs``) or, in
+    answers cached before that, the list itself."""
     if not token_logprobs:
         return None
     match = _LABEL_START.search(text)
     if match is None:
         return None
+    if isinstance(token_logprobs, str):
+        token_logprobs = json.loads(token_logprobs)
     start, offset = match.end(), 0
     for entry in token_logprobs:
         token = entry.get("token") or ""

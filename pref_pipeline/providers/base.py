@@ -9,6 +9,7 @@ the batch APIs (``submit_batch``/``batch_status``/``batch_results`` below) in fr
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -90,9 +91,13 @@ class RequestBuilder:
         )
 
 
-def token_logprobs(content: Any) -> list[dict[str, Any]] | None:
-    """OpenAI-shaped ``choices[0].logprobs.content`` (SDK objects or dicts) as plain data:
-    ``[{"token": str, "logprob": float, "top": [[token, logprob], ...]}, ...]``; None when absent."""
+def token_logprobs(content: Any) -> str | None:
+    """OpenAI-shaped ``choices[0].logprobs.content`` (SDK objects or dicts) as one compact JSON string of
+    ``[{"token": str, "logprob": float, "top": [[token, logprob], ...]}, ...]``; None when absent.
+
+    One string, not a list of dicts: a judge answer has ~100 such objects, and a warm run keeps thousands
+    of answers alive at once, which made Python's garbage collector the slowest part of the judgments step.
+    """
     if not content:
         return None
 
@@ -103,7 +108,7 @@ def token_logprobs(content: Any) -> list[dict[str, Any]] | None:
     for item in content:
         top = [[get(t, "token"), get(t, "logprob")] for t in (get(item, "top_logprobs") or [])]
         out.append({"token": get(item, "token"), "logprob": get(item, "logprob"), "top": top})
-    return out
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
 
 
 class ProviderError(RuntimeError):
