@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "PREF_PIPELINE_CONFIG"
 ROLLUPS = ("preference_dataset", "audit_report")  # not partitioned: built once over every batch
+OPT_IN = ("judge_calibration",)  # not partitioned, its own LLM calls: never part of a run (job calibrate_judges)
 
 
 def config_from_env() -> PipelineConfig:
@@ -34,14 +35,15 @@ def config_from_env() -> PipelineConfig:
 def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = False) -> dg.Definitions:
     """Every asset, check, job, sensor and schedule of one configuration, writing under ``home``."""
     from assets import build_pipeline_assets
+    from assets.calibration import build_calibration_assets, calibration_job
     from assets.jobs import pipeline_job, rejudge_job, rollup_job
     from assets.resources import pipeline_resources
     from sensors import build_automation
 
     sensors, schedules = build_automation(config, config_from_env)
     definitions = dg.Definitions(
-        assets=build_pipeline_assets(config),
-        jobs=[pipeline_job, rejudge_job, rollup_job],
+        assets=[*build_pipeline_assets(config), *build_calibration_assets(config)],
+        jobs=[pipeline_job, rejudge_job, rollup_job, calibration_job],
         sensors=sensors,
         schedules=schedules,
         resources=pipeline_resources(home, progress=progress),
@@ -157,7 +159,7 @@ def run_batches(config: PipelineConfig, home: Home, *, batches: Iterable[str] | 
     names = list(batches) if batches is not None else list(discover_batches(config))
     instance = open_instance(lambda instance: instance.add_dynamic_partitions(PROMPT_BATCHES.name, names))
     graph = definitions.resolve_asset_graph()
-    per_batch = [key for key in graph.get_all_asset_keys() if key.to_user_string() not in ROLLUPS]
+    per_batch = [key for key in graph.get_all_asset_keys() if key.to_user_string() not in ROLLUPS + OPT_IN]
     run = PipelineRun()
     for batch in names:
         try:
