@@ -5,10 +5,12 @@ import dagster as dg
 from assets.partitions import PROMPT_BATCHES
 
 ROLLUPS = dg.AssetSelection.assets("preference_dataset", "audit_report")
+# Opt-in assets the pipeline job leaves out: judge_calibration makes LLM calls of its own (job calibrate_judges).
+OPT_IN = dg.AssetSelection.assets("judge_calibration")
 
 pipeline_job = dg.define_asset_job(
     "preference_pipeline",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - OPT_IN,
     partitions_def=PROMPT_BATCHES,
     description="Every asset for one prompt batch, prompts to export, then the dataset and the audit over every "
     "batch.",

@@ -225,7 +225,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
         yield dg.Output(quarantine, output_name="quarantine", metadata=quarantine_metadata(quarantine))
         cause = None if gate.success else pairs_gate_cause(gate.failures, gate.figures, config.gates, len(pairs),
                                                             comparisons, judgments)
-        figures = audit_lib.compute_audit(pairs, judgments, comparisons, quarantine=quarantine,
+        figures = audit_lib.compute_audit(pairs, judgments, comparisons, quarantine=quarantine, candidates=candidates,
                                           band=config.audit.length_bias_band)
         if cause:
             figures["flags"].insert(0, f"not published: {cause}")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "PREF_PIPELINE_CONFIG"
 ROLLUPS = ("preference_dataset", "audit_report")  # not partitioned: built once over every batch
+OPT_IN = ("judge_calibration",)  # not partitioned, its own LLM calls: never part of a run (job calibrate_judges)
 
 
 def config_from_env() -> PipelineConfig:
@@ -34,14 +35,15 @@ def config_from_env() -> PipelineConfig:
 def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = False) -> dg.Definitions:
     """Every asset, check, job, sensor and schedule of one configuration, writing under ``home``."""
     from assets import build_pipeline_assets
+    from assets.calibration import build_calibration_assets, calibration_job
     from assets.jobs import pipeline_job, rejudge_job, rollup_job
     from assets.resources import pipeline_resources
     from sensors import build_automation
 
     sensors, schedules = build_automation(config, config_from_env)
     definitions = dg.Definitions(
-        assets=build_pipeline_assets(config),
-        jobs=[pipeline_job, rejudge_job, rollup_job],
+        assets=[*build_pipeline_assets(config), *build_calibration_assets(config)],
+        jobs=[pipeline_job, rejudge_job, rollup_job, calibration_job],
         sensors=sensors,
         schedules=schedules,
         resources=pipeline_resources(home, progress=progress),
@@ -185,9 +187,9 @@ def open_instance(setup: Callable[[dg.DagsterInstance], None] | None = None) -> 
 
 
 def per_batch_assets(definitions: dg.Definitions) -> list[dg.AssetKey]:
-    """Every asset a batch's run materializes: all but the roll-ups."""
+    """Every asset a batch's run materializes: all but the roll-ups and the opt-in assets."""
     graph = definitions.resolve_asset_graph()
-    return [key for key in graph.get_all_asset_keys() if key.to_user_string() not in ROLLUPS]
+    return [key for key in graph.get_all_asset_keys() if key.to_user_string() not in ROLLUPS + OPT_IN]
 
 
 def run_one_batch(config: PipelineConfig, home: Home, batch: str, progress: bool = False) -> BatchOutcome:

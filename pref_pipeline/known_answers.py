@@ -144,7 +144,8 @@ def measure(config, known: KnownAnswers, calls, logger=None) -> dict[str, Any]:
                                   planned=planned).judgments
     result = build_preference_pairs(known.prompts, known.candidates, judgments, panel=panel_for(config))
     labels = human_labels_for(known, judgments)
-    figures = compute_audit(result.pairs, judgments, result.comparisons, human_labels=labels)
+    figures = compute_audit(result.pairs, judgments, result.comparisons, human_labels=labels,
+                            candidates=known.candidates)
     return {
         "records": int(len(known.prompts)),
         "judges": sorted(set(judgments["judge_model"])) if len(judgments) else [],
@@ -164,6 +165,33 @@ def _human_length_share(known: KnownAnswers) -> float | None:
     return longer_chosen_share(pd.DataFrame({"chosen": chosen, "rejected": rejected.reindex(chosen.index)}))
 
 
+def calibrate(config, sets: list[Path], calls, limit: int | None = None, logger=None) -> dict[str, dict[str, Any]]:
+    """``measure`` over each known-answer file (named by its stem): what ``review known-answer`` prints and the
+    ``judge_calibration`` asset records. A file that cannot be read raises ``OSError`` / ``ValueError``."""
+    return {Path(path).stem: measure(config, load_known_answers(path, limit), calls, logger=logger) for path in sets}
+
+
+def overall_agreement(report: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Agreement with people pooled over every set: the pairs compared and the share where the judges' pair
+    matched the human choice, and the same by category (worst first)."""
+    from pref_pipeline.audit.stats import ratio, wilson_interval
+
+    n = agree = 0
+    by_category: dict[str, list[int]] = {}
+    for figures in report.values():
+        human = figures["human"]
+        n += human["n_compared"] or 0
+        agree += round((human["agreement_rate"] or 0) * (human["n_compared"] or 0))
+        for category in human.get("by_category") or []:
+            counts = by_category.setdefault(str(category["category"]), [0, 0])
+            counts[0] += category["n"]
+            counts[1] += round((category["agreement_rate"] or 0) * category["n"])
+    categories = sorted(({"category": c, "n": k, "agreement_rate": ratio(a, k)} for c, (k, a) in by_category.items()),
+                        key=lambda c: (c["agreement_rate"] if c["agreement_rate"] is not None else 2, c["category"]))
+    return {"n_compared": n, "agreement_rate": ratio(agree, n), "agreement_ci95": wilson_interval(agree, n),
+            "by_category": categories}
+
+
 def cli(args: argparse.Namespace) -> int:
     from pref_pipeline.config import ConfigError, load_config
     from pref_pipeline.paths import Home
@@ -179,19 +207,18 @@ def cli(args: argparse.Namespace) -> int:
     if not sets:
         print("error: no known-answer file given (--set FILE)", file=sys.stderr)
         return 2
-    report = {}
-    for path in sets:
+    for path in sets:  # every file readable before any call is paid for
         try:
-            known = load_known_answers(path, args.limit)
+            load_known_answers(path, args.limit)
         except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        figures = measure(config, known, CallSettings.under(home.ensure()))
-        report[Path(path).stem] = figures
+    report = calibrate(config, sets, CallSettings.under(home.ensure()), args.limit)
+    for name, figures in report.items():
         human = figures["human"]
         verdicts = figures["human"]["per_verdict"]
         per_verdict = "; ".join(f"{v['judge_model']}: accuracy {v['accuracy']}, kappa {v['kappa']}" for v in verdicts)
-        print(f"{Path(path).stem}: {figures['records']} pairs; judge's pair agrees with people on "
+        print(f"{name}: {figures['records']} pairs; judge's pair agrees with people on "
               f"{human['agreement_rate']} of {human['n_compared']} (no pair on {human['n_judge_undecided']}); "
               f"most divergent category: {human['most_divergent_category']}; "
               f"single verdicts: {per_verdict or 'none'}; people preferred the longer response in "

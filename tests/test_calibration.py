@@ -65,3 +65,38 @@ def test_shipped_sets_load(path):
         assert all(p.rstrip().endswith(("?", ".", "!")) or "Human:" in p for p in known.prompts["prompt"])
         firsts = [known.winners[p] == c for p, c in known.candidates.groupby("prompt_id")["candidate_id"].first().items()]
         assert 0 < sum(firsts) < len(firsts)
+
+
+def test_judge_calibration_asset_materializes_with_agreement_metadata(home, tmp_path):
+    """The opt-in asset: the same figures as the CLI, as metadata (overall and by category), through Dagster;
+    not part of the preference_pipeline job."""
+    import dagster as dg
+
+    from assets.calibration import build_calibration_assets
+    from pref_pipeline.definitions import build_definitions
+    from pref_pipeline.paths import Home
+    from tests.conftest import resources
+
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps([record("math", True, 1, True), record("math", True, 2, False),
+                                record("chat", True, 3, False), record("chat", False, 4, True)]))
+    with FakeLLMServer() as server:
+        config = parse_config({"judges": [{"model": "openai:judge-1", "base_url": server.openai_base_url}]})
+        result = dg.materialize(build_calibration_assets(config), resources=resources(),
+                                run_config={"ops": {"judge_calibration": {"config": {"sets": [str(path)]}}}})
+        assert result.success
+        assert server.count("/chat/completions") == 8  # 4 labelled pairs x both orders x 1 judge
+    [materialization] = result.asset_materializations_for_node("judge_calibration")
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    assert metadata["agreement.overall"] == 0.75 and metadata["agreement.n_compared"] == 4
+    assert [(c["category"], c["n"], c["agreement_rate"]) for c in metadata["agreement.by_category"]] == [
+        ("chat", 2, 0.5), ("math", 2, 1.0)]
+    assert metadata["most_divergent_category"] == "chat"
+    assert metadata["by_set"]["mine"]["agreement_rate"] == 0.75
+    report = json.loads((Home.from_env().reports / "known_answers.json").read_text())
+    assert report["mine"]["human"]["agreement_rate"] == 0.75
+
+    definitions = build_definitions(config, Home.from_env())
+    pipeline = definitions.resolve_job_def("preference_pipeline")
+    assert "judge_calibration" not in {k.to_user_string() for k in pipeline.asset_layer.executable_asset_keys}
+    assert definitions.resolve_job_def("calibrate_judges") is not None

@@ -18,7 +18,8 @@ from tests.fakes import FakeLLMServer
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ASSET_KEYS = {"prompts", "candidates", "judgments", "preference_pairs", "comparisons", "preference_pairs_export",
-              "preference_dataset", "batch_audit", "audit_report", "quarantine", "judgment_history", "rejected_prompts"}
+              "preference_dataset", "batch_audit", "audit_report", "quarantine", "judgment_history", "rejected_prompts",
+              "judge_calibration"}
 
 
 def write_config(path: Path, base_url: str, prompts_file: Path) -> Path:

@@ -12,7 +12,8 @@ The figures come from sections, one module each (see ``section.py`` for the inte
 about and rendered in the order of ``SECTIONS``: length bias and the length-controlled view
 (``length``), position bias (``position``), agreement between judges and with human labels
 (``agreement``), drift between judge versions (``drift``), outcomes and quarantine (``outcomes``),
-the judge calls (``judge_calls``). A new section is a new module and one line in ``SECTIONS``.
+the judge calls (``judge_calls``), self-preference and a judge that is also a generator
+(``self_preference``), the strategies (``strategies``). A new section is a new module and one line in ``SECTIONS``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pref_pipeline.audit import (
     outcomes,
     position,
     report,
+    self_preference,
     strategies,
 )
 from pref_pipeline.audit.agreement import KAPPA_FLAG_BELOW, KAPPA_FLAG_MIN
@@ -96,7 +98,7 @@ __all__ = [  # the public names: the audit, its statistics and thresholds, the r
     "write_report",
 ]
 
-SECTIONS: list[Section] = [length, position, agreement, drift, outcomes, judge_calls, strategies]
+SECTIONS: list[Section] = [length, position, agreement, drift, outcomes, judge_calls, self_preference, strategies]
 # Set up once per audit, before the sections run; every section may read them.
 SHARED_VIEWS = ("kept_pairs", "parsed", "both_orders")
 
@@ -119,10 +121,11 @@ def audit_connection(con: duckdb.DuckDBPyConnection, band: float = LENGTH_BIAS_B
 
 def compute_audit(pairs: pd.DataFrame, judgments: pd.DataFrame, comparisons: pd.DataFrame, *,
                   quarantine: pd.DataFrame | None = None, judgment_history: pd.DataFrame | None = None,
-                  human_labels: pd.DataFrame | None = None, band: float = LENGTH_BIAS_BAND) -> dict[str, Any]:
-    """Every audit figure from DataFrames, as a JSON-ready dict."""
+                  human_labels: pd.DataFrame | None = None, candidates: pd.DataFrame | None = None,
+                  band: float = LENGTH_BIAS_BAND) -> dict[str, Any]:
+    """Every audit figure from DataFrames, as a JSON-ready dict (``candidates``: for self-preference)."""
     frames = {"pairs": pairs, "judgments": judgments, "comparisons": comparisons, "quarantine": quarantine,
-              "judgment_history": judgment_history, "human_labels": human_labels}
+              "judgment_history": judgment_history, "human_labels": human_labels, "candidates": candidates}
     con = duckdb.connect()
     try:
         for name, frame in frames.items():

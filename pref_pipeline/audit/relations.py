@@ -15,7 +15,8 @@ from pref_pipeline.metrics import word_count
 
 # Stored table behind each relation in a pipeline database (schema "pref").
 STORED_TABLES = {"pairs": "preference_pairs", "judgments": "judgments", "comparisons": "comparisons",
-                 "quarantine": "quarantine", "judgment_history": "judgment_history", "human_labels": "human_labels"}
+                 "quarantine": "quarantine", "judgment_history": "judgment_history", "human_labels": "human_labels",
+                 "candidates": "candidates"}
 # The columns each relation's SQL reads; their types come from the one schema (pref_pipeline/schema.py).
 NEEDED = {
     "pairs": ["pair_id", "prompt_id", "chosen", "rejected", "judge_model_id", "category", "confidence",
@@ -30,6 +31,7 @@ NEEDED = {
     "quarantine": ["quarantine_id", "stage", "reason", "item_id", "pair_id"],
     "judgment_history": schema.names("judgment_history"),
     "human_labels": schema.names("human_labels"),
+    "candidates": ["candidate_id", "generator_model"],  # who generated what (self-preference)
 }
 
 
