@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from pref_pipeline.config import parse_config
@@ -41,10 +42,15 @@ def _send(base_url: str, folder: str, limits_file: str | None, generator: dict, 
     return asyncio.run(run())
 
 
+def _processes(count: int) -> ProcessPoolExecutor:
+    # Not multiprocessing.Pool: its terminate() on exit can hang joining a worker it has just replaced.
+    return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
+
+
 def _in_processes(jobs: list[tuple]) -> list[list[bool]]:
-    with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
-        results = [pool.apply_async(_send, job) for job in jobs]
-        return [result.get(timeout=300) for result in results]
+    with _processes(len(jobs)) as pool:
+        results = [pool.submit(_send, *job) for job in jobs]
+        return [result.result(timeout=300) for result in results]
 
 
 def test_processes_sharing_the_budget_file_stay_within_one_rpm_together(tmp_path):
@@ -80,13 +86,12 @@ def test_a_429_seen_by_one_process_pauses_the_others(tmp_path):
     context = multiprocessing.get_context("spawn")
     with FakeLLMServer(fail_plan=[429], retry_after_s=2) as server, context.Manager() as manager:
         go = manager.Event()
-        with context.Pool(2) as pool:
-            first = pool.apply_async(_send, (server.openai_base_url, str(tmp_path), limits, generator, ["a"], 0.0))
-            second = pool.apply_async(_send, (server.openai_base_url, str(tmp_path), limits, generator, ["b"], 0.0,
-                                              go))
-            assert first.get(timeout=120) == [False]  # the 429, not retried
+        with _processes(2) as pool:
+            first = pool.submit(_send, server.openai_base_url, str(tmp_path), limits, generator, ["a"], 0.0)
+            second = pool.submit(_send, server.openai_base_url, str(tmp_path), limits, generator, ["b"], 0.0, go)
+            assert first.result(timeout=120) == [False]  # the 429, not retried
             go.set()
-            assert second.get(timeout=120) == [True]
+            assert second.result(timeout=120) == [True]
         limited_at, next_at = (r["at"] for r in server.requests)
         assert server.faults["429"] == 1
     assert next_at - limited_at >= 1.9
