@@ -86,9 +86,12 @@ def visit(page, url: str, ready_text: str) -> str:
 
 def test_materialize_from_the_ui_and_see_the_report_and_checks(dagster_ui, page):
     base = dagster_ui["base"]
-    text = visit(page, f"{base}/asset-groups/preference_data", "Materialize all")
-    for asset in ASSETS:
-        assert asset in text
+    visit(page, f"{base}/asset-groups/preference_data", "Materialize all")
+    # The button shows before the graph is drawn ("12 assets (fetching statuses)"): wait for every node.
+    deadline = time.monotonic() + 60
+    while (missing := [a for a in ASSETS if a not in page.inner_text("body")]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not missing, f"asset graph never showed {missing}"
     page.screenshot(path=str(ARTIFACTS / "1-asset-graph.png"))
 
     page.get_by_role("button", name="Materialize all…").click()

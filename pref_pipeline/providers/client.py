@@ -54,6 +54,7 @@ CHARS_PER_TOKEN = 4  # for tpm pacing and estimates: ~4 characters of English te
 DEFAULT_OUTPUT_TOKENS = 256  # counted against tpm when a request sets no max_tokens
 PAUSE_WITHOUT_RETRY_AFTER_S = 1.0  # how long new requests wait after a 429 that names no retry-after
 MAX_PAUSE_S = 60.0  # a longer retry-after is capped (the SDKs also ignore one above 60 s)
+RPM_BURST = 2  # rpm tolerates one request admitted late (see Budget), so timer lateness does not cost budget
 
 log = logging.getLogger("pref_pipeline")
 
@@ -102,9 +103,12 @@ class Budget:
     ``max_concurrency`` holds per process (an ``asyncio.Semaphore``). ``rpm`` and ``tpm`` hold across
     every process that shares the home's budget file (``SharedLimits``, pyrate-limiter's GCRA): both are
     paced evenly, ``rpm`` one request every 60/rpm s and ``tpm`` with at most 1 % of a minute's tokens as
-    a burst, so a 60-second window sees ``rpm`` requests (one more only when a window starts exactly on a
-    request), whatever the window's phase and however many runs share the model. Set ``rpm`` a little
-    under the provider's limit (e.g. 570 for 600): network jitter can bunch requests on their way.
+    a burst. ``rpm`` tolerates one request of burst: a request admitted a few milliseconds late (the
+    limiter's wait is rounded up to the millisecond, and the event loop wakes late on a busy machine)
+    does not push every later one back, which otherwise cost about 1 % of the budget. So a 60-second
+    window sees at most ``rpm`` + 2 requests, whatever the window's phase and however many runs share the
+    model. Set ``rpm`` a little under the provider's limit (e.g. 570 for 600): network jitter can bunch
+    requests on their way.
 
     A 429 pauses the endpoint in every one of those processes (``note_rate_limited``).
     """
@@ -119,7 +123,7 @@ class Budget:
         self.limits = limits if limits is not None else SharedLimits(None)
         self.key = key or name
         self._logged_pause_until = 0.0
-        self._requests = self.limits.limiter(f"{self.key}|rpm", rpm, 1) if rpm else None
+        self._requests = self.limits.limiter(f"{self.key}|rpm", rpm, RPM_BURST) if rpm else None
         self._tokens = None
         if tpm:
             self._token_burst = max(1, round(0.01 * tpm))
