@@ -82,11 +82,12 @@ def load_cli_config(args: argparse.Namespace, *, check_prompts: bool = False) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = load_cli_config(args, check_prompts=True)
-    home = cli_home(args).ensure()
+    home = cli_home(args)
     from pref_pipeline.table_files import check_layout
 
     check_layout(home)  # a home of the old single-file layout: a clear error before anything runs
+    config = load_cli_config(args, check_prompts=True)
+    home = home.ensure()
     progress = args.progress if args.progress is not None else sys.stderr.isatty()  # a tqdm bar per LLM step
 
     from pref_pipeline.definitions import run_batches  # imported late: `--help` and config errors stay fast

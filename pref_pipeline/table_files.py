@@ -135,7 +135,7 @@ def connect(home: Home, memory_limit: str | None = None) -> duckdb.DuckDBPyConne
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         for table in stored_tables(home):
             pattern = _quoted(str(home.tables / table) + "/*/*.parquet")
-            source = f"read_parquet({pattern}, union_by_name = true, filename = true)"
+            source = f"read_parquet({pattern}, union_by_name = true, filename = true, hive_partitioning = false)"
             body = (_view_sql(table).replace("{source}", source) if table in DEDUPLICATED
                     else f"SELECT * EXCLUDE (filename) FROM {source}")
             con.execute(f"CREATE VIEW {SCHEMA}.{table} AS {body}")
