@@ -8,7 +8,8 @@ Layout, under the home (a folder or an object-store URL, see ``paths.Home``)::
 Every write is a new file or an atomic replacement (a temporary file renamed over the old one; on an object
 store a single put), so any number of processes write at once without a lock and a reader never sees half a
 file. Readers get one DuckDB connection (``connect``) with a view per table in schema ``pref``, over
-``read_parquet(<table>/*/*.parquet, union_by_name=true)``; the appended tables are deduplicated by their key
+``read_parquet(<table>/*/*.parquet, union_by_name=true)`` (without hive partition columns: every row carries its
+``batch_id``); the appended tables are deduplicated by their key
 in SQL (``sql/table_<name>.sql``). An object-store home is read through its fsspec filesystem, registered
 on the connection (DuckDB's own httpfs extension is not needed).
 """
@@ -120,6 +121,15 @@ def _view_sql(name: str) -> str:
     return resources.files("pref_pipeline").joinpath(f"sql/table_{name}.sql").read_text(encoding="utf-8")
 
 
+def _with_declared_columns(con: duckdb.DuckDBPyConnection, table: str, source: str) -> str:
+    """``source`` with every declared column of the table, those no file has as typed NULLs (files written before a
+    column was declared), so the table's SQL can name them."""
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    missing = [f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in schema.duckdb_types(table).items()
+               if name not in present]
+    return f"(SELECT *, {', '.join(missing)} FROM {source})" if missing else source
+
+
 def connect(home: Home, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view ``pref.<table>`` over each stored table's Parquet files.
 
@@ -136,8 +146,10 @@ def connect(home: Home, memory_limit: str | None = None) -> duckdb.DuckDBPyConne
         for table in stored_tables(home):
             pattern = _quoted(str(home.tables / table) + "/*/*.parquet")
             source = f"read_parquet({pattern}, union_by_name = true, filename = true, hive_partitioning = false)"
-            body = (_view_sql(table).replace("{source}", source) if table in DEDUPLICATED
-                    else f"SELECT * EXCLUDE (filename) FROM {source}")
+            if table in DEDUPLICATED:
+                body = _view_sql(table).replace("{source}", _with_declared_columns(con, table, source))
+            else:
+                body = f"SELECT * EXCLUDE (filename) FROM {source}"
             con.execute(f"CREATE VIEW {SCHEMA}.{table} AS {body}")
     except BaseException:
         con.close()
