@@ -16,8 +16,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from upath import UPath
+if TYPE_CHECKING:
+    from upath import UPath
 
 HOME_ENV = "PREF_PIPELINE_HOME"
 LOCAL_HOME_ENV = "PREF_PIPELINE_LOCAL_HOME"
@@ -68,11 +70,15 @@ class Home:
     @property
     def tables(self) -> UPath:
         """Every table's Parquet files: ``<home>/tables/<table>/batch=<key>/*.parquet``."""
+        from upath import UPath  # fsspec: imported when tables are touched, not by every command
+
         return UPath(self.url) / TABLES_FOLDER if self.url else UPath(self.root / TABLES_FOLDER)
 
     @property
     def old_database(self) -> UPath:
         """Where the single DuckDB file of the old layout was (``table_files.OldLayoutError``)."""
+        from upath import UPath
+
         return UPath(self.url) / OLD_DATABASE_FILE if self.url else UPath(self.root / OLD_DATABASE_FILE)
 
     @property

@@ -61,7 +61,13 @@ def _is_local(path: UPath) -> bool:
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        # An undeclared table's object column mixing kinds (a raw row that is a number here, text there): as text.
+        mixed = {c: frame[c].map(lambda v: v if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+                 for c in frame.columns if frame[c].dtype == object}
+        return pa.Table.from_pandas(frame.assign(**mixed), preserve_index=False)
 
 
 def write_file(path: UPath, frame: pd.DataFrame) -> UPath:
@@ -106,6 +112,7 @@ def read_file(path: UPath) -> pd.DataFrame:
 def stored_tables(home: Home) -> list[str]:
     """Tables with at least one Parquet file."""
     root = home.tables
+    root.fs.invalidate_cache()  # an object store's listings are cached per process: see other processes' files
     if not root.exists():
         return []
     fs = root.fs

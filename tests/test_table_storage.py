@@ -42,6 +42,12 @@ def test_an_empty_table_is_a_file_with_its_declared_columns(tmp_path):
     assert kinds["confidence"] == "DOUBLE" and kinds["status"] == "VARCHAR"
 
 
+def test_a_column_mixing_kinds_in_an_undeclared_table_is_stored_as_text(tmp_path):
+    home = Home.at(tmp_path / "home")
+    table_files.write_part(home, "rejected_prompts", "a", pd.DataFrame({"raw": [1, "x", None], "line": [1, 2, 3]}))
+    assert table_files.read_table(home, "rejected_prompts")["raw"].tolist() == ["1", "x", None]
+
+
 def test_appended_tables_are_deduplicated_by_their_key_when_read(tmp_path):
     home = Home.at(tmp_path / "home")
     rows = pd.DataFrame({"quarantine_id": ["q1", "q2"], "stage": "export", "reason": ["old", "kept"],
