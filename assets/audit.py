@@ -31,7 +31,7 @@ def build_audit_assets(config: PipelineConfig) -> list:
 
     @dg.asset(
         group_name=GROUP,
-        kinds={"python", "duckdb"},
+        kinds={"python", "parquet"},
         partitions_def=PROMPT_BATCHES,
         description="Append-only record of every verdict of every judge version (judgment_id + judge_fingerprint), "
         "with its category, timestamps and a recency weight: the audit's drift figures come from it.",
@@ -40,7 +40,7 @@ def build_audit_assets(config: PipelineConfig) -> list:
                          judgments: pd.DataFrame) -> dg.MaterializeResult:
         started = time.perf_counter()
         appended, total = store.append_judgment_history(
-            home.paths().database, judgments, prompts, run_id=context.run_id,
+            home.paths(), judgments, prompts, run_id=context.run_id,
             half_life_days=config.audit.recency_half_life_days, slots=slots)
         return dg.MaterializeResult(metadata={
             "appended": appended, "already_recorded": len(judgments) - appended, "total_rows": total,
@@ -62,7 +62,7 @@ def build_audit_assets(config: PipelineConfig) -> list:
         # Read and written under one lock: when two runs roll up at once, the later reads every batch both
         # stored, and an earlier read can no longer overwrite a newer report.
         with FileLock(str(paths.reports / ".audit.lock")):
-            figures = audit_lib.audit_database(paths.database, band=band)
+            figures = audit_lib.audit_home(paths, band=band)
             json_path, md_path = audit_lib.write_report(figures, paths.reports, plots=config.audit.plots)
         images = {}
         if config.audit.plots:

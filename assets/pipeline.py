@@ -45,7 +45,7 @@ def stored_table(name: str) -> dict:
 
 
 QUARANTINE_OUT = dg.AssetOut(
-    kinds={"python", "duckdb"}, metadata=stored_table("quarantine"),
+    kinds={"python", "parquet"}, metadata=stored_table("quarantine"),
     description="Every row the pipeline did not publish, with its stage and reason: comparisons that gave no pair "
     "(tie, inconsistent, unparseable, error, judges_disagree), pairs dropped by the filters, failed generation calls, "
     "pairs of a batch the pairs gate rejected, and pairs the export's length rebalancing leaves out. The original "
@@ -75,10 +75,10 @@ def build_chain_assets(config: PipelineConfig) -> list:
         group_name=GROUP,
         partitions_def=PROMPT_BATCHES,
         outs={
-            "prompts": dg.AssetOut(kinds={"python", "duckdb"}, metadata=stored_table("prompts"), description=(
+            "prompts": dg.AssetOut(kinds={"python", "parquet"}, metadata=stored_table("prompts"), description=(
                 "Prompts of one batch (a configured source, a file in prompt_folder, or the built-in set), exact "
                 "repeats dropped.")),
-            "rejected_prompts": dg.AssetOut(kinds={"python", "duckdb"}, metadata=PARTITION_METADATA, description=(
+            "rejected_prompts": dg.AssetOut(kinds={"python", "parquet"}, metadata=PARTITION_METADATA, description=(
                 "Rows of the batch's prompt files set aside under on_bad_rows: skip (invalid JSON, no prompt, "
                 "wrong type, bad encoding...), with file, line and reason; the pairs step records them in "
                 "quarantine.")),
@@ -115,7 +115,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
 
     @dg.asset(
         group_name=GROUP,
-        kinds={"python", "duckdb"},
+        kinds={"python", "parquet"},
         pool="llm",
         partitions_def=PROMPT_BATCHES,
         metadata=stored_table("candidates"),
@@ -144,7 +144,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
 
     @dg.asset(
         group_name=GROUP,
-        kinds={"python", "duckdb"},
+        kinds={"python", "parquet"},
         pool="llm",
         partitions_def=PROMPT_BATCHES,
         metadata=stored_table("judgments"),
@@ -175,10 +175,10 @@ def build_chain_assets(config: PipelineConfig) -> list:
         group_name=GROUP,
         partitions_def=PROMPT_BATCHES,
         outs={
-            "preference_pairs": dg.AssetOut(kinds={"python", "duckdb"}, metadata=stored_table("preference_pairs"), description=(
+            "preference_pairs": dg.AssetOut(kinds={"python", "parquet"}, metadata=stored_table("preference_pairs"), description=(
                 "The dataset: (prompt, chosen, rejected) where every judge preferred the same response in both "
                 "orders, with generation_method, judge_model_id, criteria and full provenance.")),
-            "comparisons": dg.AssetOut(kinds={"python", "duckdb"}, metadata=stored_table("comparisons"), description=(
+            "comparisons": dg.AssetOut(kinds={"python", "parquet"}, metadata=stored_table("comparisons"), description=(
                 "Every judged comparison with its outcome (consistent, tie, inconsistent, unparseable, error, "
                 "judges_disagree): nothing is dropped without a trace.")),
             "quarantine": QUARANTINE_OUT,

@@ -55,7 +55,7 @@ def build_publishing_assets(config: PipelineConfig) -> list:
         half_life = config.export.recency_half_life_days
         if half_life:
             # Age counted from the newest verdict stored in any batch (or this batch's newest, if later).
-            newest = store.newest_verdict(paths.database)
+            newest = store.newest_verdict(paths)
             pairs = with_recency_weight(pairs, half_life, newest)
             metadata.update({"recency_half_life_days": half_life,
                              "recency_reference": str(newest) if newest is not None else "newest pair of the batch",

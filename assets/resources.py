@@ -8,19 +8,21 @@ test's own), never from environment variables: a test that wants another home gi
 
 import dagster as dg
 
-from pref_pipeline.paths import SCHEMA, Home
+from pref_pipeline.paths import Home
 from pref_pipeline.providers.client import CallSettings
 
 
 class PipelineHome(dg.ConfigurableResource):
-    """The folder a run writes everything to (``PREF_PIPELINE_HOME``): the DuckDB file, the response
-    cache, exports, reports, pending provider batch jobs."""
+    """Where a run writes everything (``PREF_PIPELINE_HOME``): the tables (Parquet files), the response
+    cache, exports, reports, pending provider batch jobs. ``root`` is a folder or an object-store URL; for a
+    URL, ``local_root`` (``PREF_PIPELINE_LOCAL_HOME``) holds what must be local files."""
 
     root: str
+    local_root: str | None = None
 
     def paths(self) -> Home:
-        """The home's folders, created if missing."""
-        return Home.at(self.root).ensure()
+        """The home's (local) folders, created if missing."""
+        return Home.at(self.root, local=self.local_root).ensure()
 
 
 class LLMCalls(dg.ConfigurableResource):
@@ -38,9 +40,9 @@ def pipeline_resources(home: Home, *, progress: bool = False) -> dict:
     """Every resource the assets need, for one home: tables, files and LLM calls all land under it."""
     from assets.storage import PipelineIOManager
 
-    home_resource = PipelineHome(root=str(home.root))
+    home_resource = PipelineHome(root=home.location, local_root=str(home.root) if home.url else None)
     return {
         "home": home_resource,
         "llm": LLMCalls(home=home_resource, progress=progress),
-        "io_manager": PipelineIOManager(database=str(home.database), schema=SCHEMA),
+        "io_manager": PipelineIOManager(home=home_resource),
     }

@@ -1,56 +1,67 @@
-"""Table storage: dagster-duckdb's pandas IO manager, typed by ``pref_pipeline.schema`` and taught to store
-empty tables.
+"""Table storage: Dagster's ``UPathIOManager`` writing each asset's frame as Parquet, one file per batch.
+
+``<home>/tables/<table>/batch=<key>/part.parquet`` (``pref_pipeline.table_files``): a local folder or an
+object store (fsspec through UPath), written whole or not at all, so runs of different batches never wait
+for one another (the DuckDB file this replaces took one writer at a time).
 
 Every frame written to a declared table is first given its declared column types (``schema.conform``),
-so an all-null column is stored as what it is (VARCHAR, DOUBLE, ...) and never as DuckDB's NULL type,
-which would refuse every later batch's values. The stock handler skips empty DataFrames, so a step that
-keeps zero rows (every verdict inconsistent, say) would leave no table and the next step would fail with
-"table does not exist" instead of the gate saying "0 pairs": here an empty frame becomes an empty table.
+so an all-null column is stored as what it is and never as Parquet's null type. An empty frame is still
+a file with the declared columns: the next step reads 0 rows, not "missing".
 """
 
-from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
+import dagster as dg
 import pandas as pd
-from dagster import OutputContext
+from dagster import InputContext, OutputContext
 from dagster._core.definitions.metadata import TableMetadataSet
-from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
-from dagster_duckdb import DuckDBIOManager
-from dagster_duckdb_pandas import DuckDBPandasTypeHandler
+from upath import UPath
 
-from pref_pipeline import schema
+from assets.resources import PipelineHome
+from pref_pipeline import table_files
+from pref_pipeline.paths import Home
 
 
-class TypedPandasTypeHandler(DuckDBPandasTypeHandler):
-    def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
-        if table_slice.table in schema.TABLES:
-            obj = schema.conform(table_slice.table, obj, add_missing=False)
-        if not obj.empty:
-            super().handle_output(context, table_slice, obj, connection)
-            return
-        # Create the table with the frame's (typed) columns if it is missing; the IO manager has already
-        # deleted this slice's old rows, so an existing table now holds none of them.
-        connection.register("pref_empty_frame", obj)
-        try:
-            connection.execute(f"create table if not exists {table_slice.schema}.{table_slice.table} as "
-                               "select * from pref_empty_frame")
-        finally:
-            connection.unregister("pref_empty_frame")
-        count = TableMetadataSet(partition_row_count=0) if context.has_partition_key else TableMetadataSet(row_count=0)
+class ParquetTables(dg.UPathIOManager):
+    """Stores every asset's DataFrame as ``tables/<asset>/batch=<key>/part.parquet`` under the home."""
+
+    extension = ".parquet"
+
+    def __init__(self, home: Home):
+        self.home = home
+        super().__init__(base_path=home.tables)
+
+    def get_path_for_partition(self, context: InputContext | OutputContext, path: UPath, partition: str) -> UPath:
+        return path / table_files.batch_folder(partition) / "part"
+
+    def get_asset_relative_path(self, context: InputContext | OutputContext) -> UPath:
+        if context.has_asset_partitions:
+            return UPath(self._table(context))  # + batch=<key>/part (get_path_for_partition)
+        return UPath(self._table(context), table_files.batch_folder(None), "part")  # unpartitioned: one folder
+
+    @staticmethod
+    def _table(context: InputContext | OutputContext) -> str:
+        return context.asset_key.path[-1]
+
+    def dump_to_path(self, context: OutputContext, obj: pd.DataFrame, path: UPath) -> None:
+        table_files.check_layout(self.home)
+        frame = table_files.declared_frame(self._table(context), obj)
+        table_files.write_file(path, frame)
+        count = (TableMetadataSet(partition_row_count=len(frame)) if context.has_partition_key
+                 else TableMetadataSet(row_count=len(frame)))
         context.add_output_metadata(dict(count))
 
+    def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
+        return table_files.read_file(path)
 
-class PipelineIOManager(DuckDBIOManager):
-    """Stores every asset's DataFrame as a table in the pipeline's DuckDB database."""
+    def get_metadata(self, context: OutputContext, obj: Any) -> dict:
+        return {}
 
-    def create_io_manager(self, context):
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)  # a fresh home: the file's folder first
-        return super().create_io_manager(context)
 
-    @staticmethod
-    def type_handlers() -> Sequence[DbTypeHandler]:
-        return [TypedPandasTypeHandler()]
+class PipelineIOManager(dg.ConfigurableIOManagerFactory):
+    """Every asset's table as Parquet files under the pipeline home (``home`` resource)."""
 
-    @staticmethod
-    def default_load_type() -> type:
-        return pd.DataFrame
+    home: PipelineHome
+
+    def create_io_manager(self, context) -> ParquetTables:
+        return ParquetTables(self.home.paths())

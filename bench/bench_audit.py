@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/bench_audit.py [--judgments 1000000] [--keep DIR]
 
-Builds a pipeline database (schema ``pref``) with DuckDB SQL in a child process: judgments of two
+Builds a pipeline home's tables (``<home>/tables/<table>/batch=bench/*.parquet``, made with DuckDB SQL
+and written as Parquet) in a child process: judgments of two
 judges in both orders (with ties, unparseable outputs, failed calls, a position and a length bias),
 the comparisons and the pairs that follow from them (texts of 20-300 words), quarantine rows,
 ``judgment_history`` with an older version of one judge, and human labels. Then, in a fresh child
-process, runs what the ``audit_report`` asset runs: ``audit_database`` (every figure, including the
+process, runs what the ``audit_report`` asset runs: ``audit_home`` (every figure, including the
 statsmodels length-controlled model), the plots and the report files. Prints a table with wall time
 and peak RSS (``resource.getrusage``) of each step. Target: the audit under 10 s and 2 GB on 2 cores.
 """
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 CATEGORIES = ["customer_service", "coding", "factual", "advice", "creative", "safety", "ambiguous", "math"]
 
 
-def build(database: str, n_judgments: int, queue) -> None:
+def build(database: str, home: str, n_judgments: int, queue) -> None:
     import duckdb
 
     started = time.perf_counter()
@@ -160,20 +161,25 @@ def build(database: str, n_judgments: int, queue) -> None:
            'bench' AS labeller, NULL::VARCHAR AS notes, now() AS labelled_at
     FROM cmp JOIN pref.comparisons USING (comparison_id) WHERE status = 'consistent' AND i % 100 = 0
     """)
-    counts = {t: con.execute(f"SELECT count(*) FROM pref.{t}").fetchone()[0] for t in
-              ("judgments", "comparisons", "preference_pairs", "quarantine", "judgment_history", "human_labels")}
+    names = ("judgments", "comparisons", "preference_pairs", "quarantine", "judgment_history", "human_labels")
+    counts = {t: con.execute(f"SELECT count(*) FROM pref.{t}").fetchone()[0] for t in names}
+    tables = Path(home) / "tables"
+    for t in names:  # the layout the pipeline writes (pref_pipeline/table_files.py)
+        (tables / t / "batch=bench").mkdir(parents=True, exist_ok=True)
+        con.execute(f"COPY pref.{t} TO '{tables / t / 'batch=bench' / 'part.parquet'}' (FORMAT parquet)")
     con.close()
     queue.put({"seconds": time.perf_counter() - started, "rows": counts,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               "db_mb": os.path.getsize(database) / 2**20})
+               "db_mb": sum(f.stat().st_size for f in tables.rglob("*.parquet")) / 2**20})
 
 
-def audit(database: str, reports: str, queue) -> None:
+def audit(home: str, reports: str, queue) -> None:
     started = time.perf_counter()
-    from pref_pipeline.audit import audit_database, write_report
+    from pref_pipeline.audit import audit_home, write_report
+    from pref_pipeline.paths import Home
 
     imported = time.perf_counter()
-    figures = audit_database(database)
+    figures = audit_home(Home.at(home))
     computed = time.perf_counter()
     write_report(figures, Path(reports), plots=True)
     written = time.perf_counter()
@@ -213,17 +219,18 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         database = str(folder / "bench.duckdb")
         Path(database).unlink(missing_ok=True)
-        built = in_child(build, database, args.judgments)
-        result = in_child(audit, database, str(folder / "reports"))
+        home = folder / "home"
+        built = in_child(build, database, str(home), args.judgments)
+        result = in_child(audit, str(home), str(folder / "reports"))
     rows = built["rows"]
     print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}")
-    print("rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()) + f"  (database {built['db_mb']:.0f} MB)")
+    print("rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()) + f"  (Parquet {built['db_mb']:.0f} MB)")
     print()
     print("| step | wall time (s) | peak RSS (MB) |")
     print("|---|---:|---:|")
     print(f"| build the synthetic database (not timed against the target) | {built['seconds']:.2f} | {built['peak_rss_mb']:.0f} |")
     print(f"| audit: import pref_pipeline.audit | {result['import_s']:.2f} | |")
-    print(f"| audit: every figure (audit_database, incl. statsmodels) | {result['audit_s']:.2f} | |")
+    print(f"| audit: every figure (audit_home, incl. statsmodels) | {result['audit_s']:.2f} | |")
     print(f"| audit: plots + audit.json + audit.md | {result['report_s']:.2f} | |")
     print(f"| **audit total (fresh process)** | **{result['total_s']:.2f}** | **{result['peak_rss_mb']:.0f}** |")
     print()

@@ -53,10 +53,10 @@ def main() -> None:
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
     exported = folder / "home" / "exports" / "preference_pairs.jsonl"
     pairs = sum(1 for line in exported.read_text().splitlines() if line.strip())
-    database_mb = (folder / "home" / "pref_pipeline.duckdb").stat().st_size / 2**20
+    database_mb = sum(f.stat().st_size for f in (folder / "home" / "tables").rglob("*.parquet")) / 2**20
     rows = [("prompts", f"{args.prompts:,}"), ("LLM calls", f"{calls:,}"), ("pairs exported", f"{pairs:,}"),
             ("wall time", f"{wall:.1f} s"), ("calls per second (whole run)", f"{calls / wall:.0f}"),
-            ("peak RSS of the run", f"{peak_kib / 1024:.0f} MB"), ("DuckDB file", f"{database_mb:.1f} MB")]
+            ("peak RSS of the run", f"{peak_kib / 1024:.0f} MB"), ("Parquet tables", f"{database_mb:.1f} MB")]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

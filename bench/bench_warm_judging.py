@@ -76,7 +76,7 @@ elif variant == "nogc":
     gc.disable()
 calls = CallSettings.under(home)
 prompts = load_prompts(config.prompts).prompts
-stored = read_table(home.database, "candidates")
+stored = read_table(home, "candidates")
 started = time.perf_counter()
 generated = generate_candidates(prompts, config, calls)
 middle = time.perf_counter()

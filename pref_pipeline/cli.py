@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from pref_pipeline.config import ConfigError, PipelineConfig, load_config
-from pref_pipeline.paths import Home
+from pref_pipeline.paths import Home, OldLayoutError
 
 
 def failed_checks(result) -> list[str]:
@@ -82,14 +82,18 @@ def load_cli_config(args: argparse.Namespace, *, check_prompts: bool = False) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    home = cli_home(args)
+    from pref_pipeline.table_files import check_layout
+
+    check_layout(home)  # a home of the old single-file layout: a clear error before anything runs
     config = load_cli_config(args, check_prompts=True)
-    home = cli_home(args).ensure()
+    home = home.ensure()
     progress = args.progress if args.progress is not None else sys.stderr.isatty()  # a tqdm bar per LLM step
 
     from pref_pipeline.definitions import run_batches  # imported late: `--help` and config errors stay fast
 
     source = "embedded default" if args.config is None else args.config
-    print(f"pref-pipeline: running {source} -> {home.root}", file=sys.stderr)
+    print(f"pref-pipeline: running {source} -> {home.location}", file=sys.stderr)
     run = run_batches(config, home, progress=progress, parallel=args.parallel)
     if run.interrupted is not None:
         done = [batch for batch, result in run.batches.items() if result.success and batch != run.interrupted]
@@ -112,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"         {home.exports / 'preference_pairs.parquet'}")
     print(f"report:  {home.reports / 'audit.md'}")
     print(f"         {audit_path}")
-    print(f"tables:  {home.database}")
+    print(f"tables:  {home.tables}")
     for flag in audit.get("flags", []):
         print(f"warning: {flag}")
     return 0
@@ -139,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="materialize every asset headless (embedded default without --config)")
     run.add_argument("--config", type=Path, default=None, help="a YAML configuration file")
-    run.add_argument("--home", type=Path, default=None, help="overrides PREF_PIPELINE_HOME for this run")
+    run.add_argument("--home", type=str, default=None, help="overrides PREF_PIPELINE_HOME for this run")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bars for the LLM calls on stderr (default: when stderr is a terminal)")
     run.add_argument("--parallel", type=_positive, default=1, metavar="N",
@@ -149,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     estimate = commands.add_parser("estimate", help="dry run: the LLM calls, tokens and cost a run would spend "
                                    "(nothing is called; cached answers count as free)")
     estimate.add_argument("--config", type=Path, default=None, help="a YAML configuration file")
-    estimate.add_argument("--home", type=Path, default=None, help="overrides PREF_PIPELINE_HOME (whose cache is read)")
+    estimate.add_argument("--home", type=str, default=None, help="overrides PREF_PIPELINE_HOME (whose cache is read)")
     estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
     estimate.set_defaults(func=_estimate)
     from pref_pipeline.review import add_review_parser  # `review export` / `review import FILE`
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
     try:
         return args.func(args)
-    except InputError as exc:
+    except (InputError, OldLayoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pref_pipeline import schema, store
+from pref_pipeline import schema, store, table_files
 from pref_pipeline.paths import SCHEMA, Home
 
 SHEET_COLUMNS = ["pair_id", "category", "prompt", "response_a", "response_b", "human_preference", "labeller", "notes"]
@@ -80,12 +80,12 @@ def stratified_sample(pairs: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFram
     return pd.concat(parts).sort_values(["category", "pair_id"]).reset_index(drop=True)
 
 
-def kept_pairs(database: Path) -> pd.DataFrame:
+def kept_pairs(home: Home) -> pd.DataFrame:
     """Stored pairs, minus those of batches whose gate failed (they are not in the dataset)."""
-    pairs = store.read_table(database, "preference_pairs")
+    pairs = store.read_table(home, "preference_pairs")
     if pairs is None or pairs.empty:
         return pd.DataFrame(columns=SHEET_COLUMNS)
-    quarantine = store.read_table(database, store.QUARANTINE_TABLE)
+    quarantine = store.read_table(home, store.QUARANTINE_TABLE)
     if quarantine is not None and len(quarantine):
         rejected = set(quarantine.loc[quarantine["stage"] == "gate:preference_pairs", "item_id"].dropna())
         pairs = pairs[~pairs["pair_id"].isin(rejected)]
@@ -118,8 +118,8 @@ def review_sheet(pairs: pd.DataFrame, n: int = 20, seed: int = 0) -> tuple[pd.Da
     return sheet, key
 
 
-def export_review_sheet(database: Path, path: Path, n: int = 20, seed: int = 0) -> pd.DataFrame:
-    sheet, key = review_sheet(kept_pairs(database), n, seed)
+def export_review_sheet(home: Home, path: Path, n: int = 20, seed: int = 0) -> pd.DataFrame:
+    sheet, key = review_sheet(kept_pairs(home), n, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.to_csv(path, index=False)
     key.to_csv(key_path(path), index=False)
@@ -192,10 +192,10 @@ def read_labels(path: Path, pairs: pd.DataFrame, labeller: str | None = None,
     return pd.DataFrame(labels, columns=schema.names(store.HUMAN_LABELS_TABLE)), blank
 
 
-def import_review_sheet(database: Path, path: Path, labeller: str | None = None) -> ImportResult:
-    pairs = store.read_table(database, "preference_pairs")
+def import_review_sheet(home: Home, path: Path, labeller: str | None = None) -> ImportResult:
+    pairs = store.read_table(home, "preference_pairs")
     labels, blank = read_labels(path, pairs if pairs is not None else pd.DataFrame(columns=["pair_id"]), labeller)
-    store.upsert_human_labels(database, labels)
+    store.upsert_human_labels(home, labels)
     counts = labels["human_preference"].value_counts().to_dict() if len(labels) else {}
     return ImportResult(len(labels), blank, {k: int(v) for k, v in counts.items()})
 
@@ -222,6 +222,12 @@ def reviewer_agreement(labels: pd.DataFrame) -> list[dict]:
 
 # --------------------------------------------------------------------------- CLI
 
+def has_tables(home: Home) -> bool:
+    """Whether the pipeline stored anything in the home (``OldLayoutError`` for a home of the old layout)."""
+    table_files.check_layout(home)
+    return home.tables.exists()
+
+
 def _home(args: argparse.Namespace) -> Home:
     """``--home`` when given, else ``PREF_PIPELINE_HOME`` (the CLI reads the environment, not the core)."""
     return Home.at(args.home) if getattr(args, "home", None) else Home.from_env()
@@ -238,11 +244,11 @@ def _export(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    if not home.database.exists():
-        print(f"error: no pipeline database at {home.database}; run the pipeline first", file=sys.stderr)
+    if not has_tables(home):
+        print(f"error: no pipeline tables at {home.tables}; run the pipeline first", file=sys.stderr)
         return 2
     path = args.out or home.root / "reviews" / f"review-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.csv"
-    sheet = export_review_sheet(home.database, path, n, args.seed)
+    sheet = export_review_sheet(home, path, n, args.seed)
     if sheet.empty:
         print("error: no kept pairs to review", file=sys.stderr)
         return 1
@@ -255,22 +261,22 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     home = _home(args)
-    if not home.database.exists():
-        print(f"error: no pipeline database at {home.database}", file=sys.stderr)
+    if not has_tables(home):
+        print(f"error: no pipeline tables at {home.tables}", file=sys.stderr)
         return 2
     try:
-        result = import_review_sheet(home.database, args.file, args.labeller)
+        result = import_review_sheet(home, args.file, args.labeller)
     except ReviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.by_label.items())) or "none"
     print(f"imported {result.imported} label(s) ({counts}); {result.blank} blank row(s) skipped")
-    stored = store.read_table(home.database, store.HUMAN_LABELS_TABLE)
+    stored = store.read_table(home, store.HUMAN_LABELS_TABLE)
     for entry in reviewer_agreement(stored) if stored is not None else []:
         kappa = "n/a" if entry["kappa"] is None else f"{entry['kappa']:.2f}"
         print(f"reviewers {entry['labeller_a']} and {entry['labeller_b']}: {entry['n']} shared pair(s), agree on "
               f"{entry['observed_agreement']:.0%}, Cohen's kappa {kappa}")
-    print(f"stored in {home.database} table {SCHEMA}.{store.HUMAN_LABELS_TABLE}; the next audit reports agreement")
+    print(f"stored under {home.tables} as table {SCHEMA}.{store.HUMAN_LABELS_TABLE}; the next audit reports agreement")
     return 0
 
 
@@ -283,12 +289,12 @@ def add_review_parser(commands) -> None:
     export.add_argument("-n", type=int, default=None, help="pairs in the sample (default: audit.review_sample_size, 20)")
     export.add_argument("--seed", type=int, default=0, help="random seed of the sample")
     export.add_argument("--config", type=Path, default=None, help="a YAML configuration file (for the sample size)")
-    export.add_argument("--home", type=Path, default=None, help="overrides PREF_PIPELINE_HOME")
+    export.add_argument("--home", type=str, default=None, help="overrides PREF_PIPELINE_HOME")
     export.set_defaults(func=_export)
     imp = actions.add_parser("import", help="read a filled-in sheet into the human_labels table")
     imp.add_argument("file", type=Path, help="the filled-in CSV sheet")
     imp.add_argument("--labeller", default=None, help="who labelled (unless the sheet's labeller column says)")
-    imp.add_argument("--home", type=Path, default=None, help="overrides PREF_PIPELINE_HOME")
+    imp.add_argument("--home", type=str, default=None, help="overrides PREF_PIPELINE_HOME")
     imp.set_defaults(func=_import)
     from pref_pipeline.known_answers import add_known_answer_parser
 

@@ -5,7 +5,7 @@ The rest is derived from these declarations, so a column is added or retyped in 
 - ``conform(table, frame)`` / ``empty(table)`` / ``from_rows(table, rows)``: frames whose columns have
   their declared dtype even when empty or all null (DuckDB would store an all-null object column with
   its NULL type, which then refuses every later batch's values);
-- ``ddl(table, schema_name)``: the ``CREATE TABLE`` statement (``store.py``);
+- ``ddl(table, schema_name)``: a ``CREATE TABLE`` statement (tests and benchmarks that build a database);
 - ``gx_expectations(table)``: Great Expectations column expectations: each required column exists, is
   not null unless nullable, and holds values of its type (``gates.py``);
 - ``columns(table)``: (name, type, description) for the Dagster column schema (``assets/column_schema.py``).
@@ -257,7 +257,10 @@ JUDGMENT_HISTORY = Table("judgment_history", "Append-only: every verdict any jud
     _text("run_id", "The Dagster run that added it."),
     _text("batch_id", "The prompt batch."),
     Column("judge_slot", "INTEGER", "Position of the judge in the configuration (versions of one slot are compared)."),
-    Column("recency_weight", "DOUBLE", "0.5 ** (days before the newest verdict / half-life)."),
+    Column("recency_weight", "DOUBLE", "0.5 ** (days before the newest verdict / half-life), computed when the "
+           "history is read (sql/table_judgment_history.sql)."),
+    Column("recency_half_life_days", "DOUBLE", "The half-life (audit.recency_half_life_days) given with the append; "
+           "the newest append's applies to every row."),
 ), id_column="judgment_id", key=("judgment_id", "judge_fingerprint"))
 
 HUMAN_LABELS = Table("human_labels", "Human preferences from review sheets and known-answer sets.", (

@@ -2,24 +2,19 @@
 
 ``judgment_history`` (append-only: every verdict any judge version ever gave), ``human_labels``
 (from review sheets and known-answer sets) and rows appended to ``quarantine`` by gates and the
-export. Each write is one short-lived DuckDB connection to the pipeline's database (schema
-``pref``), retried while another process holds the file (DuckDB allows one writer at a time).
+export. Each write is a new Parquet file of its own (``table_files.append``), so writers never wait for
+one another; readers see each table deduplicated by its key (``sql/table_<name>.sql``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 
-import duckdb
 import pandas as pd
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from pref_pipeline import schema
-from pref_pipeline.paths import SCHEMA
+from pref_pipeline import schema, table_files
+from pref_pipeline.paths import SCHEMA, Home
 
 HISTORY_TABLE = "judgment_history"
 QUARANTINE_TABLE = "quarantine"
@@ -29,42 +24,17 @@ HUMAN_LABELS_TABLE = "human_labels"
 HISTORY_COLUMNS = schema.duckdb_types(HISTORY_TABLE)
 HUMAN_LABEL_COLUMNS = schema.duckdb_types(HUMAN_LABELS_TABLE)
 
-_locked = retry(retry=retry_if_exception_type(duckdb.IOException), wait=wait_exponential(multiplier=0.1, max=3),
-                stop=stop_after_delay(120), reraise=True)
 
-
-@contextlib.contextmanager
-def connect(database: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short connection; the caller's function is retried (see ``_locked``) while the file is locked."""
-    con = duckdb.connect(str(database), read_only=read_only)
-    try:
-        if not read_only:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-        yield con
-    finally:
-        con.close()
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, table: str, schema: str = SCHEMA) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                            [schema, table]).fetchall()[0][0])
-
-
-@_locked
-def read_table(database: Path | str, table: str) -> pd.DataFrame | None:
-    """A whole table, or None when it (or the database) does not exist yet."""
-    if not Path(database).exists():
-        return None
-    with connect(database, read_only=True) as con:
-        if not table_exists(con, table):
-            return None
-        return con.execute(f"SELECT * FROM {SCHEMA}.{table}").fetchdf()
+def read_table(home: Home, table: str) -> pd.DataFrame | None:
+    """A whole table (every batch), or None when nothing of it is stored yet."""
+    return table_files.read_table(home, table)
 
 
 # --------------------------------------------------------------------------- judgment history
 
 def history_rows(judgments: pd.DataFrame, prompts: pd.DataFrame | None = None, run_id: str | None = None,
-                 now: datetime | None = None, slots: dict[str, int] | None = None) -> pd.DataFrame:
+                 now: datetime | None = None, slots: dict[str, int] | None = None,
+                 half_life_days: float = 30.0) -> pd.DataFrame:
     """The judgments as history rows (category from the prompts; timestamps kept).
 
     ``slots`` maps a judge fingerprint to its position in the configuration's judge list: the audit
@@ -77,74 +47,76 @@ def history_rows(judgments: pd.DataFrame, prompts: pd.DataFrame | None = None, r
     frame["judge_slot"] = frame["judge_fingerprint"].map(slots or {}) if len(frame) else None
     frame["recorded_at"] = pd.Timestamp(now)
     frame["run_id"] = run_id
-    frame["recency_weight"] = 1.0
+    frame["recency_weight"] = 1.0  # the stored value; readers see it computed over the whole history
+    frame["recency_half_life_days"] = float(half_life_days)
     return schema.conform(HISTORY_TABLE, frame)[list(HISTORY_COLUMNS)]
 
 
-@_locked
-def append_judgment_history(database: Path | str, judgments: pd.DataFrame, prompts: pd.DataFrame | None = None,
+def append_judgment_history(home: Home, judgments: pd.DataFrame, prompts: pd.DataFrame | None = None,
                             run_id: str | None = None, half_life_days: float = 30.0,
                             now: datetime | None = None, slots: dict[str, int] | None = None) -> tuple[int, int]:
     """Append verdicts not yet recorded (key: judgment_id + judge_fingerprint); (appended, total rows).
 
-    ``recency_weight`` = 0.5 ** (days before the newest verdict in the history / half-life), refreshed
-    for every row at each append, so a consumer can weight recent verdicts more.
+    ``recency_weight`` = 0.5 ** (days before the newest verdict in the history / half-life) is computed when
+    the history is read (``sql/table_judgment_history.sql``), with the half-life of the newest append, so a
+    consumer can weight recent verdicts more. Two processes appending the same verdict at once both write
+    it; the reader keeps the first recording.
     """
-    rows = history_rows(judgments, prompts, run_id, now, slots)
-    with connect(database) as con:
-        con.execute(schema.ddl(HISTORY_TABLE, SCHEMA))
-        before = con.execute(f"SELECT count(*) FROM {SCHEMA}.{HISTORY_TABLE}").fetchall()[0][0]
-        if len(rows):
-            con.register("new_rows", rows)
-            columns = ", ".join(f'"{c}"' for c in HISTORY_COLUMNS)
-            unique = "(SELECT DISTINCT ON (judgment_id, judge_fingerprint) * FROM new_rows)"
-            con.execute(f"INSERT OR IGNORE INTO {SCHEMA}.{HISTORY_TABLE} ({columns}) "
-                        + schema.select_cast(HISTORY_TABLE, unique))
-            con.unregister("new_rows")
-        con.execute(f"""
-            UPDATE {SCHEMA}.{HISTORY_TABLE} SET recency_weight = pow(0.5,
-                greatest(epoch((SELECT max(judged_at) FROM {SCHEMA}.{HISTORY_TABLE})) - epoch(judged_at), 0)
-                / 86400.0 / ?)""", [float(half_life_days)])
-        after = con.execute(f"SELECT count(*) FROM {SCHEMA}.{HISTORY_TABLE}").fetchall()[0][0]
-    return int(after - before), int(after)
+    rows = history_rows(judgments, prompts, run_id, now, slots, half_life_days)
+    rows = rows.drop_duplicates(["judgment_id", "judge_fingerprint"])
+    con = table_files.connect(home)
+    try:
+        if table_files.table_exists(con, HISTORY_TABLE):
+            con.register("new_rows", rows[["judgment_id", "judge_fingerprint"]])
+            seen = con.execute(f"SELECT n.judgment_id, n.judge_fingerprint FROM new_rows n JOIN {SCHEMA}.{HISTORY_TABLE} h "
+                               "USING (judgment_id, judge_fingerprint)").fetchall()
+            before = con.execute(f"SELECT count(*) FROM {SCHEMA}.{HISTORY_TABLE}").fetchall()[0][0]
+        else:
+            seen, before = [], 0
+    finally:
+        con.close()
+    if seen:
+        known = set(seen)
+        rows = rows[[(j, f) not in known for j, f in zip(rows["judgment_id"], rows["judge_fingerprint"])]]
+    if len(rows):
+        for batch, part in _by_batch(rows):
+            table_files.append(home, HISTORY_TABLE, batch, part)
+    return len(rows), int(before + len(rows))
 
 
-@_locked
-def newest_verdict(database: Path | str) -> pd.Timestamp | None:
+def _by_batch(rows: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
+    """Rows split by their ``batch_id`` (None: rows with none), each to be stored in its batch's folder."""
+    if schema.BATCH_COLUMN not in rows.columns:
+        return [(None, rows)]
+    keys = rows[schema.BATCH_COLUMN].astype("object").where(rows[schema.BATCH_COLUMN].notna(), None)
+    return [(key, rows[keys.map(lambda k, key=key: k == key)]) for key in dict.fromkeys(keys)]
+
+
+def newest_verdict(home: Home) -> pd.Timestamp | None:
     """The newest ``judged_at`` in ``judgment_history`` (every batch, every judge version), or None."""
-    if not Path(database).exists():
-        return None
-    with connect(database, read_only=True) as con:
-        if not table_exists(con, HISTORY_TABLE):
+    con = table_files.connect(home)
+    try:
+        if not table_files.table_exists(con, HISTORY_TABLE):
             return None
         value = con.execute(f"SELECT max(judged_at) FROM {SCHEMA}.{HISTORY_TABLE}").fetchall()[0][0]
+    finally:
+        con.close()
     return None if value is None else pd.Timestamp(value)
 
 
 # --------------------------------------------------------------------------- quarantine rows written outside the IO manager
 
-@_locked
-def append_quarantine(database: Path | str, rows: pd.DataFrame) -> int:
+def append_quarantine(home: Home, rows: pd.DataFrame) -> int:
     """Add quarantine rows (from a failed gate or the export) to the ``quarantine`` table, by column name.
 
-    Rows already present (same ``quarantine_id``) are replaced, so re-running a failed gate does not
-    duplicate them. The table is the one the ``quarantine`` asset writes; when it does not exist yet
-    it is created from the declaration in ``schema.py``.
+    Each call writes its own file in the rows' batch folder; a row with the ``quarantine_id`` of one already
+    stored replaces it when read (the latest wins), so re-running a failed gate does not duplicate them.
     """
     if rows.empty:
         return 0
-    rows = schema.conform(QUARANTINE_TABLE, rows, add_missing=False)
-    with connect(database) as con:
-        con.register("new_rows", rows)
-        con.execute(schema.ddl(QUARANTINE_TABLE, SCHEMA))
-        existing = [r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-            "ORDER BY ordinal_position", [SCHEMA, QUARANTINE_TABLE]).fetchall()]
-        shared = [c for c in existing if c in rows.columns]
-        columns = ", ".join(f'"{c}"' for c in shared)
-        con.execute(f"DELETE FROM {SCHEMA}.{QUARANTINE_TABLE} WHERE quarantine_id IN (SELECT quarantine_id FROM new_rows)")
-        con.execute(f"INSERT INTO {SCHEMA}.{QUARANTINE_TABLE} ({columns}) SELECT {columns} FROM new_rows")
-        con.unregister("new_rows")
+    rows = schema.conform(QUARANTINE_TABLE, rows, add_missing=True)
+    for batch, part in _by_batch(rows):
+        table_files.append(home, QUARANTINE_TABLE, batch, part)
     return len(rows)
 
 
@@ -154,16 +126,10 @@ def label_id(source: str, item: str, labeller: str | None) -> str:
     return "h-" + hashlib.sha256(f"{source}|{item}|{labeller or ''}".encode()).hexdigest()[:16]
 
 
-@_locked
-def upsert_human_labels(database: Path | str, labels: pd.DataFrame) -> int:
-    """Store labels (HUMAN_LABEL_COLUMNS); a label with the same id (source, item, labeller) is replaced."""
+def upsert_human_labels(home: Home, labels: pd.DataFrame) -> int:
+    """Store labels (HUMAN_LABEL_COLUMNS); a label with the same id (source, item, labeller) replaces the older
+    one when read."""
     frame = schema.conform(HUMAN_LABELS_TABLE, labels)[list(HUMAN_LABEL_COLUMNS)]
-    with connect(database) as con:
-        con.execute(schema.ddl(HUMAN_LABELS_TABLE, SCHEMA))
-        if len(frame):
-            con.register("new_rows", frame)
-            columns = ", ".join(f'"{c}"' for c in HUMAN_LABEL_COLUMNS)
-            con.execute(f"INSERT OR REPLACE INTO {SCHEMA}.{HUMAN_LABELS_TABLE} ({columns}) "
-                        + schema.select_cast(HUMAN_LABELS_TABLE, "new_rows"))
-            con.unregister("new_rows")
+    if len(frame):
+        table_files.append(home, HUMAN_LABELS_TABLE, None, frame)
     return len(frame)

@@ -13,8 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pandas as pd
+
+from pref_pipeline.paths import Home
+from pref_pipeline.table_files import read_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -79,12 +81,9 @@ def run_cli(config: Path, env: dict[str, str], timeout: float = 300) -> subproce
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def tables(database: Path) -> dict[str, pd.DataFrame]:
-    """Every table of the pipeline's schema, read whole (this fails on a damaged file)."""
-    with duckdb.connect(str(database), read_only=True) as con:
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]).fetchall()]
-        return {name: con.execute(f"SELECT * FROM {SCHEMA}.{name}").fetchdf() for name in names}
+def tables(home: Path | str) -> dict[str, pd.DataFrame]:
+    """Every table the pipeline stored under the home, read whole (this fails on a damaged file)."""
+    return read_tables(Home.at(home))
 
 
 def exported_pairs(home: Path) -> list[dict]:

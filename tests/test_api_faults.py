@@ -39,7 +39,7 @@ def test_a_quarter_of_calls_failing_and_a_chatty_judge_end_in_pairs_or_recorded_
     assert set(faults) == {str(kind) for kind in FAULT_KINDS} | {"prose"}, faults
     assert sum(n for kind, n in faults.items() if kind != "prose") >= 0.2 * calls
 
-    data = tables(home / "pref_pipeline.duckdb")
+    data = tables(home)
     prompts, candidates, judgments = data["prompts"], data["candidates"], data["judgments"]
     comparisons, quarantine = data["comparisons"], data["quarantine"]
     pairs = exported_pairs(home)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
-import duckdb
 import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from pref_pipeline import store
+from pref_pipeline import store, table_files
 from pref_pipeline.audit import compute_audit, render_markdown
 from pref_pipeline.export import recency_weights, with_recency_weight
-from pref_pipeline.paths import SCHEMA
+from pref_pipeline.paths import SCHEMA, Home
 from pref_pipeline.pairs import COMPARISON_COLUMNS
 from tests.test_pairs_and_audit import JUDGE, JUDGE_2, judgment, judgments_frame
 
@@ -343,14 +342,14 @@ def test_drift_flag_needs_ten_shared_verdicts():
 def test_recency_weight_in_judgment_history(tmp_path):
     """Half-life 30 days: the newest verdict weighs 1, one 30 days older 0.5, one 60 days older 0.25; a newer
     verdict appended later moves every weight down one step."""
-    database = tmp_path / "pipeline.duckdb"
+    database = Home.at(tmp_path / "home")
     newest = datetime(2024, 6, 30, 12, tzinfo=timezone.utc)
     rows = [judgment(f"cmp-{i}", "xy", "A") | {"judged_at": newest - timedelta(days=30 * i)} for i in range(3)]
     appended, total = store.append_judgment_history(database, judgments_frame(rows), half_life_days=30)
     assert (appended, total) == (3, 3)
 
     def weights() -> dict[str, float]:
-        with duckdb.connect(str(database), read_only=True) as con:
+        with table_files.connect(database) as con:
             return dict(con.execute(f"SELECT comparison_id, recency_weight FROM {SCHEMA}.judgment_history").fetchall())
 
     assert weights() == pytest.approx({"cmp-0": 1.0, "cmp-1": 0.5, "cmp-2": 0.25})

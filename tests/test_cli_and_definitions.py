@@ -67,7 +67,7 @@ def test_malformed_prompt_file_exits_2_naming_the_line_before_any_call(home, tmp
         assert main([command, "--config", str(config)]) == 2
         err = capsys.readouterr().err
         assert f"{prompts}:2" in err or "line 2" in err, err
-    assert not Home.from_env().database.exists()  # nothing ran
+    assert not Home.from_env().tables.exists()  # nothing ran
 
 
 def test_failing_gate_exits_1(home, prompts_file, capsys):
@@ -100,7 +100,7 @@ def test_a_dead_endpoint_is_named_before_anything_is_spent(home, prompts_file, c
     assert main(["run", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "http://127.0.0.1:9/v1" in err and "Traceback" not in err
-    assert not Home.from_env().database.exists()
+    assert not Home.from_env().tables.exists()
 
 
 def test_a_step_failure_is_summed_up_by_its_root_cause_and_endpoint(home, prompts_file, capsys):
@@ -140,7 +140,7 @@ def test_tables_and_files_land_in_the_home_the_definitions_are_given(home, promp
         result = definitions.resolve_job_def("preference_pipeline").execute_in_process(
             instance=instance, partition_key="prompts", raise_on_error=False)
     assert result.success
-    for path in (given.database, given.exports / "preference_pairs.jsonl",
+    for path in (given.tables / "preference_pairs", given.exports / "preference_pairs.jsonl",
                  given.exports / "batches" / "prompts" / "preference_pairs.jsonl", given.reports / "audit.json",
                  given.reports / "batches" / "prompts" / "audit.json"):
         assert path.exists(), path

@@ -66,13 +66,13 @@ def test_killed_twice_then_resumed_makes_the_same_dataset_for_at_most_5_percent_
         kill_when(server, start_run(config, env), "a", judge=False, after=PER_BATCH)  # half of a's candidates
         paid_first = server.count("/chat/completions")
         whole_after_first = assert_outputs_whole(home)
-        tables(home / "pref_pipeline.duckdb")  # opens, every table reads
+        tables(home)  # opens, every table reads
 
         kill_when(server, start_run(config, env), "b", judge=True, after=PER_BATCH // 2)  # a quarter into b's verdicts
         paid_second = server.count("/chat/completions") - paid_first
         whole_after_second = assert_outputs_whole(home)
         assert whole_after_second["jsonl"] >= 1  # batch a was published on its own before the kill
-        data = tables(home / "pref_pipeline.duckdb")
+        data = tables(home)
         batch_a = {name: int((frame["batch_id"] == "a").sum()) for name, frame in data.items()
                    if "batch_id" in frame.columns}
         assert batch_a["prompts"] == PER_BATCH and batch_a["candidates"] == 2 * PER_BATCH
@@ -89,10 +89,10 @@ def test_killed_twice_then_resumed_makes_the_same_dataset_for_at_most_5_percent_
                                                                          exported_pairs(reference_home))
     assert {p["pair_id"]: (p["chosen"], p["rejected"]) for p in exported_pairs(home)} == \
         {p["pair_id"]: (p["chosen"], p["rejected"]) for p in exported_pairs(reference_home)}
-    crashed_rows = row_counts(tables(home / "pref_pipeline.duckdb"))
-    reference_rows = row_counts(tables(reference_home / "pref_pipeline.duckdb"))
+    crashed_rows = row_counts(tables(home))
+    reference_rows = row_counts(tables(reference_home))
     assert crashed_rows == reference_rows  # no row lost, none duplicated
-    for name, frame in tables(home / "pref_pipeline.duckdb").items():
+    for name, frame in tables(home).items():
         key = next((c for c in ("pair_id", "judgment_id", "candidate_id", "comparison_id", "prompt_id")
                     if c in frame.columns and name != "quarantine"), None)
         if key and name not in ("judgment_history",):

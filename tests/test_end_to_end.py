@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
@@ -24,6 +23,7 @@ from pref_pipeline.judging.prompts import VERDICT_SCHEMA
 from pref_pipeline.paths import SCHEMA, Home
 from tests.conftest import resources, SAMPLE_PROMPTS
 from tests.fakes import FakeLLMServer, default_judge
+from pref_pipeline.table_files import connect as connect_tables
 
 SEED_FIELDS = ["prompt", "chosen", "rejected", "generation_method", "judge_model_id", "criteria"]
 
@@ -46,7 +46,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def table(name: str) -> list[dict]:
-    with duckdb.connect(str(Home.from_env().database), read_only=True) as con:
+    with connect_tables(Home.from_env()) as con:
         frame = con.execute(f"select * from {SCHEMA}.{name}").fetchdf()
     return frame.to_dict(orient="records")
 

@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
 
@@ -26,6 +25,7 @@ from pref_pipeline.paths import SCHEMA, Home
 from pref_pipeline.quarantine import gate_quarantine
 from tests.conftest import SAMPLE_PROMPTS
 from tests.fakes import FakeLLMServer, default_judge
+from pref_pipeline.table_files import connect as connect_tables
 
 BATCH = "prompts"
 KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
@@ -66,7 +66,7 @@ def checks(pipeline: PipelineRun) -> dict[str, dg.AssetCheckEvaluation]:
 
 
 def table(name: str) -> pd.DataFrame:
-    with duckdb.connect(str(Home.from_env().database), read_only=True) as con:
+    with connect_tables(Home.from_env()) as con:
         return con.execute(f"SELECT * FROM {SCHEMA}.{name}").fetchdf()
 
 

@@ -61,7 +61,7 @@ def test_each_judge_type_end_to_end_through_dagster(home, prompts_file, judge_en
         config = config_with(server.openai_base_url, prompts_file, [judge_entry])
         result = materialize(config)
         assert result.success
-        database = Home.from_env().database
+        database = Home.from_env()
         judgments = read_table(database, "judgments")
         pairs = read_table(database, "preference_pairs")
         comparisons = read_table(database, "comparisons")
@@ -353,7 +353,7 @@ def test_score_extremes_end_to_end_through_dagster(home, prompts_file):
                              strategies=[{"method": "score_extremes", "min_margin": 1}], candidates_per_prompt=4)
         result = materialize(config)
         assert result.success
-        database = Home.from_env().database
+        database = Home.from_env()
         candidates = read_table(database, "candidates")
         pairs = read_table(database, "preference_pairs")
         quarantine = read_table(database, "quarantine")

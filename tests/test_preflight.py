@@ -219,7 +219,7 @@ def test_run_without_the_anthropic_key_exits_2_before_any_call(home, prompts_fil
     err = capsys.readouterr().err
     assert "judges[0] (anthropic:claude-sonnet-4-5): ANTHROPIC_API_KEY is not set" in err
     assert "Traceback" not in err
-    assert not Home.from_env().database.exists()
+    assert not Home.from_env().tables.exists()
 
 
 def test_run_with_an_unreachable_base_url_exits_2_naming_it(home, prompts_file, capsys):
@@ -230,7 +230,7 @@ def test_run_with_an_unreachable_base_url_exits_2_naming_it(home, prompts_file, 
     assert main(["run", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert f"cannot reach {url} (connection refused) for generators[0], judges[0]: check base_url" in err
-    assert not Home.from_env().database.exists()
+    assert not Home.from_env().tables.exists()
     # A dry run calls nothing, so it neither probes nor needs the server.
     assert main(["estimate", "--config", str(config)]) == 0
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import pandas as pd
 import pytest
 
-from pref_pipeline.audit import audit_database, render_markdown
+from pref_pipeline.audit import audit_home, render_markdown
 from pref_pipeline.cli import main
+from pref_pipeline import schema, table_files
 from pref_pipeline.paths import SCHEMA, Home
 from pref_pipeline.audit.stats import kappa_from_labels
 from pref_pipeline.review import SHEET_COLUMNS, allocate, key_path
@@ -34,8 +34,8 @@ def stored_pairs() -> pd.DataFrame:
 
 
 @pytest.fixture
-def database(home) -> str:
-    path = Home.from_env().ensure().database
+def database(home) -> Home:
+    stored = Home.from_env().ensure()
     pairs = stored_pairs()
     comparisons = pd.DataFrame({
         "comparison_id": "cmp-" + pairs["pair_id"].str.removeprefix("pair-"), "prompt_id": pairs["prompt_id"],
@@ -43,13 +43,9 @@ def database(home) -> str:
         "status": "consistent", "winner_id": pairs["chosen_candidate_id"], "batch_id": pairs["batch_id"]})
     quarantine = pd.DataFrame({"quarantine_id": [f"q{j}" for j in range(5)], "stage": "gate:preference_pairs",
                                "reason": "batch_rejected", "item_id": [f"pair-bad-{j}" for j in range(5)]})
-    with duckdb.connect(str(path)) as con:
-        con.execute(f"CREATE SCHEMA {SCHEMA}")
-        for name, frame in (("preference_pairs", pairs), ("comparisons", comparisons), ("quarantine", quarantine)):
-            con.register("frame", frame)
-            con.execute(f"CREATE TABLE {SCHEMA}.{name} AS SELECT * FROM frame")
-            con.unregister("frame")
-    return str(path)
+    for name, frame in (("preference_pairs", pairs), ("comparisons", comparisons), ("quarantine", quarantine)):
+        table_files.write_part(stored, name, None, schema.conform(name, frame))
+    return stored
 
 
 def test_allocation_is_proportional_with_at_least_one_per_category():
@@ -110,7 +106,7 @@ def test_review_round_trip_reaches_the_agreement_figures(database, tmp_path, cap
     assert main(["review", "import", str(sheet_path)]) == 0
     assert "imported 20 label(s) (chosen 15, rejected 4, tie 1)" in capsys.readouterr().out
 
-    human = audit_database(database)["agreement"]["human"]
+    human = audit_home(database)["agreement"]["human"]
     # 19 decisive labels on kept pairs, 15 of them agree with the judge.
     assert (human["n_labels"], human["n_human_ties"], human["n_compared"]) == (20, 1, 19)
     assert human["agreement_rate"] == round(15 / 19, 4)
@@ -119,12 +115,12 @@ def test_review_round_trip_reaches_the_agreement_figures(database, tmp_path, cap
         ("factual", 10, 0.7), ("coding", 6, round(5 / 6, 4)), ("advice", 3, 1.0)]
     assert human["most_divergent_category"] == "factual"
     assert human["by_source"][0]["source"] == "review"
-    markdown = render_markdown(audit_database(database))
+    markdown = render_markdown(audit_home(database))
     assert "With human labels (20 labels, 1 of them ties)" in markdown and "**factual**" in markdown
 
     # Importing the same sheet again replaces the labels (same labeller), it does not double them.
     assert main(["review", "import", str(sheet_path)]) == 0
-    assert audit_database(database)["agreement"]["human"]["n_labels"] == 20
+    assert audit_home(database)["agreement"]["human"]["n_labels"] == 20
 
     # A second reviewer fills a copy (same key): their agreement with the first is reported as kappa.
     second = tmp_path / "sheet-ben.csv"
@@ -151,8 +147,8 @@ def test_a_bad_sheet_is_refused_whole(database, tmp_path, capsys):
     assert main(["review", "import", str(sheet_path)]) == 2
     err = capsys.readouterr().err
     assert "line 3: human_preference 'maybe'" in err and "line 4: pair 'pair-unknown'" in err
-    with duckdb.connect(database, read_only=True) as con:
-        stored = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'human_labels'").fetchall()
-        count = con.execute(f"SELECT count(*) FROM {SCHEMA}.human_labels").fetchall()[0][0] if stored[0][0] else 0
+    with table_files.connect(database) as con:
+        stored = table_files.table_exists(con, "human_labels")
+        count = con.execute(f"SELECT count(*) FROM {SCHEMA}.human_labels").fetchall()[0][0] if stored else 0
     assert count == 0
-    assert json.loads(json.dumps(audit_database(database)["agreement"]["human"]))["n_labels"] == 0
+    assert json.loads(json.dumps(audit_home(database)["agreement"]["human"]))["n_labels"] == 0

@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 
 from assets.column_schema import column_schema_metadata
+from assets.resources import PipelineHome
 from assets.storage import PipelineIOManager
-from pref_pipeline import gates, schema
+from pref_pipeline import gates, schema, table_files
+from pref_pipeline.paths import Home
 
 # What DuckDB's DESCRIBE calls each declared type.
 DESCRIBED = {"VARCHAR": "VARCHAR", "BIGINT": "BIGINT", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN",
@@ -115,11 +117,12 @@ def test_io_manager_stores_an_all_null_batch_then_a_batch_with_values(tmp_path):
         frame = pd.DataFrame(rows[context.partition_key], columns=schema.names("comparisons"), dtype=object)
         return frame.assign(batch_id=context.partition_key)
 
-    database = tmp_path / "t.duckdb"
-    resources = {"io_manager": PipelineIOManager(database=str(database), schema="pref")}
+    stored_home = Home.at(tmp_path / "home")
+    home_resource = PipelineHome(root=str(stored_home.root))
+    resources = {"io_manager": PipelineIOManager(home=home_resource)}
     for key in ("a", "b", "c"):
         assert dg.materialize([comparisons], partition_key=key, resources=resources).success
-    with duckdb.connect(str(database), read_only=True) as con:
+    with table_files.connect(stored_home) as con:
         types = described(con, "pref.comparisons")
         stored = con.execute("SELECT batch_id, winner_id FROM pref.comparisons ORDER BY batch_id").fetchall()
     assert types["winner_id"] == "VARCHAR" and types["judge_models"] == "VARCHAR"

@@ -8,12 +8,13 @@ import secrets
 
 import dagster as dg
 import diskcache
-import duckdb
 import pytest
 from dagster._serdes import serialize_value
 
 from tests.cli_runs import SCHEMA, cli_env, prompt_rows, record_figures, run_cli, write_prompts
 from tests.fakes import FakeLLMServer
+from pref_pipeline.paths import Home
+from pref_pipeline.table_files import connect as connect_tables
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,7 @@ def test_the_keys_appear_in_no_table_export_report_cache_entry_log_line_event_or
 
     # Every value of every DuckDB table, as text (the file itself may hold strings compressed).
     table_count = 0
-    with duckdb.connect(str(home / "pref_pipeline.duckdb"), read_only=True) as con:
+    with connect_tables(Home.at(home)) as con:
         columns = con.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?",
                               [SCHEMA]).fetchall()
         table_count = len({t for t, _ in columns})

@@ -38,7 +38,7 @@ def test_a_judge_favouring_its_own_family_is_flagged_and_a_judge_that_is_a_gener
         result = materialize(config)
         assert result.success
     home_paths = Home.from_env()
-    database = home_paths.database
+    database = home_paths
     candidates = read_table(database, "candidates")
     comparisons = read_table(database, "comparisons")
     assert set(candidates["generator_model"]) == {"openai:gpt-gen", "openai:llama-gen"}

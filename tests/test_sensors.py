@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
@@ -23,6 +22,7 @@ from sensors.schedules import build_refresh_schedule
 from tests.conftest import resources
 from tests.fakes import FakeLLMServer
 from tests.fakes.llm_server import JudgeInfo
+from pref_pipeline.table_files import connect as connect_tables
 
 
 def write_prompts(path: Path, *prompts: str) -> Path:
@@ -153,8 +153,8 @@ def shorter_wins(info: JudgeInfo) -> dict:
 def test_backfill_after_a_judge_change_reports_drift(judged_batch, home):
     """The sensor's rejudge run re-asks only the judge, keeps the old verdicts, and the audit shows the flips."""
     instance, original, config_with, server = judged_batch
-    database = Home.from_env().database
-    with duckdb.connect(str(database), read_only=True) as con:
+    home_paths = Home.from_env()
+    with connect_tables(home_paths) as con:
         old = con.execute(f"SELECT count(*) FILTER (WHERE preference IN ('A', 'B')), count(*) "
                           f"FROM {SCHEMA}.judgment_history").fetchone()
     n_old_decisive, n_old = old
@@ -178,7 +178,7 @@ def test_backfill_after_a_judge_change_reports_drift(judged_batch, home):
     assert record.asset_materialization.tags["dagster/code_version"] == new_fp
     assert not tick(build_judge_change_sensor(lambda: new_config), instance, None).run_requests
 
-    with duckdb.connect(str(database), read_only=True) as con:
+    with connect_tables(home_paths) as con:
         versions = dict(con.execute(f"SELECT judge_fingerprint, count(*) FROM {SCHEMA}.judgment_history "
                                     "GROUP BY ALL").fetchall())
     assert versions == {old_fp: n_old, new_fp: n_old}  # old verdicts kept beside the new ones

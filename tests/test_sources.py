@@ -9,7 +9,6 @@ import json
 import random
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +30,7 @@ from pref_pipeline.sources import (
     read_source,
 )
 from tests.fakes import FakeLLMServer
+from pref_pipeline.table_files import connect as connect_tables
 
 
 def write_jsonl(path: Path, records: list) -> Path:
@@ -619,7 +619,7 @@ def test_run_with_skip_stores_the_good_rows_verbatim(home, tmp_path, capsys):
         assert main(["run", "--config", str(config)]) == 0, capsys.readouterr().err
         sent = [r["body"]["messages"][-1]["content"] for r in server.requests if r["path"].endswith("/chat/completions")]
     assert "set aside 3 bad row(s)" in capsys.readouterr().err  # the preflight's note
-    with duckdb.connect(str(Home.from_env().database), read_only=True) as con:
+    with connect_tables(Home.from_env()) as con:
         stored = [row[0] for row in con.execute("SELECT prompt FROM pref.prompts ORDER BY prompt_id").fetchall()]
     assert stored == good
     assert not any("nul \u0000" in text or text == "12" for text in sent)

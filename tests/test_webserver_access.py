@@ -132,7 +132,7 @@ MATERIALIZED = """query M($key: AssetKeyInput!) { assetOrError(assetKey: $key) {
 @pytest.mark.slow
 def test_the_webserver_reads_while_a_run_writes_and_never_opens_the_duckdb_file(read_only_ui):
     base, session = read_only_ui["base"], read_only_ui["process"].pid
-    database = str(read_only_ui["pref_home"] / "pref_pipeline.duckdb")
+    database = str(read_only_ui["pref_home"] / "tables")
     run = start_run(read_only_ui["config"], read_only_ui["env"])
     reads, seen_statuses, opened_database = 0, set(), False
     while run.poll() is None:

@@ -5,7 +5,7 @@
 ``pairs.kept``, ``pairs.quarantined`` and ``flags`` stay; new figures are added beside them.
 
 Two ways in: ``compute_audit(pairs, judgments, comparisons, ...)`` on DataFrames, and
-``audit_database(path)`` over the stored tables of a pipeline database (attached read-only, so
+``audit_home(home)`` over the stored tables of a pipeline home (DuckDB views over its Parquet files, so
 nothing is loaded into pandas but the small aggregates). Both run the same SQL (``sql/*.sql``).
 
 The figures come from sections, one module each (see ``section.py`` for the interface), run, warned
@@ -23,6 +23,9 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+
+from pref_pipeline import table_files
+from pref_pipeline.paths import SCHEMA, Home
 
 from pref_pipeline.audit import (
     agreement,
@@ -85,7 +88,7 @@ __all__ = [  # the public names: the audit, its statistics and thresholds, the r
     "AuditContext",
     "Section",
     "audit_connection",
-    "audit_database",
+    "audit_home",
     "cohens_kappa",
     "compute_audit",
     "conform",
@@ -139,28 +142,16 @@ def compute_audit(pairs: pd.DataFrame, judgments: pd.DataFrame, comparisons: pd.
         con.close()
 
 
-def audit_database(database: Path | str, band: float = LENGTH_BIAS_BAND, schema: str = "pref",
-                   memory_limit: str | None = "1GB") -> dict[str, Any]:
-    """Every audit figure over the stored tables of a pipeline database, attached read-only."""
-    from pref_pipeline.store import _locked
-
-    @_locked
-    def run() -> dict[str, Any]:
-        con = duckdb.connect()
-        try:
-            if memory_limit:
-                con.execute(f"SET memory_limit = '{memory_limit}'")
-            con.execute(f"ATTACH '{Path(database)}' AS stored (READ_ONLY)")
-            present = {r[0] for r in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'stored' AND table_schema = ?",
-                [schema]).fetchall()}
-            for name, table in STORED_TABLES.items():
-                conform(con, name, f"stored.{schema}.{table}" if table in present else None)
-            return audit_connection(con, band)
-        finally:
-            con.close()
-
-    return run()
+def audit_home(home: Home, band: float = LENGTH_BIAS_BAND, memory_limit: str | None = "1GB") -> dict[str, Any]:
+    """Every audit figure over the stored tables of a pipeline home (its Parquet files, ``table_files``)."""
+    con = table_files.connect(home, memory_limit=memory_limit)
+    try:
+        present = set(table_files.stored_tables(home))
+        for name, table in STORED_TABLES.items():
+            conform(con, name, f"{SCHEMA}.{table}" if table in present else None)
+        return audit_connection(con, band)
+    finally:
+        con.close()
 
 
 def render_markdown(audit: dict[str, Any], images: dict[str, str] | None = None) -> str:
