@@ -209,6 +209,18 @@ def run_one_batch(config: PipelineConfig, home: Home, batch: str, progress: bool
     return BatchOutcome.of(result)
 
 
+def start_forkserver():
+    """The forkserver the parallel batches fork from, started now: it imports the pipeline (``STEP_PRELOAD``,
+    several seconds) on another core while this process builds its definitions and instance."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(STEP_PRELOAD)
+    forkserver.ensure_running()
+    return context
+
+
 def _run_in_parallel(config: PipelineConfig, home: Home, names: list[str], parallel: int, progress: bool,
                      run: PipelineRun) -> None:
     """Run the batches ``parallel`` at a time, each in its own process (started from a forkserver that has
@@ -217,8 +229,7 @@ def _run_in_parallel(config: PipelineConfig, home: Home, names: list[str], paral
     import signal
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(STEP_PRELOAD)
+    context = start_forkserver()
     executor = ProcessPoolExecutor(max_workers=min(parallel, len(names)), mp_context=context)
     waiting = list(names)
     running: dict = {}  # future -> batch; a batch is submitted only when a process is free, so a stop leaves none queued
@@ -264,9 +275,11 @@ def run_batches(config: PipelineConfig, home: Home, *, batches: Iterable[str] | 
     from assets.partitions import PROMPT_BATCHES
     from pref_pipeline.batches import discover_batches
 
+    names = list(batches) if batches is not None else list(discover_batches(config))
+    if parallel > 1 and len(names) > 1:
+        start_forkserver()
     definitions = build_definitions(config, home, progress=progress)
     job = definitions.resolve_job_def("preference_pipeline")
-    names = list(batches) if batches is not None else list(discover_batches(config))
     instance = open_instance(lambda instance: instance.add_dynamic_partitions(PROMPT_BATCHES.name, names))
     per_batch = per_batch_assets(definitions)
     run = PipelineRun()
