@@ -1,8 +1,9 @@
 """Tables the pipeline keeps itself, beside the ones the Dagster IO manager writes.
 
 ``judgment_history`` (append-only: every verdict any judge version ever gave), ``human_labels``
-(from review sheets and known-answer sets) and rows appended to ``quarantine`` by gates and the
-export. Each write is a new Parquet file of its own (``table_files.append``), so writers never wait for
+(from review sheets and known-answer sets) and rows appended to ``quarantine`` outside a batch's run
+(``append_quarantine``: no pipeline step calls it today; the steps' quarantine rows go through the IO
+manager). Each write is a new Parquet file of its own (``table_files.append``), so writers never wait for
 one another; readers see each table deduplicated by its key (``sql/table_<name>.sql``).
 """
 
@@ -64,7 +65,7 @@ def append_judgment_history(home: Home, judgments: pd.DataFrame, prompts: pd.Dat
     """
     rows = history_rows(judgments, prompts, run_id, now, slots, half_life_days)
     rows = rows.drop_duplicates(["judgment_id", "judge_fingerprint"])
-    con = table_files.connect(home)
+    con = table_files.connect(home, only=(HISTORY_TABLE,))
     try:
         if table_files.table_exists(con, HISTORY_TABLE):
             con.register("new_rows", rows[["judgment_id", "judge_fingerprint"]])
@@ -88,13 +89,13 @@ def _by_batch(rows: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
     """Rows split by their ``batch_id`` (None: rows with none), each to be stored in its batch's folder."""
     if schema.BATCH_COLUMN not in rows.columns:
         return [(None, rows)]
-    keys = rows[schema.BATCH_COLUMN].astype("object").where(rows[schema.BATCH_COLUMN].notna(), None)
-    return [(key, rows[keys.map(lambda k, key=key: k == key)]) for key in dict.fromkeys(keys)]
+    groups = rows.groupby(rows[schema.BATCH_COLUMN].astype("object"), dropna=False, sort=False)
+    return [(None if pd.isna(key) else key, part) for key, part in groups]
 
 
 def newest_verdict(home: Home) -> pd.Timestamp | None:
     """The newest ``judged_at`` in ``judgment_history`` (every batch, every judge version), or None."""
-    con = table_files.connect(home)
+    con = table_files.connect(home, only=(HISTORY_TABLE,))
     try:
         if not table_files.table_exists(con, HISTORY_TABLE):
             return None

@@ -137,8 +137,10 @@ def _with_declared_columns(con: duckdb.DuckDBPyConnection, table: str, source: s
     return f"(SELECT *, {', '.join(missing)} FROM {source})" if missing else source
 
 
-def connect(home: Home, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view ``pref.<table>`` over each stored table's Parquet files.
+def connect(home: Home, memory_limit: str | None = None,
+            only: tuple[str, ...] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with a view ``pref.<table>`` over each stored table's Parquet files
+    (``only``: just these tables, so a caller that reads one does not describe every other).
 
     Tables with no file yet have no view (``table_exists`` says so). The caller closes the connection.
     """
@@ -151,6 +153,8 @@ def connect(home: Home, memory_limit: str | None = None) -> duckdb.DuckDBPyConne
             con.register_filesystem(home.tables.fs)
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         for table in stored_tables(home):
+            if only is not None and table not in only:
+                continue
             pattern = _quoted(str(home.tables / table) + "/*/*.parquet")
             source = f"read_parquet({pattern}, union_by_name = true, filename = true, hive_partitioning = false)"
             if table in DEDUPLICATED:
@@ -171,7 +175,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 def read_table(home: Home, table: str) -> pd.DataFrame | None:
     """A whole table (every batch), or None when nothing of it is stored yet."""
-    con = connect(home)
+    con = connect(home, only=(table,))
     try:
         if not table_exists(con, table):
             return None
