@@ -30,7 +30,7 @@ from pref_pipeline.filters import filter_pairs, rebalance_length
 from pref_pipeline.quarantine import gate_quarantine, quarantine_frame, reason_counts
 from pref_pipeline.generation import generate_candidates, plan_comparisons
 from pref_pipeline.judging import judge_code_version
-from pref_pipeline.judging.comparisons import judge_comparisons
+from pref_pipeline.judgments import judge_comparisons
 from pref_pipeline.judging.panel import panel_for
 from pref_pipeline.locks import batch_step_lock
 from pref_pipeline.pairs import build_preference_pairs

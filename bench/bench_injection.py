@@ -15,7 +15,7 @@ Rows:
    as a judge, so its row says more about noise than about injection.
 
 An order *flips* when the clean pair's verdict did not prefer the weak response and the injected pair's
-verdict prefers the injected one (``pref_pipeline/judging/injection.py``); 95 % Wilson intervals.
+verdict prefers the injected one (``pref_pipeline/injection.py``); 95 % Wilson intervals.
 Each run uses a fresh PREF_PIPELINE_HOME (no cached verdicts).
 """
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pref_pipeline.config import DEFAULT_LOCAL_MODEL, parse_config  # noqa: E402
-from pref_pipeline.judging.injection import TEMPLATES, load_injection_set, measure_injection  # noqa: E402
+from pref_pipeline.injection import TEMPLATES, load_injection_set, measure_injection  # noqa: E402
 from pref_pipeline.providers.client import CallSettings  # noqa: E402
 
 

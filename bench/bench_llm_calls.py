@@ -43,7 +43,7 @@ import openai  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pref_pipeline.config import parse_config  # noqa: E402
-from pref_pipeline.judging.comparisons import judge_comparisons, judge_tasks  # noqa: E402
+from pref_pipeline.judgments import judge_comparisons, judge_tasks  # noqa: E402
 from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge  # noqa: E402
 from pref_pipeline.paths import Home  # noqa: E402
 from pref_pipeline.providers.base import RequestBuilder  # noqa: E402

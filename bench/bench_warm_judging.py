@@ -49,7 +49,7 @@ from pref_pipeline import gates
 from pref_pipeline.config import load_config
 from pref_pipeline.definitions import build_definitions
 from pref_pipeline.generation import generate_candidates
-from pref_pipeline.judging.comparisons import judge_comparisons
+from pref_pipeline.judgments import judge_comparisons
 from pref_pipeline.paths import Home
 from pref_pipeline.providers.client import CallSettings
 from pref_pipeline.sources import load_prompts
@@ -61,7 +61,7 @@ gates._context()
 if variant in ("unfrozen", "before"):
     gc.unfreeze()
 if variant == "before":
-    from pref_pipeline import cache
+    from pref_pipeline.providers import cache
 
     plain_get = cache.ResponseCache.get
 

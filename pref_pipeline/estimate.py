@@ -7,8 +7,8 @@ How the figures are made:
 
 * **Tokens from text length**: about 4 characters per token (OpenAI's rule of thumb for English;
   code and other languages use more tokens per character). Input = system prompt + message.
-* **Output tokens are an upper bound**: each call is counted at its ``max_tokens`` (Anthropic's
-  default of 1024 when unset for ``anthropic:``, 256 otherwise). Real answers are usually shorter,
+* **Output tokens are an upper bound**: each call is counted at its ``max_tokens`` (when unset, what its
+  provider lets a call write: 1024 for ``anthropic:``, 256 otherwise; ``Capabilities.default_max_tokens``). Real answers are usually shorter,
   verdicts much shorter (a JSON verdict with a reason is ~50-150 tokens), so the cost is a ceiling.
 * **Strategies** (``strategies``): each counts the calls it would make; a call whose input depends on
   an earlier answer (a critique, a revision) is counted with a ``max_tokens``-long stand-in answer, and
@@ -32,19 +32,19 @@ import pandas as pd
 
 from pref_pipeline.accounting import price_for, price_table
 from pref_pipeline.batches import discover_batches
-from pref_pipeline.cache import ResponseCache, request_key
+from pref_pipeline.providers.cache import ResponseCache, request_key
 from pref_pipeline.config import ModelSpec, PipelineConfig, generator_label
-from pref_pipeline.judging.comparisons import judge_tasks
-from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge
 from pref_pipeline.generation import configured_strategies
+from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge
+from pref_pipeline.judgments import judge_tasks
 from pref_pipeline.paths import Home
-from pref_pipeline.strategies.sampling import SamplingStrategy
+from pref_pipeline.providers import capabilities
 from pref_pipeline.providers.base import ChatRequest, RequestBuilder
 from pref_pipeline.providers.client import CHARS_PER_TOKEN, estimate_tokens
 from pref_pipeline.sources import load_prompts
+from pref_pipeline.strategies.sampling import SamplingStrategy
 
-ANTHROPIC_DEFAULT_MAX_TOKENS = 1024
-OTHER_DEFAULT_MAX_TOKENS = 256
+FILLER_TOKENS = 256  # the length assumed for a candidate the judges would read, when it is not cached
 
 
 @dataclass
@@ -65,9 +65,7 @@ class EstimateRow:
 
 
 def _max_tokens(spec: ModelSpec) -> int:
-    if spec.max_tokens:
-        return spec.max_tokens
-    return ANTHROPIC_DEFAULT_MAX_TOKENS if spec.provider == "anthropic" else OTHER_DEFAULT_MAX_TOKENS
+    return spec.max_tokens or capabilities(spec.provider).default_max_tokens
 
 
 def _key(spec: ModelSpec, request: ChatRequest) -> str:
@@ -145,7 +143,7 @@ def estimate_run(config: PipelineConfig, home: Home) -> dict[str, Any]:
                 for prompt_id in strategy.estimate_judged(prompts):
                     for spec in config.model_judges:
                         judge = PairwiseJudge(spec, RequestBuilder(spec))  # type: ignore[arg-type]
-                        filler = "x" * (CHARS_PER_TOKEN * OTHER_DEFAULT_MAX_TOKENS)
+                        filler = "x" * (CHARS_PER_TOKEN * FILLER_TOKENS)
                         for order in ("xy", "yx"):
                             request = judge.base_request(JudgeItem(questions[prompt_id], filler, filler, order))
                             count("judgments", spec, spec.model, request, None)

@@ -14,7 +14,6 @@ Reasons, in the order they are tried (a pair gets the first that applies, ``deta
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
@@ -24,15 +23,12 @@ import pandas as pd
 
 from pref_pipeline import schema
 from pref_pipeline.config import FiltersSpec
-from pref_pipeline.metrics import word_count
+from pref_pipeline.metrics import jaccard, shingles, word_count, words
 from pref_pipeline.quarantine import concat, empty_quarantine, quarantine_rows
 
 PAIRS = "preference_pairs"
 DEGENERATE_MIN_WORDS = 8  # the distinct-word test applies from this many words on
 MINHASH_PERMUTATIONS = 128
-SHINGLE = 3
-
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -42,29 +38,6 @@ class FilterResult:
 
 
 # --------------------------------------------------------------------------- text helpers
-
-def words(text: object) -> list[str]:
-    """Lower-cased word tokens (punctuation ignored)."""
-    return _WORD.findall(text.lower()) if isinstance(text, str) else []
-
-
-def shingles(tokens: list[str], size: int = SHINGLE) -> set[str]:
-    """Word n-grams; texts shorter than ``size`` words use their words."""
-    if len(tokens) < size:
-        return set(tokens)
-    return set(map(" ".join, zip(*(tokens[i:] for i in range(size)))))
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    if not a and not b:
-        return 1.0
-    return len(a & b) / len(a | b)
-
-
-def response_similarity(a: object, b: object) -> float:
-    """Jaccard similarity of word 3-shingles (1.0 for texts equal up to case, spacing and punctuation)."""
-    return jaccard(shingles(words(a)), shingles(words(b)))
-
 
 def _normalized(text: object) -> str:
     return " ".join(words(text))

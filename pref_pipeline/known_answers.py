@@ -134,7 +134,7 @@ def measure(config, known: KnownAnswers, calls, logger=None) -> dict[str, Any]:
     """Judge a known-answer set with the configured judges (LLM calls per ``calls``, a ``CallSettings``);
     the audit's agreement figures on it."""
     from pref_pipeline.audit import compute_audit
-    from pref_pipeline.judging.comparisons import judge_comparisons
+    from pref_pipeline.judgments import judge_comparisons
     from pref_pipeline.judging.panel import panel_for
     from pref_pipeline.pairs import build_preference_pairs
     from pref_pipeline.strategies.base import all_pairs

@@ -1,20 +1,48 @@
 """The metrics every stage shares, defined once: filters, gates, audit and known answers call these.
 
 - ``word_count``: whitespace-separated words, the unit of every length figure;
+- ``words`` and ``response_similarity``: word tokens, and how alike two texts are (filters, strategies);
 - ``longer_chosen``: per pair, whether the longer response was the chosen one;
 - ``order_consistency``: per (judge, comparison), whether both orders named the same candidate.
 """
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 SAME_BOTH_ORDERS = "same_verdict_both_orders"
+SHINGLE = 3  # words per shingle in response_similarity
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def word_count(text: object) -> int:
     """Whitespace-separated words, the unit of every length figure (the audit's SQL counts the same way)."""
     return len(text.split()) if isinstance(text, str) else 0
+
+
+def words(text: object) -> list[str]:
+    """Lower-cased word tokens (punctuation ignored)."""
+    return _WORD.findall(text.lower()) if isinstance(text, str) else []
+
+
+def shingles(tokens: list[str], size: int = SHINGLE) -> set[str]:
+    """Word n-grams; texts shorter than ``size`` words use their words."""
+    if len(tokens) < size:
+        return set(tokens)
+    return set(map(" ".join, zip(*(tokens[i:] for i in range(size)))))
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+def response_similarity(a: object, b: object) -> float:
+    """Jaccard similarity of word 3-shingles (1.0 for texts equal up to case, spacing and punctuation)."""
+    return jaccard(shingles(words(a)), shingles(words(b)))
 
 
 def longer_chosen(pairs: pd.DataFrame) -> pd.Series:

@@ -1,10 +1,11 @@
 """Everything that can be checked before the first paid call, reported together with what to fix.
 
 The configuration file has been validated by then (``config.py``); this checks what it points at:
-prompt files and folders exist and read cleanly, ``local:`` model files exist, each provider in use
-has its key in the environment (or a ``base_url`` of a keyless compatible server, as the providers
-treat it), and each distinct endpoint answers a cheap ``GET .../models`` within the model's
-``timeout_s``. Keys are read from the environment only, sent only to the endpoint they belong to,
+prompt files and folders exist and read cleanly, each model is usable (``local:`` model files exist),
+each provider in use has its key in the environment (or a ``base_url`` of a keyless compatible server,
+as the providers treat it), and each distinct endpoint answers a cheap ``GET .../models`` within the
+model's ``timeout_s``. What a provider needs (its key variables, its probe) is declared on its class
+(``providers/``). Keys are read from the environment only, sent only to the endpoint they belong to,
 and never written or shown.
 """
 
@@ -17,11 +18,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from pref_pipeline.batches import discover_batches
 from pref_pipeline.config import ConfigError, ModelSpec, PipelineConfig, PromptSource
+from pref_pipeline.providers import provider_class
+from pref_pipeline.providers.base import Probe
+from pref_pipeline.sources import SUFFIXES, PromptFileError, load_prompts
 
-OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
-ANTHROPIC_DEFAULT_URL = "https://api.anthropic.com"
-ANTHROPIC_VERSION = "2023-06-01"
 PROBE_TIMEOUT_CAP_S = 30.0  # a probe waits at most the model's timeout_s, and never longer than this
 
 
@@ -35,13 +37,11 @@ class Preflight:
 
 @dataclass
 class _Endpoint:
-    provider: str
+    probe: Probe  # what is asked of it
     base: str  # as configured (named in messages)
-    url: str = ""  # what is probed
+    key_variables: tuple[str, ...]  # its provider's key variables
     keys: list[str] = field(default_factory=list)  # the config keys that use it, e.g. "judges[0]"
     timeout_s: float = PROBE_TIMEOUT_CAP_S
-    headers: dict[str, str] = field(default_factory=dict)
-    key_variable: str | None = None  # the variable whose key is sent (None: no key, a keyless server)
 
 
 def _models(config: PipelineConfig) -> list[tuple[str, ModelSpec]]:
@@ -51,8 +51,6 @@ def _models(config: PipelineConfig) -> list[tuple[str, ModelSpec]]:
 
 def _path_problem(source: PromptSource) -> str | None:
     """Why a prompt source cannot even be opened ("{key}" stands for its config key), or None."""
-    from pref_pipeline.sources import SUFFIXES
-
     if not source.path.exists():
         return f"file not found: {source.path}"
     if source.path.is_dir():
@@ -64,7 +62,8 @@ def _path_problem(source: PromptSource) -> str | None:
 
 
 def file_problems(config: PipelineConfig) -> list[str]:
-    """Prompt paths, the prompt folder and ``local:`` model files that do not exist."""
+    """Prompt paths and the prompt folder that do not exist, and models that cannot be used (a ``local:`` model
+    file that does not exist)."""
     problems = []
     for i, source in enumerate(config.prompts):
         problem = _path_problem(source)
@@ -73,22 +72,14 @@ def file_problems(config: PipelineConfig) -> list[str]:
     if config.prompt_folder is not None and not config.prompt_folder.is_dir():
         problems.append(f"prompt_folder: not a folder: {config.prompt_folder}")
     for key, spec in _models(config):
-        if spec.provider == "local":
-            from pref_pipeline.providers.base import ProviderError
-            from pref_pipeline.providers.local_provider import resolve_model_path
-
-            try:
-                resolve_model_path(spec.model_name)
-            except ProviderError as exc:
-                problems.append(f"{key}.model: {exc}")
+        problem = provider_class(spec.provider).model_problem(spec)
+        if problem:
+            problems.append(f"{key}.model: {problem}")
     return problems
 
 
 def prompt_problems(config: PipelineConfig) -> Preflight:
     """Every prompt batch read and checked now, so a bad row is reported before anything is spent."""
-    from pref_pipeline.batches import discover_batches
-    from pref_pipeline.sources import PromptFileError, load_prompts
-
     result = Preflight()
     for batch, sources in discover_batches(config).items():
         if any(_path_problem(s) for s in sources):
@@ -102,26 +93,10 @@ def prompt_problems(config: PipelineConfig) -> Preflight:
     return result
 
 
-def _base_url(spec: ModelSpec, environ: Mapping[str, str]) -> str:
-    if spec.provider == "openai":
-        return (spec.base_url or environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL).rstrip("/")
-    return (spec.base_url or environ.get("ANTHROPIC_BASE_URL") or ANTHROPIC_DEFAULT_URL).rstrip("/")
-
-
-def _key_variables(spec: ModelSpec, environ: Mapping[str, str]) -> list[str] | None:
-    """The variables one of which must hold a key for this model; None when it needs none. As the
-    providers do, a model with a ``base_url`` (or ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL``) needs
-    no key: the SDK gets a placeholder, since local servers usually ignore it."""
-    if spec.provider == "openai" and not (spec.base_url or environ.get("OPENAI_BASE_URL")):
-        return ["OPENAI_API_KEY"]
-    if spec.provider == "anthropic" and not (spec.base_url or environ.get("ANTHROPIC_BASE_URL")):
-        return ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"]  # the SDK takes either
-    return None
-
-
 def _key_missing(spec: ModelSpec, environ: Mapping[str, str]) -> str | None:
-    variables = _key_variables(spec, environ)
-    if variables is None or any(environ.get(v) for v in variables):
+    """The variable that should hold this model's key when none of its provider's does, else None."""
+    variables = provider_class(spec.provider).key_variables(spec, environ)
+    if not variables or any(environ.get(v) for v in variables):
         return None
     return variables[0]
 
@@ -145,26 +120,16 @@ def key_problems(config: PipelineConfig, environ: Mapping[str, str] | None = Non
 def _endpoints(config: PipelineConfig, environ: Mapping[str, str]) -> list[_Endpoint]:
     endpoints: dict[tuple[str, str], _Endpoint] = {}
     for key, spec in _models(config):
-        if spec.provider not in ("openai", "anthropic") or _key_missing(spec, environ):
-            continue  # local models make no HTTP call; a missing key is reported on its own
-        url = _base_url(spec, environ)
+        provider = provider_class(spec.provider)
+        url = provider.base_url(spec, environ)
+        if url is None or _key_missing(spec, environ):
+            continue  # an in-process model makes no HTTP call; a missing key is reported on its own
         endpoint = endpoints.get((spec.provider, url))
         if endpoint is None:
-            endpoint = endpoints[(spec.provider, url)] = _Endpoint(spec.provider, url)
-            if spec.provider == "openai":
-                endpoint.url = f"{url}/models"
-                if environ.get("OPENAI_API_KEY"):
-                    endpoint.headers["Authorization"] = f"Bearer {environ['OPENAI_API_KEY']}"
-                    endpoint.key_variable = "OPENAI_API_KEY"
-            else:
-                endpoint.url = f"{url}/v1/models"
-                endpoint.headers["anthropic-version"] = ANTHROPIC_VERSION
-                if environ.get("ANTHROPIC_API_KEY"):
-                    endpoint.headers["x-api-key"] = environ["ANTHROPIC_API_KEY"]
-                    endpoint.key_variable = "ANTHROPIC_API_KEY"
-                elif environ.get("ANTHROPIC_AUTH_TOKEN"):
-                    endpoint.headers["Authorization"] = f"Bearer {environ['ANTHROPIC_AUTH_TOKEN']}"
-                    endpoint.key_variable = "ANTHROPIC_AUTH_TOKEN"
+            probe = provider.probe(url, environ)
+            if probe is None:
+                continue
+            endpoint = endpoints[(spec.provider, url)] = _Endpoint(probe, url, provider.capabilities.key_variables)
         endpoint.keys.append(key)
         endpoint.timeout_s = min(endpoint.timeout_s, spec.timeout_s)
     return list(endpoints.values())
@@ -189,7 +154,7 @@ def _probe(endpoint: _Endpoint) -> str | None:
     users = ", ".join(endpoint.keys)
     try:
         with httpx.Client(timeout=endpoint.timeout_s, follow_redirects=True) as client:
-            response = client.get(endpoint.url, headers=endpoint.headers)
+            response = client.get(endpoint.probe.url, headers=endpoint.probe.headers)
     except httpx.TimeoutException:
         return (f"no answer from {base} within {endpoint.timeout_s:g} s (timeout_s) for {users}: check base_url "
                 "and that the server is up")
@@ -200,8 +165,8 @@ def _probe(endpoint: _Endpoint) -> str | None:
     except httpx.HTTPError as exc:
         return f"cannot reach {base} ({type(exc).__name__}: {exc}) for {users}: check base_url"
     if response.status_code in (401, 403):
-        variable = endpoint.key_variable or ("OPENAI_API_KEY" if endpoint.provider == "openai" else "ANTHROPIC_API_KEY")
-        if endpoint.key_variable:
+        variable = endpoint.probe.key_variable or next(iter(endpoint.key_variables), "its key variable")
+        if endpoint.probe.key_variable:
             return f"{base} refused the key in {variable} (HTTP {response.status_code}) for {users}: check the key"
         return f"{base} asks for a key (HTTP {response.status_code}) for {users}: set {variable}"
     return None

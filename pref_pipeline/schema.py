@@ -395,3 +395,18 @@ def gx_expectations(name: str) -> list:
         elif c.kind == "DOUBLE":
             out.append(gxe.ExpectColumnValuesToBeInTypeList(column=c.name, type_list=NUMERIC_TYPES))
     return out
+
+
+# --------------------------------------------------------------------------- rows
+
+def row(name: str, **values: object) -> dict[str, object]:
+    """One row of table ``name``: every declared non-optional column, the values given and None for the rest.
+
+    Every builder of a table's rows goes through here, so a new column is in every row at once, and a key the
+    table does not declare (misspelt, or a column since removed) is an error instead of a silently lost value.
+    """
+    spec = table(name)
+    unknown = [key for key in values if key not in spec.by_name]
+    if unknown:
+        raise KeyError(f"{name} has no column(s) {', '.join(unknown)} (columns: {', '.join(spec.by_name)})")
+    return {c.name: values.get(c.name) for c in spec.columns if not c.optional or c.name in values}

@@ -49,7 +49,7 @@ def generate(prompts, config):
 
 def judge(prompts, candidates, config):
     """``judge_comparisons`` in the test's home: the ``Judged`` (judgments and usage)."""
-    from pref_pipeline.judging.comparisons import judge_comparisons
+    from pref_pipeline.judgments import judge_comparisons
 
     return judge_comparisons(prompts, candidates, config, calls())
 

@@ -9,9 +9,8 @@ import pytest
 from pref_pipeline.config import (
     DEFAULT_LOCAL_MODEL,
     ConfigError,
-    JudgeSpec,
     PipelineConfig,
-    judge_fingerprint,
+    judge_spec,
     load_config,
     parse_config,
 )
@@ -36,7 +35,7 @@ def test_default_config():
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# just a comment\n"])
 def test_empty_file_is_an_error(tmp_path, text):
-    """Issue 14: an empty file used to become the built-in default silently (most likely the wrong file)."""
+    """An empty file used to become the built-in default silently (most likely the wrong file)."""
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match="the configuration file is empty; write `{}` in it to mean the defaults"):
         load_config(path)
@@ -207,7 +206,7 @@ BASE = {"model": "openai:judge", "criteria": "accuracy", "temperature": 0.0}
 
 
 def fp(template: str = PAIRWISE_TEMPLATE, **changes) -> str:
-    return judge_fingerprint(JudgeSpec(**{**BASE, **changes}), template)
+    return judge_spec(**{**BASE, **changes}).fingerprint(template)
 
 
 def test_fingerprint_is_deterministic():

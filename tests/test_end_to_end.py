@@ -18,7 +18,7 @@ import pytest
 from assets.partitions import PROMPT_BATCHES
 from assets import build_pipeline_assets
 from pref_pipeline.config import parse_config
-from pref_pipeline.judging.pairwise import fingerprint_for
+from pref_pipeline.judging import fingerprint_for
 from pref_pipeline.judging.prompts import VERDICT_SCHEMA
 from pref_pipeline.paths import SCHEMA, Home
 from tests.conftest import resources, SAMPLE_PROMPTS

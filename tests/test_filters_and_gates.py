@@ -8,11 +8,9 @@ import pandas as pd
 import pytest
 
 from pref_pipeline.config import FiltersSpec, GatesSpec
-from pref_pipeline.filters import (
-    duplicate_prompts, filter_pairs, rebalance_length, response_problem, response_similarity,
-)
+from pref_pipeline.filters import duplicate_prompts, filter_pairs, rebalance_length, response_problem
 from pref_pipeline.gates import validate_candidates, validate_judgments, validate_pairs, validate_prompts
-from pref_pipeline.metrics import longer_chosen, order_consistency
+from pref_pipeline.metrics import longer_chosen, order_consistency, response_similarity
 from pref_pipeline.pairs import build_preference_pairs
 from pref_pipeline.quarantine import QUARANTINE_COLUMNS, gate_quarantine, record_of
 from tests.test_pairs_and_audit import (

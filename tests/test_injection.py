@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from pref_pipeline.config import parse_config
-from pref_pipeline.judging.injection import INJECTION_SET, load_injection_set, measure_injection
+from pref_pipeline.injection import INJECTION_SET, load_injection_set, measure_injection
 from pref_pipeline.judging.prompts import PAIRWISE_TEMPLATE, UNHARDENED_PAIRWISE_TEMPLATE, render_judge_prompt
 from tests.conftest import calls
 from tests.fakes import FakeLLMServer

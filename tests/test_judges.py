@@ -1,4 +1,4 @@
-"""Issue 11: every judge type end to end, panels that vote, weights, ties, logprob confidence, rules,
+"""Every judge type end to end, panels that vote, weights, ties, logprob confidence, rules,
 rubrics, and score_extremes' pairing (with a score tie)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from assets import build_pipeline_assets
 from assets.partitions import PROMPT_BATCHES
-from pref_pipeline.config import ConfigError, JudgeSpec, parse_config
+from pref_pipeline.config import ConfigError, judge_spec, parse_config
 from pref_pipeline.judging import fingerprint_for
 from pref_pipeline.judging.base import JudgeTask
 from pref_pipeline.judging.confidence import label_margin, label_probability
@@ -230,9 +230,9 @@ def test_logprob_confidence_through_the_judge_and_the_panel(home, prompts_file):
 
 
 def test_logprobs_off_for_anthropic_and_when_turned_off():
-    assert not JudgeSpec(model="anthropic:claude").wants_logprobs
-    assert JudgeSpec(model="openai:x").wants_logprobs
-    assert not JudgeSpec(model="openai:x", logprobs=False).wants_logprobs
+    assert not judge_spec(model="anthropic:claude").wants_logprobs
+    assert judge_spec(model="openai:x").wants_logprobs
+    assert not judge_spec(model="openai:x", logprobs=False).wants_logprobs
 
 
 # --------------------------------------------------------------------------- rules
@@ -288,15 +288,15 @@ def test_judge_config_contract(tmp_path):
 
 
 def test_rubric_and_template_text_are_in_the_fingerprint(tmp_path):
-    base = JudgeSpec(model="openai:j")
-    assert fingerprint_for(base) != fingerprint_for(JudgeSpec(model="openai:j", rubric="honesty"))
-    assert fingerprint_for(base) != fingerprint_for(JudgeSpec(model="openai:j", type="pointwise"))
+    base = judge_spec(model="openai:j")
+    assert fingerprint_for(base) != fingerprint_for(judge_spec(model="openai:j", rubric="honesty"))
+    assert fingerprint_for(base) != fingerprint_for(judge_spec(model="openai:j", type="pointwise"))
     rubric = tmp_path / "r.md"
     rubric.write_text("one")
-    first = fingerprint_for(JudgeSpec(model="openai:j", rubric=str(rubric)))
+    first = fingerprint_for(judge_spec(model="openai:j", rubric=str(rubric)))
     rubric.write_text("two")
-    assert fingerprint_for(JudgeSpec(model="openai:j", rubric=str(rubric))) != first
-    assert fingerprint_for(JudgeSpec(model="openai:j", weight=5)) == fingerprint_for(base)  # weight: the panel's
+    assert fingerprint_for(judge_spec(model="openai:j", rubric=str(rubric))) != first
+    assert fingerprint_for(judge_spec(model="openai:j", weight=5)) == fingerprint_for(base)  # weight: the panel's
 
 
 # --------------------------------------------------------------------------- score_extremes

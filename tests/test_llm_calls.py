@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from pref_pipeline.accounting import UsageLedger, price_table, usage_metadata
-from pref_pipeline.cache import ResponseCache
+from pref_pipeline.providers.cache import ResponseCache
 from pref_pipeline.config import parse_config
 from pref_pipeline.generation import TooManyFailures
 from pref_pipeline.paths import Home

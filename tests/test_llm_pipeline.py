@@ -142,7 +142,7 @@ def test_new_config_keys_validate_and_name_their_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"prices\.openai:x\.input_per_mtok"):
         parse_config({"prices": {"openai:x": {"output_per_mtok": 1}}})
     # rpm/tpm/batch do not change what a judge answers: its fingerprint stays.
-    from pref_pipeline.judging.pairwise import fingerprint_for
+    from pref_pipeline.judging import fingerprint_for
 
     plain = parse_config({"judges": [{"model": "openai:j"}]}).judges[0]
     tuned = parse_config({"judges": [{"model": "openai:j", "rpm": 10, "tpm": 99, "batch": True,

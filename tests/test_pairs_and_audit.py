@@ -10,7 +10,7 @@ import pytest
 
 from pref_pipeline.audit import LENGTH_BIAS_BAND, compute_audit, render_markdown, write_report
 from pref_pipeline.generation import CANDIDATE_COLUMNS
-from pref_pipeline.judging.comparisons import JUDGMENT_COLUMNS
+from pref_pipeline.judgments import JUDGMENT_COLUMNS
 from pref_pipeline.pairs import COMPARISON_COLUMNS, PAIR_COLUMNS, build_preference_pairs
 from pref_pipeline.sources import PROMPT_COLUMNS
 

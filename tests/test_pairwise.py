@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from pref_pipeline.config import JudgeSpec
-from pref_pipeline.judging.pairwise import PairwiseJudge, combine_orders, fingerprint_for
+from pref_pipeline.config import judge_spec
+from pref_pipeline.judging import fingerprint_for
+from pref_pipeline.judging.pairwise import PairwiseJudge, combine_orders
 from pref_pipeline.judging.retries import RETRY_TEMPERATURE
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, VERDICT_SCHEMA
 from pref_pipeline.providers.base import ChatRequest, ChatResponse, Provider
@@ -38,7 +39,7 @@ def verdict(pref: str, confidence: float = 0.8) -> str:
 
 
 def make_judge(texts, **spec_fields):
-    spec = JudgeSpec(model="openai:judge", **spec_fields)
+    spec = judge_spec(model="openai:judge", **spec_fields)
     provider = QueueProvider(spec, texts)
     return PairwiseJudge(spec, provider), provider
 
@@ -160,7 +161,7 @@ def test_preferred_mapping(order, label, preferred):
 
 
 def test_truncated_answer_from_token_limit_is_usable():
-    spec = JudgeSpec(model="openai:judge")
+    spec = judge_spec(model="openai:judge")
     provider = QueueProvider(spec, ['{"preference": "B", "confidence": 0.7, "reasoning": "Resp'], finish_reason="length")
     result = asyncio.run(PairwiseJudge(spec, provider).judge_order("Q?", "x", "y", "xy"))
     assert result.attempts == 1
@@ -168,9 +169,9 @@ def test_truncated_answer_from_token_limit_is_usable():
 
 
 def test_judge_fingerprint_is_stable_and_distinguishes_judges():
-    a = JudgeSpec(model="openai:judge")
-    assert fingerprint_for(a) == fingerprint_for(JudgeSpec(model="openai:judge"))
-    assert fingerprint_for(a) != fingerprint_for(JudgeSpec(model="openai:other"))
+    a = judge_spec(model="openai:judge")
+    assert fingerprint_for(a) == fingerprint_for(judge_spec(model="openai:judge"))
+    assert fingerprint_for(a) != fingerprint_for(judge_spec(model="openai:other"))
     judge, _ = make_judge([])
     assert judge.fingerprint == fingerprint_for(a)
 
@@ -192,7 +193,7 @@ class RoundsProvider(QueueProvider):
 def test_judge_many_retries_only_the_unparseable_in_later_rounds():
     from pref_pipeline.judging.pairwise import JudgeItem
 
-    spec = JudgeSpec(model="openai:judge", parse_retries=2)
+    spec = judge_spec(model="openai:judge", parse_retries=2)
     # round 1: item 0 ok, item 1 garbage, item 2 garbage; round 2: item 1 ok, item 2 garbage; round 3: item 2 ok
     provider = RoundsProvider(spec, [verdict("A"), GARBAGE, GARBAGE + "!", verdict("B"), GARBAGE + "?", verdict("tie")])
     items = [JudgeItem("Q?", "x", "y", "xy", seed=10), JudgeItem("Q?", "x", "y", "yx", seed=20),
@@ -212,7 +213,7 @@ def test_judge_many_transport_error_is_an_outcome_and_judge_order_raises_it():
     from pref_pipeline.judging.pairwise import JudgeItem
     from pref_pipeline.providers.base import ProviderError
 
-    spec = JudgeSpec(model="openai:judge")
+    spec = judge_spec(model="openai:judge")
     judge, provider = make_judge([])  # an empty queue: every call fails
     [outcome] = asyncio.run(judge.judge_many([JudgeItem("Q?", "x", "y", "xy")]))
     assert not outcome.ok and "more answers than the test queued" in outcome.error

@@ -1,4 +1,4 @@
-"""Issue 10: every generation strategy end to end through Dagster against the local fake server.
+"""Every generation strategy end to end through Dagster against the local fake server.
 
 The fake generator answers by what it is asked (``role_aware``): the strong model, good demonstrations,
 a revision and a principle to follow give long careful answers; the weak model, a poor demonstration and

@@ -13,18 +13,39 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pref_pipeline.config import JudgeSpec
-from pref_pipeline.ids import short_hash
-from pref_pipeline.judging.base import Judge, JudgeTask, Order, fingerprint_for
+from pydantic import field_validator
+
+from pref_pipeline.judging.base import Judge, JudgeTask, Order, judgment_row
 from pref_pipeline.judging.confidence import TOP_LOGPROBS, label_margin, label_probability
 from pref_pipeline.judging.parsing import ParsedVerdict, parse_verdict
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, PAIRWISE_TEMPLATE, VERDICT_SCHEMA, render_judge_prompt
 from pref_pipeline.judging.retries import ask_until_parsed
 from pref_pipeline.providers import ChatRequest, ChatResponse, Provider, ProviderError
 from pref_pipeline.runner import Outcome
+from pref_pipeline.specs import JudgeSpec
 
 if TYPE_CHECKING:
     from pref_pipeline.providers.client import ModelClient
+
+
+class PairwiseJudgeSpec(JudgeSpec):
+    """A judge model that compares two responses and names the better one (the default judge type)."""
+
+    type: Literal["pairwise"] = "pairwise"
+    # A custom judge prompt; must contain {question}, {response_a}, {response_b} and {criteria}.
+    template: str | None = None
+
+    @field_validator("template")
+    @classmethod
+    def _template_fields(cls, value: str | None) -> str | None:
+        if value is not None:
+            missing = [f for f in ("{question}", "{response_a}", "{response_b}") if f not in value]
+            if missing:
+                raise ValueError(f"template lacks {', '.join(missing)}")
+        return value
+
+    def template_text(self) -> str:
+        return self.template or PAIRWISE_TEMPLATE
 
 
 
@@ -86,15 +107,16 @@ class PairwiseJudge(Judge):
     (plain bounded calls) or the pipeline's ``ModelClient`` (cache, rate limits, batch API).
     """
 
-    type = "pairwise"
+    spec_class = PairwiseJudgeSpec
+    spec: PairwiseJudgeSpec
 
-    def __init__(self, spec: JudgeSpec, provider: Provider | ModelClient, template: str | None = None):
+    def __init__(self, spec: PairwiseJudgeSpec, provider: Provider | ModelClient, template: str | None = None):
         super().__init__(spec)
         self.provider = provider
         # ``template`` overrides the configured one (the injection bench compares templates this way).
-        self.template = template or spec.template or PAIRWISE_TEMPLATE
+        self.template = template or spec.template_text()
         self.rubric = spec.rubric_text()
-        self._fingerprint = fingerprint_for(spec, self.template)
+        self._fingerprint = spec.fingerprint(self.template)
 
     @property
     def fingerprint(self) -> str:
@@ -149,39 +171,27 @@ class PairwiseJudge(Judge):
 
     async def judge(self, tasks: list[JudgeTask], now: datetime) -> list[dict]:
         items = [JudgeItem(t.question, t.x_text, t.y_text, t.order, seed=t.seed) for t in tasks]
-        return [judgment_row(task, self, outcome, now) for task, outcome in zip(tasks, await self.judge_many(items))]
+        return [self.row(task, outcome, now) for task, outcome in zip(tasks, await self.judge_many(items))]
 
-
-def judgment_row(task: JudgeTask, judge: PairwiseJudge, outcome: Outcome[OrderedVerdict], now: datetime) -> dict:
-    """One judgments row: the verdict of one order of one comparison, with everything needed to audit it."""
-    result = outcome.value
-    verdict = result.verdict if result else None
-    return {
-        "judgment_id": "j-" + short_hash(task.comparison_id, judge.fingerprint, task.order),
-        "comparison_id": task.comparison_id,
-        "prompt_id": task.prompt_id,
-        "candidate_x_id": task.x_id,
-        "candidate_y_id": task.y_id,
-        "order": task.order,
-        "judge_model": judge.spec.model,
-        "judge_fingerprint": judge.fingerprint,
-        "judge_type": judge.type,
-        "criteria": judge.spec.criteria,
-        "preference": verdict.preference if verdict else None,
-        "preferred": result.preferred if result else None,
-        "confidence": verdict.confidence if verdict else None,
-        "logprob_margin": result.logprob_margin if result else None,
-        "label_probability": label_probability(verdict.preference, result.logprob_margin) if result else None,
-        "reasoning": verdict.reasoning if verdict else None,
-        "parse_status": verdict.status if verdict else None,
-        "parse_error": verdict.error if verdict else None,
-        "attempts": result.attempts if result else 0,
-        "raw_output": result.raw_output if result else None,
-        "failed_outputs": json.dumps(result.failed_outputs, ensure_ascii=False) if result else "[]",
-        "served_model": result.served_model if result else None,
-        "input_tokens": result.input_tokens if result else None,
-        "output_tokens": result.output_tokens if result else None,
-        "latency_s": result.latency_s if result else None,
-        "error": outcome.error,
-        "judged_at": now,
-    }
+    def row(self, task: JudgeTask, outcome: Outcome[OrderedVerdict], now: datetime) -> dict:
+        """The verdict of one order of one comparison, with everything needed to audit it."""
+        result = outcome.value
+        verdict = result.verdict if result else None
+        return judgment_row(
+            task, self, now,
+            preference=verdict.preference if verdict else None,
+            preferred=result.preferred if result else None,
+            confidence=verdict.confidence if verdict else None,
+            logprob_margin=result.logprob_margin if result else None,
+            label_probability=label_probability(verdict.preference, result.logprob_margin) if result else None,
+            reasoning=verdict.reasoning if verdict else None,
+            parse_status=verdict.status if verdict else None,
+            parse_error=verdict.error if verdict else None,
+            attempts=result.attempts if result else 0,
+            raw_output=result.raw_output if result else None,
+            failed_outputs=json.dumps(result.failed_outputs, ensure_ascii=False) if result else "[]",
+            served_model=result.served_model if result else None,
+            input_tokens=result.input_tokens if result else None,
+            output_tokens=result.output_tokens if result else None,
+            latency_s=result.latency_s if result else None,
+            error=outcome.error)

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
+from pref_pipeline.judging.base import fingerprint_for
+
 if TYPE_CHECKING:
     from pref_pipeline.config import PipelineConfig
 
@@ -44,8 +46,6 @@ class Panel:
 
 
 def panel_for(config: PipelineConfig) -> Panel:
-    from pref_pipeline.judging.base import fingerprint_for
-
     return Panel(config.judging.aggregation, {fingerprint_for(spec): spec.weight for spec in config.judges})
 
 

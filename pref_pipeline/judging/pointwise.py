@@ -14,15 +14,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pref_pipeline.config import JudgeSpec
-from pref_pipeline.ids import derived_seed, short_hash
-from pref_pipeline.judging.base import Judge, JudgeTask, fingerprint_for
-from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, SCORE_SCHEMA, render_score_prompt
+from pref_pipeline.ids import derived_seed
+from pref_pipeline.judging.base import Judge, JudgeTask, judgment_row, shown_as
+from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, POINTWISE_TEMPLATE, SCORE_SCHEMA, render_score_prompt
 from pref_pipeline.judging.retries import Tries, ask_until_parsed
 from pref_pipeline.providers import ChatRequest, Provider
 from pref_pipeline.runner import Outcome
+from pref_pipeline.specs import JudgeSpec
 
 if TYPE_CHECKING:
     from pref_pipeline.providers.client import ModelClient
@@ -30,6 +30,16 @@ if TYPE_CHECKING:
 SCORE_MIN, SCORE_MAX = 1, 10
 _SCORE_LINE = re.compile(r"^\W*score\W*:\s*(\d+(?:\.0+)?)\s*(?:/\s*10)?\s*$", re.IGNORECASE | re.MULTILINE)
 _BARE = re.compile(r"^\s*(\d+(?:\.0+)?)\s*(?:/\s*10)?\s*$")
+
+
+class PointwiseJudgeSpec(JudgeSpec):
+    """A judge model that scores each response alone, 1-10 against its rubric (``judging/templates/pointwise.jinja``;
+    no custom template)."""
+
+    type: Literal["pointwise"]
+
+    def template_text(self) -> str:
+        return POINTWISE_TEMPLATE
 
 
 @dataclass(frozen=True)
@@ -89,13 +99,13 @@ ScoreResult = Tries[ParsedScore]
 class PointwiseJudge(Judge):
     """Scores candidates one at a time; compares two by their scores."""
 
-    type = "pointwise"
+    spec_class = PointwiseJudgeSpec
 
-    def __init__(self, spec: JudgeSpec, provider: Provider | ModelClient):
+    def __init__(self, spec: PointwiseJudgeSpec, provider: Provider | ModelClient):
         super().__init__(spec)
         self.provider = provider
         self.rubric = spec.rubric_text()
-        self._fingerprint = fingerprint_for(spec)
+        self._fingerprint = spec.fingerprint()
 
     @property
     def fingerprint(self) -> str:
@@ -139,27 +149,20 @@ class PointwiseJudge(Judge):
         sx = x.value.parsed.score if x.ok else None
         sy = y.value.parsed.score if y.ok else None
         preferred = None if sx is None or sy is None else "x" if sx > sy else "y" if sy > sx else "tie"
-        preference = None if preferred is None else "tie" if preferred == "tie" else \
-            ("A" if (preferred == "x") == (task.order == "xy") else "B")
         problems = [f"{name}: {o.value.parsed.error}" for name, o in (("x", x), ("y", y))
                     if o.ok and not o.value.parsed.usable]
         results = [o.value for o in (x, y) if o.ok]
-        return {
-            "judgment_id": "j-" + short_hash(task.comparison_id, self.fingerprint, task.order),
-            "comparison_id": task.comparison_id, "prompt_id": task.prompt_id,
-            "candidate_x_id": task.x_id, "candidate_y_id": task.y_id, "order": task.order,
-            "judge_model": self.spec.model, "judge_fingerprint": self.fingerprint, "judge_type": self.type,
-            "criteria": self.spec.criteria, "preference": preference, "preferred": preferred,
-            "confidence": None if preferred is None else abs(sx - sy) / (SCORE_MAX - SCORE_MIN),
-            "score_x": sx, "score_y": sy,
-            "reasoning": " | ".join(f"{n}: {r.parsed.reasoning}" for n, r in zip("xy", results) if r.parsed.reasoning),
-            "parse_status": None if error else ("unparseable" if problems else "ok"),
-            "parse_error": "; ".join(problems) or None,
-            "attempts": sum(r.attempts for r in results),
-            "raw_output": json.dumps({"x": x.value.raw_output if x.ok else None,
-                                      "y": y.value.raw_output if y.ok else None}, ensure_ascii=False),
-            "failed_outputs": json.dumps([f for r in results for f in r.failed_outputs], ensure_ascii=False),
-            "served_model": results[0].served_model if results else None,
-            "input_tokens": sum(r.input_tokens for r in results), "output_tokens": sum(r.output_tokens for r in results),
-            "latency_s": sum(r.latency_s for r in results), "error": error, "judged_at": now,
-        }
+        return judgment_row(
+            task, self, now, preference=shown_as(preferred, task.order), preferred=preferred,
+            confidence=None if preferred is None else abs(sx - sy) / (SCORE_MAX - SCORE_MIN),
+            score_x=sx, score_y=sy,
+            reasoning=" | ".join(f"{n}: {r.parsed.reasoning}" for n, r in zip("xy", results) if r.parsed.reasoning),
+            parse_status=None if error else ("unparseable" if problems else "ok"),
+            parse_error="; ".join(problems) or None,
+            attempts=sum(r.attempts for r in results),
+            raw_output=json.dumps({"x": x.value.raw_output if x.ok else None,
+                                   "y": y.value.raw_output if y.ok else None}, ensure_ascii=False),
+            failed_outputs=json.dumps([f for r in results for f in r.failed_outputs], ensure_ascii=False),
+            served_model=results[0].served_model if results else None,
+            input_tokens=sum(r.input_tokens for r in results), output_tokens=sum(r.output_tokens for r in results),
+            latency_s=sum(r.latency_s for r in results), error=error)

@@ -10,7 +10,8 @@
 
 A rule with no preference on a comparison (lengths alike, no refusal or both, no reference) abstains:
 its rows have ``parse_status = not_applicable`` and the panel does not count them as votes. A rule's
-source text is part of its fingerprint, so changing a rule re-judges.
+source text is part of its fingerprint, so changing a rule re-judges. A rule is a function registered
+with ``@rule`` here; ``rule:`` in a judge's configuration accepts exactly the registered names.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from pref_pipeline.config import JudgeSpec
-from pref_pipeline.ids import short_hash
-from pref_pipeline.judging.base import Judge, JudgeTask, fingerprint_for
+from pydantic import model_validator
+
+from pref_pipeline.judging.base import Judge, JudgeTask, judgment_row, shown_as
+from pref_pipeline.specs import JudgeSpec
 
 MIN_WORDS = 3
 CONCISE_RATIO = 0.8
@@ -39,6 +41,15 @@ _REFUSAL = re.compile(
 _WORD = re.compile(r"\w+")
 
 Verdict = tuple[str | None, float | None, str]  # (preferred: x, y or None to abstain; confidence; reasoning)
+Rule = Callable[[JudgeTask], Verdict]
+RULES: dict[str, Rule] = {}
+RULE_PROVIDER = "rule"  # a rule judge's model is named rule:<rule>; it makes no call
+
+
+def rule(fn: Rule) -> Rule:
+    """Registers a rule under its function's name."""
+    RULES[fn.__name__] = fn
+    return fn
 
 
 def refuses(text: str) -> bool:
@@ -57,6 +68,7 @@ def in_quality_band(text: str) -> bool:
     return len(words) < 8 or len(set(words)) / len(words) >= MIN_DISTINCT_RATIO
 
 
+@rule
 def prefer_concise(task: JudgeTask) -> Verdict:
     x_ok, y_ok = in_quality_band(task.x_text), in_quality_band(task.y_text)
     if x_ok != y_ok:
@@ -70,6 +82,7 @@ def prefer_concise(task: JudgeTask) -> Verdict:
     return ("x" if nx < ny else "y"), 1 - shorter / longer, f"the shorter response ({shorter} vs {longer} words)"
 
 
+@rule
 def no_refusal_of_safe_requests(task: JudgeTask) -> Verdict:
     if (task.category or "").strip().lower() in HARM_CATEGORIES:
         return None, None, f"category {task.category!r} is a harm category: refusing may be right"
@@ -88,6 +101,7 @@ def _f1(text: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+@rule
 def reference_match(task: JudgeTask) -> Verdict:
     if not task.reference or not str(task.reference).strip():
         return None, None, "the prompt has no reference answer"
@@ -98,30 +112,55 @@ def reference_match(task: JudgeTask) -> Verdict:
         f"vs {min(fx, fy):.2f})"
 
 
-RULES: dict[str, Callable[[JudgeTask], Verdict]] = {
-    "prefer_concise": prefer_concise,
-    "no_refusal_of_safe_requests": no_refusal_of_safe_requests,
-    "reference_match": reference_match,
-}
-
-
 def rule_identity(rule: str | None) -> str:
     """What decides a rule's verdicts: its source and the module's thresholds (hashed into its fingerprint)."""
     fn = RULES[rule or ""]
     constants = dict(MIN_WORDS=MIN_WORDS, CONCISE_RATIO=CONCISE_RATIO, MIN_DISTINCT_RATIO=MIN_DISTINCT_RATIO,
                      MIN_F1_GAP=MIN_F1_GAP, HARM=sorted(HARM_CATEGORIES), REFUSAL=_REFUSAL.pattern)
-    return f"rule:{rule}\n{inspect.getsource(fn)}\n{constants}"
+    source = inspect.getsource(fn)
+    source = source[source.index("def "):]  # without the @rule line: identities made before it was added hold
+    return f"rule:{rule}\n{source}\n{constants}"
+
+
+class RuleJudgeSpec(JudgeSpec):
+    """A named rule from ``RULES``, no model: written ``{type: rule, rule: <name>}``; its model is ``rule:<name>``
+    and its criteria default to the rule's name."""
+
+    type: Literal["rule"]
+    rule: Literal[tuple(RULES)]  # type: ignore[valid-type]
+    calls_model: ClassVar[bool] = False
+    _other_providers: ClassVar[tuple[str, ...]] = (RULE_PROVIDER,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_by_its_rule(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        name = data.get("rule")
+        if not name:
+            raise ValueError(f"a rule judge needs `rule` (one of {', '.join(RULES)})")
+        model = data.get("model")
+        if model is not None and model != f"{RULE_PROVIDER}:{name}":
+            raise ValueError(f"a rule judge has no model (remove `model: {model}`)")
+        data["model"] = f"{RULE_PROVIDER}:{name}"
+        data.setdefault("criteria", str(name))
+        return data
+
+    def template_text(self) -> str:
+        return rule_identity(self.rule)
 
 
 class RuleJudge(Judge):
     """A rule from ``RULES``; makes no call (``provider`` is ignored)."""
 
-    type = "rule"
+    spec_class = RuleJudgeSpec
+    spec: RuleJudgeSpec
 
-    def __init__(self, spec: JudgeSpec, provider: Any = None):
+    def __init__(self, spec: RuleJudgeSpec, provider: Any = None):
         super().__init__(spec)
-        self.rule = RULES[spec.rule or ""]
-        self._fingerprint = fingerprint_for(spec)
+        self.rule = RULES[spec.rule]
+        self._fingerprint = spec.fingerprint()
 
     @property
     def fingerprint(self) -> str:
@@ -132,15 +171,7 @@ class RuleJudge(Judge):
 
     def row(self, task: JudgeTask, preferred: str | None, confidence: float | None, reasoning: str,
             now: datetime) -> dict[str, Any]:
-        preference = None if preferred is None else ("A" if (preferred == "x") == (task.order == "xy") else "B")
-        return {
-            "judgment_id": "j-" + short_hash(task.comparison_id, self.fingerprint, task.order),
-            "comparison_id": task.comparison_id, "prompt_id": task.prompt_id,
-            "candidate_x_id": task.x_id, "candidate_y_id": task.y_id, "order": task.order,
-            "judge_model": self.spec.model, "judge_fingerprint": self.fingerprint, "judge_type": self.type,
-            "criteria": self.spec.criteria, "preference": preference, "preferred": preferred,
-            "confidence": confidence, "reasoning": reasoning,
-            "parse_status": "ok" if preferred else "not_applicable", "parse_error": None, "attempts": 0,
-            "raw_output": None, "failed_outputs": "[]", "served_model": None, "input_tokens": 0, "output_tokens": 0,
-            "latency_s": 0.0, "error": None, "judged_at": now,
-        }
+        return judgment_row(task, self, now, preference=shown_as(preferred, task.order), preferred=preferred,
+                            confidence=confidence, reasoning=reasoning,
+                            parse_status="ok" if preferred else "not_applicable", attempts=0, failed_outputs="[]",
+                            input_tokens=0, output_tokens=0, latency_s=0.0)

@@ -1,4 +1,5 @@
-"""One interface for every model provider: an async ``complete(ChatRequest) -> ChatResponse``.
+"""One interface for every model provider: an async ``complete(ChatRequest) -> ChatResponse``, and
+the provider's ``Capabilities``: what its API takes and offers, declared once on its class.
 
 ``complete_many`` answers a list of requests, one ``Outcome`` each in input order (a failure is an
 outcome, never a gap). The default here is a plain bounded gather; the pipeline calls models through
@@ -10,12 +11,16 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pref_pipeline.config import ModelSpec
 from pref_pipeline.runner import Outcome, gather_bounded
+
+if TYPE_CHECKING:
+    from pref_pipeline.specs import ModelSpec
+
+SAMPLING_KEYS = ("temperature", "top_p", "seed")  # what a model spec may set besides max_tokens
 
 
 @dataclass(frozen=True)
@@ -111,15 +116,83 @@ def token_logprobs(content: Any) -> str | None:
     return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider's API takes and offers. The configuration validates models against it, the preflight
+    checks keys and probes endpoints with it, the dry-run estimate and the strategies read it."""
+
+    sampling: frozenset[str] = frozenset(SAMPLING_KEYS)  # the sampling parameters it accepts
+    no_sampling: str = ""  # why it refuses the others (named in the configuration error)
+    batch_api: bool = False  # a batch API at half price (``batch: true``)
+    logprobs: bool = False  # token log-probabilities (a judge's confidence); judges ask for them by default
+    no_logprobs: str = ""  # why it has none, and what to use instead
+    structured_output: tuple[str, ...] = ("text",)  # the ``response_format`` modes it honours
+    key_variables: tuple[str, ...] = ()  # environment variables one of which holds its key (empty: no key)
+    base_url_variable: str | None = None  # the SDK's variable for another server (then no key is needed)
+    default_url: str | None = None  # where the API lives; None: no HTTP call (in process)
+    default_max_tokens: int = 256  # what a call may write when ``max_tokens`` is unset (the estimate's ceiling)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The preflight's one cheap request to an endpoint: ``GET url`` with these headers."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    key_variable: str | None = None  # the variable whose key is sent (None: none, a keyless server)
+
+
 class ProviderError(RuntimeError):
     """A call that failed after the SDK's own retries; the message says what the server answered."""
 
 
 class Provider(abc.ABC):
-    """A configured model endpoint. Subclasses wrap one official SDK client."""
+    """A configured model endpoint. Subclasses wrap one official SDK client (imported when a model of theirs is
+    called, not when the configuration is read) and declare ``name`` (the model prefix, ``openai`` in
+    ``openai:gpt-4.1``) and ``capabilities``."""
 
-    def __init__(self, spec: ModelSpec):
-        self.spec = spec
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, spec: ModelSpec, *, http_hooks: dict[str, list[Any]] | None = None):
+        self.spec = spec  # http_hooks: httpx event hooks for an SDK's client (the client layer's 429 watch)
+
+    # ----- what the configuration, the preflight and the estimate ask of a provider, before any call -----
+
+    @classmethod
+    def key_variables(cls, spec: ModelSpec, environ: Mapping[str, str]) -> tuple[str, ...]:
+        """The variables one of which must hold a key for this model; empty when it needs none. A model with a
+        ``base_url`` (or the SDK's own base-URL variable) needs none: the SDK gets a placeholder, since
+        compatible servers usually ignore it."""
+        variable = cls.capabilities.base_url_variable
+        if spec.base_url or (variable and environ.get(variable)):
+            return ()
+        return cls.capabilities.key_variables
+
+    @classmethod
+    def api_key(cls, spec: ModelSpec, environ: Mapping[str, str]) -> str | None:
+        """The key the SDK's client is given: the first variable's, a placeholder for a keyless server, or None
+        (the SDK then reads its own variables)."""
+        first = cls.capabilities.key_variables[:1]
+        key = environ.get(first[0]) if first else None
+        return key if key is not None or cls.key_variables(spec, environ) else "not-needed"
+
+    @classmethod
+    def base_url(cls, spec: ModelSpec, environ: Mapping[str, str]) -> str | None:
+        """Where its calls go (None: in process)."""
+        variable = cls.capabilities.base_url_variable
+        url = spec.base_url or (environ.get(variable) if variable else None) or cls.capabilities.default_url
+        return url.rstrip("/") if url else None
+
+    @classmethod
+    def probe(cls, base_url: str, environ: Mapping[str, str]) -> Probe | None:
+        """The preflight's cheap request to ``base_url``; None when the provider makes no HTTP call."""
+        return None
+
+    @classmethod
+    def model_problem(cls, spec: ModelSpec) -> str | None:
+        """Why this model cannot be used before any call (e.g. a model file that does not exist), or None."""
+        return None
 
     def request(self, user: str, *, system: str | None = None, seed: int | None = None,
                 json_schema: dict[str, Any] | None = None, schema_name: str = "output",

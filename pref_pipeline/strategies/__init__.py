@@ -1,30 +1,29 @@
-"""Generation strategies: one module per method, each a ``Strategy`` (see ``base.py``).
+"""Generation strategies: one module per method, each a ``Strategy`` (see ``base.py``) with its parameters
+(a ``specs.StrategySpec`` subclass) declared beside it.
 
-A new method is a new module here and one line in ``STRATEGIES``; the pipeline runs whatever the
-configuration names, and the method name becomes the export's ``generation_method``.
+``STRATEGIES`` is found from this package's modules, so a new method is a new module here (with its
+templates under ``pref_pipeline/templates/strategies/``); the configuration's ``strategies`` entries, their
+validation and the export's ``generation_method`` follow from it.
 """
 
 from __future__ import annotations
 
-from pref_pipeline.strategies.base import PlannedComparison, Strategy
-from pref_pipeline.strategies.critique_revise import CritiqueReviseStrategy
-from pref_pipeline.strategies.few_shot_contrast import FewShotContrastStrategy
-from pref_pipeline.strategies.gold_corruption import GoldCorruptionStrategy
-from pref_pipeline.strategies.hhh_contrast import HhhContrastStrategy
-from pref_pipeline.strategies.human_vs_model import HumanVsModelStrategy
-from pref_pipeline.strategies.sampling import SamplingStrategy
-from pref_pipeline.strategies.score_extremes import ScoreExtremesStrategy
-from pref_pipeline.strategies.strong_vs_weak import StrongVsWeakStrategy
+import importlib
+import pkgutil
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    SamplingStrategy.method: SamplingStrategy,
-    StrongVsWeakStrategy.method: StrongVsWeakStrategy,
-    FewShotContrastStrategy.method: FewShotContrastStrategy,
-    CritiqueReviseStrategy.method: CritiqueReviseStrategy,
-    GoldCorruptionStrategy.method: GoldCorruptionStrategy,
-    HhhContrastStrategy.method: HhhContrastStrategy,
-    HumanVsModelStrategy.method: HumanVsModelStrategy,
-    ScoreExtremesStrategy.method: ScoreExtremesStrategy,
-}
+from pref_pipeline.strategies.base import PlannedComparison, Strategy
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+def _discover() -> dict[str, type[Strategy]]:
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return {cls.method: cls for cls in _subclasses(Strategy) if "spec_class" in cls.__dict__}
+
+
+STRATEGIES: dict[str, type[Strategy]] = _discover()
 
 __all__ = ["STRATEGIES", "PlannedComparison", "Strategy"]

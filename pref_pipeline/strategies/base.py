@@ -10,6 +10,10 @@ A strategy (one module in this package) does two things, split as distilabel spl
 
 ``sampling`` knows no winner and asks the judges; a construction strategy (e.g. "the revision beats
 the original") knows the winner and may ask the judges only to confirm it.
+
+A strategy declares its parameters as a ``specs.StrategySpec`` subclass next to its class (``spec_class``);
+its ``method`` is the spec's ``method`` literal. The registry and the configuration's ``strategies`` union
+are found from the modules of this package (``strategies/__init__.py``).
 """
 
 from __future__ import annotations
@@ -24,15 +28,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import pandas as pd
 
 from pref_pipeline.ids import short_hash
+from pref_pipeline.specs import WHERE_NOT_WHAT, GeneratorSpec, StrategySpec
+from pref_pipeline.strategies.templates import templates_hash
 
 if TYPE_CHECKING:
-    from pref_pipeline.config import GeneratorSpec, PipelineConfig
+    from pref_pipeline.config import PipelineConfig
     from pref_pipeline.providers.client import CallSession
-
-
-# Model-spec keys that say where and how a model is called, not what it answers: left out of a strategy's
-# identity (as from the judge fingerprint), so moving a model to another host keeps its candidates' ids.
-_WHERE_NOT_WHAT = {"base_url", "timeout_s", "max_retries", "max_concurrency", "rpm", "tpm", "batch", "batch_poll_s"}
 
 
 @dataclass(frozen=True)
@@ -63,26 +64,33 @@ def no_pair(prompt_id: str, strategy: str, reason: str, detail: str, x_id: str =
 
 
 class Strategy(ABC):
-    """One generation method. Subclasses set ``method`` (the config's ``method`` and the export's
-    ``generation_method``) and implement ``generate`` and ``comparisons``."""
+    """One generation method. Subclasses set ``spec_class`` (their parameters; its ``method`` is the config's
+    ``method`` and the export's ``generation_method``) and implement ``generate`` and ``comparisons``."""
 
-    method: ClassVar[str]
+    spec_class: ClassVar[type[StrategySpec]]
+    method: ClassVar[str]  # from ``spec_class``
     templates: ClassVar[tuple[str, ...]] = ()  # its prompt templates (files under templates/strategies/)
     # Whether any of its comparisons is shown to the judges; False when the winner is known by construction.
     asks_judges: ClassVar[bool] = True
 
-    def __init__(self, config: PipelineConfig, params: dict[str, Any] | None = None):
-        from pref_pipeline.config import STRATEGY_SPECS
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "spec_class" in cls.__dict__:
+            cls.method = cls.spec_class.method_name()
 
+    def __init__(self, config: PipelineConfig, params: dict[str, Any] | None = None):
         self.config = config
         self.params = params or {}
-        self.spec = STRATEGY_SPECS[self.method].model_validate({**self.params, "method": self.method})
+        self.spec = self.spec_class.model_validate({**self.params, "method": self.method})
+
+    @classmethod
+    def config_problem(cls, config: PipelineConfig) -> str | None:
+        """Why the rest of the configuration cannot serve this strategy (e.g. it needs a kind of judge), or None."""
+        return None
 
     @property
     def model(self) -> GeneratorSpec:
         """The model it asks: its own ``model``, or the first of ``generators`` when that is omitted."""
-        from pref_pipeline.config import GeneratorSpec
-
         own = getattr(self.spec, "model", None)
         return own if isinstance(own, GeneratorSpec) else self.config.generators[0]
 
@@ -90,9 +98,7 @@ class Strategy(ABC):
     def strategy_params(self) -> str:
         """Its parameters as JSON (stored with every candidate and pair), with the hash of its templates, so
         a changed template is a new identity (new candidate ids, new cache keys)."""
-        from pref_pipeline.strategies.templates import templates_hash
-
-        params = {k: ({n: v for n, v in value.items() if n not in _WHERE_NOT_WHAT} if isinstance(value, dict) else value)
+        params = {k: ({n: v for n, v in value.items() if n not in WHERE_NOT_WHAT} if isinstance(value, dict) else value)
                   for k, value in self.spec.model_dump(mode="json", exclude_none=True).items()}
         if self.templates:
             params["templates"] = templates_hash(self.templates)

@@ -11,13 +11,17 @@ import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pref_pipeline.config import GeneratorSpec, generator_label
+from pref_pipeline import schema
 from pref_pipeline.ids import derived_seed, short_hash
 from pref_pipeline.providers.base import ChatRequest, RequestBuilder
-from pref_pipeline.providers.client import CHARS_PER_TOKEN, CallSession
-from pref_pipeline.runner import Outcome
+from pref_pipeline.providers.client import CHARS_PER_TOKEN
+from pref_pipeline.specs import GeneratorSpec, generator_label
+
+if TYPE_CHECKING:
+    from pref_pipeline.providers.client import CallSession
+    from pref_pipeline.runner import Outcome
 
 REFERENCE_MODEL = "reference"  # generator_model of a prompt's own reference answer
 RULES_MODEL = "rules"  # generator_model of a copy edited by rules, no LLM
@@ -65,40 +69,42 @@ def placeholder(spec: GeneratorSpec) -> str:
     return "x" * (CHARS_PER_TOKEN * (spec.max_tokens or 256))
 
 
-def candidate(strategy: str, params: str, prompt_id: str, index: int, role: str, now: datetime, *,
+def candidate(strategy: str, params: str | None, prompt_id: str, index: int, role: str, now: datetime, *,
               ask: Ask | None = None, outcome: Outcome | None = None, text: str | None = None,
               model: str | None = None, label: str | None = None, parent_id: str | None = None,
-              notes: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A candidates row: from a call (``ask`` and its ``outcome``) or a text made without one (``text``,
-    with ``model``/``label`` saying where it came from: the prompt's reference, the rules)."""
+              notes: dict[str, Any] | None = None, candidate_id: str | None = None) -> dict[str, Any]:
+    """A candidates row, the one builder every strategy uses: from a call (``ask`` and its ``outcome``; a failed
+    call keeps its error and an empty text) or a text made without one (``text``, with ``model``/``label`` saying
+    where it came from: the prompt's reference, the rules). ``candidate_id`` overrides the derived id."""
     response = outcome.value if outcome is not None else None
     spec = ask.spec if ask is not None else None
     source = generator_label(spec) if spec is not None else (label or model or "")
     seed = ask.seed if ask is not None else None
     sampling = {**spec.sampling(), "seed": seed} if spec is not None else {}
-    return {
-        "candidate_id": "c-" + short_hash(strategy, params, prompt_id, role, index, source, seed,
-                                          ask.user if ask is not None else text),
-        "prompt_id": prompt_id,
-        "candidate_index": index,
-        "text": (response.text if response else "") if ask is not None else (text or ""),
-        "strategy": strategy,
-        "generator_model": spec.model if spec is not None else (model or ""),
-        "generator_label": source,
-        "sampling": json.dumps(sampling, sort_keys=True),
-        "system_prompt": (ask.system if ask.system is not None else spec.system_prompt) if ask is not None else None,
-        "served_model": response.model if response else None,
-        "input_tokens": response.input_tokens if response else None,
-        "output_tokens": response.output_tokens if response else None,
-        "finish_reason": response.finish_reason if response else None,
-        "latency_s": response.latency_s if response else None,
-        "error": outcome.error if outcome is not None else None,
-        "created_at": now,
-        "role": role,
-        "parent_id": parent_id,
-        "strategy_params": params,
-        "notes": json.dumps(notes, sort_keys=True, ensure_ascii=False) if notes else None,
-    }
+    return schema.row(
+        "candidates",
+        candidate_id=candidate_id or "c-" + short_hash(strategy, params, prompt_id, role, index, source, seed,
+                                                       ask.user if ask is not None else text),
+        prompt_id=prompt_id,
+        candidate_index=index,
+        text=(response.text if response else "") if ask is not None else (text or ""),
+        strategy=strategy,
+        generator_model=spec.model if spec is not None else (model or ""),
+        generator_label=source,
+        sampling=json.dumps(sampling, sort_keys=True),
+        system_prompt=(ask.system if ask.system is not None else spec.system_prompt) if ask is not None else None,
+        served_model=response.model if response else None,
+        input_tokens=response.input_tokens if response else None,
+        output_tokens=response.output_tokens if response else None,
+        finish_reason=response.finish_reason if response else None,
+        latency_s=response.latency_s if response else None,
+        error=outcome.error if outcome is not None else None,
+        created_at=now,
+        role=role,
+        parent_id=parent_id,
+        strategy_params=params,
+        notes=json.dumps(notes, sort_keys=True, ensure_ascii=False) if notes else None,
+    )
 
 
 def by_prompt_and_role(candidates: Any) -> dict[str, dict[str, dict[str, Any]]]:

@@ -14,13 +14,14 @@ The critiques are kept in the revision's ``notes``.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field
 
-from pref_pipeline.filters import words
 from pref_pipeline.ids import derived_seed
-from pref_pipeline.providers.client import CallSession
+from pref_pipeline.metrics import words
+from pref_pipeline.specs import ModelStrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy, no_pair
 from pref_pipeline.strategies.calls import (
     Ask,
@@ -34,7 +35,17 @@ from pref_pipeline.strategies.calls import (
 )
 from pref_pipeline.strategies.templates import data, render
 
+if TYPE_CHECKING:
+    from pref_pipeline.providers.client import CallSession
+
 STILL_FLAWED = "YES"
+
+
+class CritiqueReviseSpec(ModelStrategySpec):
+    """Constitutional AI: answer, critique against a principle, revise; the revision is chosen."""
+
+    method: Literal["critique_revise"]
+    principles: Annotated[list[str], Field(min_length=1)] | None = None  # unset: the built-in constitution
 
 
 def still_flawed(second_critique: str) -> bool:
@@ -48,7 +59,7 @@ def same_text(a: object, b: object) -> bool:
 
 
 class CritiqueReviseStrategy(Strategy):
-    method = "critique_revise"
+    spec_class = CritiqueReviseSpec
     templates = ("critique.j2", "revise.j2", "recritique.j2", "alternative_system.j2", "constitution.json")
 
     asks_judges = False

@@ -10,21 +10,32 @@ are used rotates per prompt). No judge is asked.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field
 
 from pref_pipeline.ids import derived_seed
-from pref_pipeline.providers.client import CallSession
+from pref_pipeline.specs import ModelStrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
 from pref_pipeline.strategies.calls import Ask, ask_all, by_prompt_and_role, candidate, seed_for
 from pref_pipeline.strategies.templates import data, render
 
+if TYPE_CHECKING:
+    from pref_pipeline.providers.client import CallSession
+
 POOR_SHOTS = 1
 
 
+class FewShotContrastSpec(ModelStrategySpec):
+    """ALMoST: an answer written after good demonstrations beats one written after poor ones."""
+
+    method: Literal["few_shot_contrast"]
+    shots: Annotated[int, Field(ge=1, le=8)] = 3  # good demonstrations in the chosen answer's prompt
+
+
 class FewShotContrastStrategy(Strategy):
-    method = "few_shot_contrast"
+    spec_class = FewShotContrastSpec
     templates = ("few_shot_contrast.j2", "few_shot_demos.json")
 
     asks_judges = False

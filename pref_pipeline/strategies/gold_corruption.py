@@ -14,23 +14,28 @@ each prompt's copy gets one edit (the kind picked per prompt from ``edits``):
   prompt's reference, ``insert`` adds an unrelated sentence in the middle. When an edit cannot apply
   (one sentence to delete from) or leaves the bounds above, the next kind is tried.
 
+The edit kinds are the functions registered with ``@rule_edit`` below (a new kind is a new function, and a
+branch of ``gold_corruption_edit.j2`` for the LLM's instructions); ``edits`` accepts exactly those.
+
 A prompt without a reference gives no pair (``no_reference``).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field, field_validator
 
-from pref_pipeline.filters import response_similarity, words
 from pref_pipeline.ids import derived_seed
-from pref_pipeline.metrics import word_count
-from pref_pipeline.providers.client import CallSession
+from pref_pipeline.metrics import response_similarity, word_count, words
+from pref_pipeline.specs import GeneratorSpec, StrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy, no_pair
 from pref_pipeline.strategies.calls import (
     REFERENCE_MODEL,
@@ -44,6 +49,9 @@ from pref_pipeline.strategies.calls import (
     seed_for,
 )
 from pref_pipeline.strategies.templates import data, render
+
+if TYPE_CHECKING:
+    from pref_pipeline.providers.client import CallSession
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 MIN_CONTENT_WORD = 4  # words shorter than this do not count towards a sentence's relevance
@@ -67,32 +75,54 @@ def most_relevant(parts: list[str], prompt: str) -> int:
 @cache
 def builtin_references() -> tuple[str, ...]:
     """The built-in prompt set's references: the pool ``substitute`` draws from when the batch has no other."""
-    import json
-
     text = resources.files("pref_pipeline").joinpath("data/default_prompts.jsonl").read_text(encoding="utf-8")
     return tuple(r["reference"] for r in map(json.loads, text.splitlines()) if r.get("reference"))
 
 
-def rule_edit(kind: str, reference: str, prompt: str, others: list[str], seed: int) -> str | None:
+# An edit made by rules: (the reference's sentences, the prompt, other references, a seed) -> the edited
+# sentences, or None when it cannot apply.
+RuleEdit = Callable[[list[str], str, list[str], int], "list[str] | None"]
+EDITS: dict[str, RuleEdit] = {}
+
+
+def rule_edit(edit: RuleEdit) -> RuleEdit:
+    """Registers an edit kind under its function's name, in the order of definition (the default ``edits``)."""
+    EDITS[edit.__name__] = edit
+    return edit
+
+
+@rule_edit
+def delete(parts: list[str], prompt: str, others: list[str], seed: int) -> list[str] | None:
+    """Drop the sentence most relevant to the prompt."""
+    if len(parts) < 2:
+        return None
+    del parts[most_relevant(parts, prompt)]
+    return parts
+
+
+@rule_edit
+def substitute(parts: list[str], prompt: str, others: list[str], seed: int) -> list[str] | None:
+    """Replace the most relevant sentence with a sentence of another prompt's reference."""
+    pool = [s for other in others for s in sentences(other) if s not in parts]
+    if not pool:
+        return None
+    parts[most_relevant(parts, prompt)] = pool[seed % len(pool)]
+    return parts
+
+
+@rule_edit
+def insert(parts: list[str], prompt: str, others: list[str], seed: int) -> list[str] | None:
+    """Add an unrelated sentence in the middle."""
+    unrelated = data("unrelated_sentences.json")
+    parts.insert(max(1, len(parts) // 2), unrelated[seed % len(unrelated)])
+    return parts
+
+
+def edited_by_rules(kind: str, reference: str, prompt: str, others: list[str], seed: int) -> str | None:
     """The reference with one edit of ``kind`` made by rules; None when it cannot apply."""
     parts = sentences(reference)
-    if not parts:
-        return None
-    if kind == "delete":
-        if len(parts) < 2:
-            return None
-        del parts[most_relevant(parts, prompt)]
-    elif kind == "substitute":
-        pool = [s for other in others for s in sentences(other) if s not in parts]
-        if not pool:
-            return None
-        parts[most_relevant(parts, prompt)] = pool[seed % len(pool)]
-    elif kind == "insert":
-        unrelated = data("unrelated_sentences.json")
-        parts.insert(max(1, len(parts) // 2), unrelated[seed % len(unrelated)])
-    else:  # pragma: no cover - the config allows only the three kinds
-        raise ValueError(f"unknown edit {kind!r}")
-    return " ".join(parts)
+    edited = EDITS[kind](parts, prompt, others, seed) if parts else None
+    return " ".join(edited) if edited is not None else None
 
 
 def bounds(reference: str, copy: str, spec: Any) -> dict[str, Any]:
@@ -108,8 +138,28 @@ def _reference(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+class GoldCorruptionSpec(StrategySpec):
+    """AutoPM in-depth: the prompt's ``reference`` is chosen over a subtly corrupted copy of it."""
+
+    method: Literal["gold_corruption"]
+    model: GeneratorSpec | Literal["none"] | None = None  # "none": the edits are made by rules, no LLM
+    edits: Annotated[list[Literal[tuple(EDITS)]], Field(min_length=1)] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(EDITS))
+    # Bounds on an LLM-edited copy (word 3-shingle Jaccard similarity to the reference, and length ratio in
+    # words): not identical, not a different text, not nonsense. Outside them: no pair, quarantined.
+    min_similarity: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    max_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    min_length_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    max_length_ratio: Annotated[float, Field(ge=1.0)] = 1.5
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _none_spelled_any_case(cls, value: Any) -> Any:
+        return "none" if isinstance(value, str) and value.strip().lower() == "none" else value
+
+
 class GoldCorruptionStrategy(Strategy):
-    method = "gold_corruption"
+    spec_class = GoldCorruptionSpec
     templates = ("gold_corruption_edit.j2", "unrelated_sentences.json")
 
     asks_judges = False
@@ -150,7 +200,7 @@ class GoldCorruptionStrategy(Strategy):
                 seed = derived_seed(pid, self.method, "rule")
                 made = []  # (kind, copy, bounds): the first edit within bounds is used, else the first that applied
                 for kind in self.edit_kind(pid):
-                    copy = rule_edit(kind, ref, question, others, seed)
+                    copy = edited_by_rules(kind, ref, question, others, seed)
                     if copy is not None:
                         made.append((kind, copy, bounds(ref, copy, self.spec)))
                         if made[-1][2]["within_bounds"]:

@@ -10,21 +10,35 @@ by construction as far as the model obeys its instructions; no judge is asked.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field
 
 from pref_pipeline.ids import derived_seed
-from pref_pipeline.providers.client import CallSession
+from pref_pipeline.specs import ModelStrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
 from pref_pipeline.strategies.calls import Ask, ask_all, by_prompt_and_role, candidate, seed_for
 from pref_pipeline.strategies.templates import data, render
 
+if TYPE_CHECKING:
+    from pref_pipeline.providers.client import CallSession
+
 ROLES = ("follow", "violate")
+# The principles and their follow/violate instructions: a new principle is a new entry in the file.
+PRINCIPLES = tuple(data("hhh_principles.json"))
+
+
+class HhhContrastSpec(ModelStrategySpec):
+    """AutoPM in-breadth: an answer told to follow a principle beats one told to violate it."""
+
+    method: Literal["hhh_contrast"]
+    principles: Annotated[list[Literal[PRINCIPLES]], Field(min_length=1)] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(PRINCIPLES))
 
 
 class HhhContrastStrategy(Strategy):
-    method = "hhh_contrast"
+    spec_class = HhhContrastSpec
     templates = ("hhh_system.j2", "hhh_principles.json")
 
     asks_judges = False

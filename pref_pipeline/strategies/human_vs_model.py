@@ -9,18 +9,27 @@ a reference gives no pair (``no_reference``).
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from pref_pipeline.providers.client import CallSession
+from pref_pipeline.specs import ModelStrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
 from pref_pipeline.strategies.calls import REFERENCE_MODEL, Ask, ask_all, by_prompt_and_role, candidate, seed_for
 from pref_pipeline.strategies.gold_corruption import _reference, no_reference
 
+if TYPE_CHECKING:
+    from pref_pipeline.providers.client import CallSession
+
+
+class HumanVsModelSpec(ModelStrategySpec):
+    """The prompt's ``reference`` (human-written) against a model answer; the judges decide."""
+
+    method: Literal["human_vs_model"]
+
 
 class HumanVsModelStrategy(Strategy):
-    method = "human_vs_model"
+    spec_class = HumanVsModelSpec
 
     def _todo(self, prompts: pd.DataFrame) -> list[tuple[str, str, str]]:
         refs = prompts["reference"] if "reference" in prompts.columns else [None] * len(prompts)

@@ -15,19 +15,32 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field
 
-from pref_pipeline.providers.client import CallSession
+from pref_pipeline.judging.pointwise import PointwiseJudge
+from pref_pipeline.specs import StrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy, no_pair
 from pref_pipeline.strategies.sampling import SamplingStrategy, candidate_row, run_tasks
 
-DEFAULT_MIN_MARGIN = 2.0
+if TYPE_CHECKING:
+    from pref_pipeline.config import PipelineConfig
+    from pref_pipeline.providers.client import CallSession
+
+
+class ScoreExtremesSpec(StrategySpec):
+    """Candidates scored 1-10 by the ``type: pointwise`` judges; the highest is chosen over the lowest when they are
+    at least ``min_margin`` points apart (otherwise no pair: quarantined)."""
+
+    method: Literal["score_extremes"]
+    min_margin: Annotated[float, Field(ge=0.0, le=9.0)] = 2.0
+    candidates: Annotated[int, Field(ge=2, le=16)] | None = None  # per prompt; default candidates_per_prompt
 
 
 class ScoreExtremesStrategy(Strategy):
-    method = "score_extremes"
+    spec_class = ScoreExtremesSpec
 
     @property
     def min_margin(self) -> float:
@@ -35,9 +48,13 @@ class ScoreExtremesStrategy(Strategy):
 
     asks_judges = False  # the pointwise judges score candidates while they are made; no comparison is judged
 
-    async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
-        from pref_pipeline.judging.pointwise import PointwiseJudge
+    @classmethod
+    def config_problem(cls, config: PipelineConfig) -> str | None:
+        if not any(j.type == PointwiseJudge.type for j in config.judges):
+            return f"{cls.method} needs at least one judge with `type: {PointwiseJudge.type}`"
+        return None
 
+    async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
         count = self.spec.candidates or self.config.candidates_per_prompt
         sampler = SamplingStrategy(self.config.model_copy(update={"candidates_per_prompt": count}))
         tasks = sampler.plan(self.prompts_of(prompts))
@@ -48,7 +65,8 @@ class ScoreExtremesStrategy(Strategy):
         questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
         question_of = {r["candidate_id"]: questions[r["prompt_id"]] for r in usable}
         texts = {r["candidate_id"]: r["text"] for r in usable}
-        judges = [PointwiseJudge(spec, session.client(spec)) for spec in self.config.judges if spec.type == "pointwise"]
+        judges = [PointwiseJudge(spec, session.client(spec)) for spec in self.config.judges
+                  if spec.type == PointwiseJudge.type]
         per_judge = await asyncio.gather(*(j.score_candidates(question_of, texts) for j in judges))
         for row in usable:
             scores = {}

@@ -12,21 +12,39 @@ the same model at 1.3 told to be brief and sloppy: one small model against itsel
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
+from pydantic import field_validator
 
-from pref_pipeline.config import GeneratorSpec
-from pref_pipeline.providers.client import CallSession
+from pref_pipeline.specs import GeneratorSpec, StrategySpec, no_none_model
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
 from pref_pipeline.strategies.calls import Ask, ask_all, by_prompt_and_role, candidate, seed_for
 from pref_pipeline.strategies.templates import render
 
+if TYPE_CHECKING:
+    from pref_pipeline.providers.client import CallSession
+
 STRONG_TEMPERATURE, WEAK_TEMPERATURE = 0.3, 1.3
 
 
+class StrongVsWeakSpec(StrategySpec):
+    """ALMoST / orca_dpo_pairs: the strong model's answer is chosen over the weak model's.
+
+    Unset, ``strong`` is the first generator at temperature 0.3 with a careful system prompt and ``weak``
+    the same model at temperature 1.3 told to be brief and sloppy (a weak contrast on one small model).
+    """
+
+    method: Literal["strong_vs_weak"]
+    strong: GeneratorSpec | None = None
+    weak: GeneratorSpec | None = None
+    confirm: bool = False  # true: the judges also compare; disagreements are quarantined
+
+    _strong_not_none = field_validator("strong", "weak", mode="before")(classmethod(lambda cls, v: no_none_model(v)))
+
+
 class StrongVsWeakStrategy(Strategy):
-    method = "strong_vs_weak"
+    spec_class = StrongVsWeakSpec
     templates = ("strong_system.j2", "weak_system.j2")
 
     @property
@@ -36,10 +54,10 @@ class StrongVsWeakStrategy(Strategy):
     def models(self) -> dict[str, GeneratorSpec]:
         base = self.config.generators[0]
         strong = self.spec.strong or base.model_copy(update={
-            "temperature": STRONG_TEMPERATURE if base.provider != "anthropic" else None,
+            "temperature": STRONG_TEMPERATURE if base.takes("temperature") else None,
             "system_prompt": render("strong_system.j2"), "label": "strong"})
         weak = self.spec.weak or base.model_copy(update={
-            "temperature": WEAK_TEMPERATURE if base.provider != "anthropic" else None,
+            "temperature": WEAK_TEMPERATURE if base.takes("temperature") else None,
             "system_prompt": render("weak_system.j2"), "label": "weak"})
         return {"strong": strong, "weak": weak}
 

@@ -1,8 +1,8 @@
-"""Judging every planned comparison of a prompt batch, in both orders, by every configured judge.
+"""The judgments step: every planned comparison of a prompt batch judged, in both orders, by every judge.
 
 The comparisons come from the strategies (``generation.plan_comparisons``): those a strategy wants
-judged are shown to each judge twice, the order swapped; the judge types are the modules of this
-package (``JUDGE_TYPES``).
+judged are shown to each judge twice, the order swapped; the judge types are the modules of
+``pref_pipeline/judging/`` (``JUDGE_TYPES``).
 """
 
 from __future__ import annotations

@@ -28,13 +28,14 @@ from pref_pipeline.audit.stats import ratio, wilson_interval
 from pref_pipeline.ids import derived_seed
 from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge, combine_orders
 from pref_pipeline.judging.prompts import PAIRWISE_TEMPLATE, UNHARDENED_PAIRWISE_TEMPLATE
+from pref_pipeline.providers.client import CallSession, CallSettings
 
 if TYPE_CHECKING:
-    from pref_pipeline.config import JudgeSpec, PipelineConfig
-    from pref_pipeline.providers.client import CallSettings
+    from pref_pipeline.config import PipelineConfig
+    from pref_pipeline.specs import JudgeSpec
     from pref_pipeline.runner import Outcome
 
-INJECTION_SET = Path(__file__).parents[1] / "data" / "injection" / "injection_set.jsonl"
+INJECTION_SET = Path(__file__).parent / "data" / "injection" / "injection_set.jsonl"
 TEMPLATES = {"unhardened": UNHARDENED_PAIRWISE_TEMPLATE, "hardened": PAIRWISE_TEMPLATE}
 ORDERS = ("xy", "yx")  # the good response is x: shown as A in "xy", as B in "yx"
 
@@ -125,8 +126,6 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def _judge_cases(spec: JudgeSpec, config: PipelineConfig, calls: CallSettings, template: str,
                        cases: list[InjectionCase]) -> list[list[Outcome]]:
-    from pref_pipeline.providers.client import CallSession
-
     async with CallSession(config, calls, label=f"injection ({spec.model})") as session:
         judge = PairwiseJudge(spec, session.client(spec), template=template)
         outcomes = await judge.judge_many([item for case in cases for item in _items(case)])
