@@ -6,7 +6,7 @@ The fake OpenAI-compatible server of the tests (``tests/fakes/llm_server.py``) a
 run is the real CLI in a child process (two generators, one judge: 2 candidates per prompt and both orders
 of each comparison, 8,000 calls for 2,000 prompts). Peak RSS is the child's ``ru_maxrss``
 (``resource.getrusage(RUSAGE_CHILDREN)``, the same figure ``/usr/bin/time -v`` prints as "Maximum resident
-set size"). Prints one table; the README's "Reliability" section quotes it.
+set size"). Prints one table; docs/reliability.md quotes it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Helpers for the reliability tests: `pref-pipeline run` in its own process against a fake server, the
-home's tables and files read back whole, and the figures a test measured kept for the README.
+home's tables and files read back whole, and the figures a test measured kept for docs/reliability.md.
 
-Figures are written to ``test-artifacts/reliability/<name>.json`` (the README's "Reliability" section
+Figures are written to ``test-artifacts/reliability/<name>.json`` (docs/reliability.md
 quotes them; a run of the tests refreshes them).
 """
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Flags for a closed network, as root, without a display (see the machine notes in the README).
+# Flags for a closed network, as root, without a display (docs/testing.md).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 ASSETS = ["prompts", "rejected_prompts", "candidates", "judgments", "judgment_history", "comparisons",

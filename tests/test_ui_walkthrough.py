@@ -1,4 +1,4 @@
-"""The README's walkthrough of the UI as a first-time user meets it, in a real headless Chromium against
+"""The walkthrough of the UI as a first-time user meets it (docs/operations.md), in a real headless Chromium against
 `dagster dev` with no partition yet: what zero partitions look like, adding the first partition from the
 launch dialog, a junk partition's failure and deleting it, and the `llm` pool limit. Screenshots go to
 test-artifacts/ui/ (not in git)."""
@@ -26,7 +26,7 @@ def partition_keys(dagster_home) -> list[str]:
 
 
 def add_partition_and_launch(page, base: str, name: str) -> None:
-    """Materialize all… → Add a partition → Save → (select it) → Launch 1 run, as the README says."""
+    """Materialize all… → Add a partition → Save → (select it) → Launch 1 run, as docs/operations.md says."""
     visit(page, f"{base}/asset-groups/preference_data", "Materialize all…")
     page.get_by_role("button", name="Materialize all…").click()
     page.get_by_text("Add a partition").click()
