@@ -1,7 +1,7 @@
 """Prompt batches: the unit a run works on (one Dagster partition each).
 
-Each configured prompt source is a batch named after its file (or its ``batch`` key); each file in
-``prompt_folder`` is one too; with neither, the built-in prompt set is the batch ``builtin``.
+Each configured prompt source is a batch named after its file or dataset (or its ``batch`` key); each
+file in ``prompt_folder`` is one too; with neither, the built-in prompt set is the batch ``builtin``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,22 @@ PROMPT_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".p
 
 def batch_name(path: Path) -> str:
     """A partition-key-safe name from a file name: ``my prompts.jsonl`` -> ``my_prompts``."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)[:100] or "batch"
+    return _key_safe(path.stem)
+
+
+def _key_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:100] or "batch"
+
+
+def source_batch(source: PromptSource) -> str:
+    """The batch a source belongs to: its ``batch``, else its file's name, else its dataset's (a folder's name, a
+    Hub id's last part; a split other than train is added: ``chats_test``)."""
+    if source.batch:
+        return source.batch
+    if source.path is not None:
+        return batch_name(source.path)
+    name = Path(str(source.dataset).rstrip("/")).name
+    return _key_safe(name if source.split == "train" else f"{name}_{source.split}")
 
 
 def folder_files(folder: Path | None) -> list[Path]:
@@ -39,7 +54,7 @@ def discover_batches(config: PipelineConfig) -> dict[str, list[PromptSource]]:
     for source in config.prompts:
         if source.on_bad_rows is None:
             source = source.model_copy(update={"on_bad_rows": config.on_bad_rows})
-        batches.setdefault(source.batch or batch_name(source.path), []).append(source)
+        batches.setdefault(source_batch(source), []).append(source)
     for path in folder_files(config.prompt_folder):
         batches.setdefault(batch_name(path), []).append(PromptSource(path=path, on_bad_rows=config.on_bad_rows))
     if not batches:
@@ -59,12 +74,30 @@ def file_fingerprint(path: Path) -> str:
 BUILTIN_FILE = Path(__file__).parent / "data" / "default_prompts.jsonl"
 
 
+def source_fingerprint(source: PromptSource) -> str:
+    """The content hash of one source: its file, a local dataset's files, or a Hub dataset's id and split (its
+    content is not known offline)."""
+    if source.path is not None:
+        return file_fingerprint(source.path)
+    folder = Path(str(source.dataset)).expanduser()
+    if not folder.is_dir():
+        return hashlib.sha256(f"{source.dataset}\0{source.split}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(source.split.encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"\0{path.relative_to(folder)}\0{file_fingerprint(path)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _present(source: PromptSource) -> bool:
+    return source.path.exists() if source.path is not None else True  # a Hub id is checked when it is read
+
+
 def batch_fingerprint(sources: list[PromptSource]) -> str:
-    """The content hash of a batch (its files, or the built-in set): what a run of it was made from."""
+    """The content hash of a batch (its files or datasets, or the built-in set): what a run of it was made from."""
     if not sources:
         return file_fingerprint(BUILTIN_FILE)
-    return "+".join(file_fingerprint(source.path) for source in sources if source.path.exists())
+    return "+".join(source_fingerprint(source) for source in sources if _present(source))
 
 
 def missing_sources(sources: list[PromptSource]) -> list[Path]:
-    return [source.path for source in sources if not source.path.exists()]
+    return [source.path for source in sources if source.path is not None and not source.path.exists()]

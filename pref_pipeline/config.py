@@ -79,12 +79,22 @@ class JudgingSpec(_Strict):
 
 
 
-class PromptSource(_Strict):
-    """A file of prompts: JSONL, CSV or Parquet, with a ``prompt`` field and optional
-    ``id``, ``category`` and ``reference`` (a gold answer)."""
+SOURCE_FIELDS = ("prompt", "messages", "id", "category", "reference")  # what a prompt source's rows may hold
 
-    path: Path
-    # The batch (Dagster partition) this source belongs to; default: the file name without suffix.
+
+class PromptSource(_Strict):
+    """Prompts from a file (``path``: JSONL, CSV or Parquet) or a Hugging Face dataset (``dataset``). A row has a
+    ``prompt`` (text) or ``messages`` (a conversation: ``[{role, content}, ...]`` ending with a user turn), and
+    optional ``id``, ``category`` and ``reference`` (a gold answer: the final assistant turn)."""
+
+    path: Path | None = None
+    # A Hugging Face dataset: a folder saved with ``save_to_disk``, a folder of data files, or a Hub id (read
+    # through ``datasets``; a local one works offline). Exactly one of ``path`` and ``dataset``.
+    dataset: str | None = None
+    split: str = "train"  # the dataset's split
+    # Where each field comes from when the source names it otherwise: ``{prompt: instruction, category: topic}``.
+    columns: dict[str, str] = Field(default_factory=dict)
+    # The batch (Dagster partition) this source belongs to; default: the file's (or dataset's) name.
     batch: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")] | None = None
     format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
     prompt_field: str = "prompt"
@@ -105,6 +115,35 @@ class PromptSource(_Strict):
             except LookupError:
                 raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, utf-16, cp1252, latin-1)") from None
         return value
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        for ours in value:
+            if ours not in SOURCE_FIELDS:
+                close = difflib.get_close_matches(ours, SOURCE_FIELDS, n=1)
+                hint = f"did you mean `{close[0]}`? " if close else ""
+                raise ValueError(f"no field {ours!r} to rename; {hint}fields: {', '.join(SOURCE_FIELDS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_place(self) -> PromptSource:
+        if (self.path is None) == (self.dataset is None):
+            raise ValueError("a prompt source is a file (`path`) or a Hugging Face dataset (`dataset`): give one")
+        if "prompt" in self.columns and self.prompt_field not in ("prompt", self.columns["prompt"]):
+            raise ValueError("columns.prompt and prompt_field name different columns: give one")
+        return self
+
+    @property
+    def location(self) -> str:
+        """The file, or the dataset (with its split), as messages name it."""
+        return str(self.path) if self.path is not None else f"{self.dataset} [{self.split}]"
+
+    def column(self, field: str) -> str:
+        """The source's own name of one of our fields (``prompt``, ``messages``, ``id``, ...)."""
+        if field == "prompt":
+            return self.columns.get("prompt", self.prompt_field)
+        return self.columns.get(field, field)
 
 
 class ScheduleSpec(_Strict):
@@ -159,6 +198,14 @@ class ExportSpec(_Strict):
     rebalance_length: bool = False
     # Add a ``recency_weight`` column: 0.5 ** (age in days / half-life), age counted from the newest verdict.
     recency_half_life_days: Annotated[float, Field(gt=0.0)] | None = None
+    # TRL's preference formats: ``conversational`` (prompt as messages, chosen/rejected as assistant turns) or
+    # ``standard`` (strings); ``auto``: conversational when any exported prompt is a conversation.
+    format: Literal["auto", "standard", "conversational"] = "auto"
+    # The share of prompts (stratified by category; a prompt's pairs never in both splits) in exports/hf's test split.
+    test_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    # The dataset card's license (a Hub license id, e.g. cc-by-4.0); unset: other.
+    license: str | None = None
+    pretty_name: str | None = None  # the dataset card's title; unset: "Synthetic preference pairs"
 
 
 class AuditSpec(_Strict):
@@ -379,6 +426,9 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>", base_dir
         for source in data["prompts"]:
             if isinstance(source, dict) and "path" in source and not Path(str(source["path"])).is_absolute():
                 source["path"] = str(base_dir / str(source["path"]))
+            dataset = source.get("dataset") if isinstance(source, dict) else None
+            if isinstance(dataset, str) and not Path(dataset).is_absolute() and (base_dir / dataset).exists():
+                source["dataset"] = str(base_dir / dataset)  # a local folder beside the file; else a Hub id
     if base_dir is not None and isinstance(data.get("judges"), list):
         data["judges"] = [dict(j) if isinstance(j, dict) else j for j in data["judges"]]
         for judge in data["judges"]:

@@ -36,6 +36,7 @@ from pref_pipeline.providers.cache import ResponseCache, request_key
 from pref_pipeline.config import ModelSpec, PipelineConfig, generator_label
 from pref_pipeline.generation import configured_strategies
 from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge
+from pref_pipeline.judging.prompts import judge_questions
 from pref_pipeline.judgments import judge_tasks
 from pref_pipeline.paths import Home
 from pref_pipeline.providers import capabilities
@@ -90,7 +91,7 @@ def estimate_run(config: PipelineConfig, home: Home) -> dict[str, Any]:
         if cached_text is not None:
             r.cached += 1
             return
-        tokens_in = estimate_tokens(request.system) + estimate_tokens(request.user)
+        tokens_in = estimate_tokens(request.system) + sum(estimate_tokens(m["content"]) for m in request.messages())
         tokens_out = _max_tokens(spec)
         r.input_tokens += tokens_in
         r.max_output_tokens += tokens_out
@@ -105,7 +106,7 @@ def estimate_run(config: PipelineConfig, home: Home) -> dict[str, Any]:
         candidates = []
         for task in strategy.plan(prompts):
             spec = task.generator
-            request = RequestBuilder(spec).request(task.prompt, seed=task.seed)
+            request = task.ask().request()
             hit = cache.get(_key(spec, request)) if cache is not None else None
             count("candidates", spec, generator_label(spec), request, hit.text if hit else None)
             candidates.append({
@@ -139,7 +140,7 @@ def estimate_run(config: PipelineConfig, home: Home) -> dict[str, Any]:
                 for spec, request in strategy.estimate_calls(prompts):
                     hit = cache.get(_key(spec, request)) if cache is not None else None
                     count("candidates", spec, generator_label(spec), request, hit.text if hit else None)
-                questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+                questions = judge_questions(prompts)
                 for prompt_id in strategy.estimate_judged(prompts):
                     for spec in config.model_judges:
                         judge = PairwiseJudge(spec, RequestBuilder(spec))  # type: ignore[arg-type]

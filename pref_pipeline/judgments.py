@@ -21,6 +21,7 @@ from pref_pipeline.generation import check_failures, plan_comparisons
 from pref_pipeline.ids import derived_seed
 from pref_pipeline.judging import make_judge
 from pref_pipeline.judging.base import JudgeTask
+from pref_pipeline.judging.prompts import judge_questions
 from pref_pipeline.providers.client import CallSession, CallSettings
 from pref_pipeline.strategies import PlannedComparison
 
@@ -38,7 +39,7 @@ class Judged:
 def judge_tasks(prompts: pd.DataFrame, candidates: pd.DataFrame, config: PipelineConfig,
                 planned: list[PlannedComparison] | None = None) -> list[JudgeTask]:
     """Both orders of every planned comparison (default: what the strategies plan) that asks for a judge."""
-    questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+    questions = judge_questions(prompts)
     categories = dict(zip(prompts["prompt_id"], prompts["category"])) if "category" in prompts else {}
     references = dict(zip(prompts["prompt_id"], prompts["reference"])) if "reference" in prompts else {}
     texts = dict(zip(candidates["candidate_id"], candidates["text"]))

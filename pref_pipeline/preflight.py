@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 import httpx
 
 from pref_pipeline.batches import discover_batches
@@ -51,6 +53,11 @@ def _models(config: PipelineConfig) -> list[tuple[str, ModelSpec]]:
 
 def _path_problem(source: PromptSource) -> str | None:
     """Why a prompt source cannot even be opened ("{key}" stands for its config key), or None."""
+    if source.path is None:  # a dataset: a local folder, or a Hub id (owner/name) read when the batch runs
+        folder = Path(str(source.dataset)).expanduser()
+        if folder.exists() or str(source.dataset).count("/") == 1:
+            return None
+        return f"no dataset folder {source.dataset} (and not a Hub id, owner/name)"
     if not source.path.exists():
         return f"file not found: {source.path}"
     if source.path.is_dir():
@@ -68,7 +75,8 @@ def file_problems(config: PipelineConfig) -> list[str]:
     for i, source in enumerate(config.prompts):
         problem = _path_problem(source)
         if problem:
-            problems.append(f"prompts[{i}].path: {problem.replace('{key}', f'prompts[{i}]')}")
+            key = "path" if source.path is not None else "dataset"
+            problems.append(f"prompts[{i}].{key}: {problem.replace('{key}', f'prompts[{i}]')}")
     if config.prompt_folder is not None and not config.prompt_folder.is_dir():
         problems.append(f"prompt_folder: not a folder: {config.prompt_folder}")
     for key, spec in _models(config):

@@ -85,11 +85,14 @@ def _id(name: str, description: str) -> Column:
 _BATCH = _text(BATCH_COLUMN, "The prompt batch (Dagster partition) the row belongs to.", optional=True)
 
 PROMPTS = Table("prompts", "Prompts of one batch, exact repeats dropped.", (
-    _id("prompt_id", "Stable id: the source's own, or a hash of the text."),
-    _text("prompt", "The prompt text, stripped.", required=True, nullable=False),
+    _id("prompt_id", "Stable id: the source's own, or a hash of the text (a conversation's: of every turn)."),
+    _text("prompt", "The prompt text, stripped; a conversation rendered as text (User: ..., Assistant: ...).",
+          required=True, nullable=False),
     _text("category", "Category from the source (or 'uncategorized').", required=True, nullable=False),
     _text("reference", "A reference answer, when the source has one."),
     _text("source", "The file (or builtin:…) the prompt came from.", required=True),
+    _text("messages", "The conversation, when the prompt is one: JSON [{role, content}, ...] ending with the user "
+          "turn to answer (``prompt`` is then the conversation rendered as text)."),
     _BATCH,
 ), id_column="prompt_id")
 

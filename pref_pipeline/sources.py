@@ -1,4 +1,8 @@
-"""Reading prompts from JSONL, CSV and Parquet files, and the built-in prompt set.
+"""Reading prompts from JSONL, CSV and Parquet files, Hugging Face datasets, and the built-in prompt set.
+
+A row holds a ``prompt`` (text) or ``messages`` (a conversation, ``conversations.parse_messages``); a
+source's ``columns`` says where each field is when the source names it otherwise. A conversation is kept
+as JSON in ``messages`` and rendered as text in ``prompt`` (what duplicates and ids compare).
 
 Every row is checked. A bad row (not JSON, no prompt, a wrong type, bytes that are not UTF-8,
 control characters, an id already used for another prompt) either stops the batch with an error
@@ -30,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from pref_pipeline import schema
-from pref_pipeline.config import PromptSource
+from pref_pipeline.config import SOURCE_FIELDS, PromptSource
+from pref_pipeline.conversations import ConversationError, parse_messages, render, to_json
 
 PROMPT_COLUMNS = schema.names("prompts")
 REJECTED_COLUMNS = ["source", "line", "reason", "detail", "raw"]
@@ -74,7 +79,7 @@ class BadRow:
     source: str
     line: int  # the line of a JSONL/CSV file (a CSV record's first line), the row of a Parquet file
     reason: str  # invalid_json, not_an_object, missing_prompt, empty_prompt, wrong_type, invalid_utf8,
-    #              invalid_text, malformed_csv_row, duplicate_id
+    #              invalid_text, malformed_csv_row, duplicate_id, invalid_messages, prompt_and_messages
     detail: str
     raw: str
     unit: str = "line"
@@ -188,15 +193,65 @@ def _optional_text(record: Mapping, key: str, *, whole_numbers_only: bool = Fals
     raise _Bad("wrong_type", f"field {key!r} must be {allowed}, got {_kind(value)}")
 
 
+def _renamed(record: Mapping, source: PromptSource) -> Mapping:
+    """The record with our field names (``columns``: ``{prompt: instruction}`` reads ``instruction`` as ``prompt``)."""
+    if not source.columns and source.prompt_field == "prompt":
+        return record
+    out = dict(record)
+    for ours in SOURCE_FIELDS:
+        theirs = source.column(ours)
+        if theirs != ours:
+            out.pop(ours, None)  # the source's own column of that name is not this field
+            if theirs in record:
+                out[ours] = record[theirs]
+    return out
+
+
+def _conversation(value: object, source: PromptSource) -> list[dict[str, str]]:
+    name = source.column("messages")
+    try:
+        messages = parse_messages(value)
+    except ConversationError as exc:
+        raise _Bad("invalid_messages", str(exc).replace("`messages`", f"field {name!r}")) from None
+    for number, turn in enumerate(messages, start=1):
+        problem = _bad_characters(turn["content"], f"{name}[{number}].content")
+        if problem:
+            raise _Bad("invalid_text", problem)
+    return messages
+
+
 def _check_record(record: Mapping, source: PromptSource, origin: str) -> dict:
     """One validated row, or ``_Bad`` saying why not."""
-    name = source.prompt_field
-    if name not in record:
+    record = _renamed(record, source)
+    name = source.column("prompt")
+    messages = None if _missing(record.get("messages")) else record["messages"]
+    if messages is not None:
+        if not _missing(record.get("prompt")):
+            raise _Bad("prompt_and_messages", f"has both {name!r} and {source.column('messages')!r}: a row is one "
+                       "prompt, as text or as a conversation")
+        turns = _conversation(messages, source)
+        text, stored = render(turns), to_json(turns)
+    else:
+        text, stored = _prompt_text(record, source), None
+    return {
+        "prompt_id": _optional_text(record, "id", whole_numbers_only=True) or prompt_id_for(text),
+        "prompt": text.strip(),
+        "category": _optional_text(record, "category") or source.category or "uncategorized",
+        "reference": _optional_text(record, "reference"),
+        "source": origin,
+        "messages": stored,
+    }
+
+
+def _prompt_text(record: Mapping, source: PromptSource) -> str:
+    name = source.column("prompt")
+    if "prompt" not in record:
         present = [str(k) for k in record]
         close = difflib.get_close_matches(name, present, n=1)
-        hint = f" (did you mean {close[0]!r}? set prompt_field)" if close else ""
-        raise _Bad("missing_prompt", f"missing field {name!r}{hint}")
-    text = record[name]
+        hint = f" (did you mean {close[0]!r}? set columns: {{prompt: {close[0]}}})" if close else ""
+        raise _Bad("missing_prompt", f"missing field {name!r} (or {source.column('messages')!r}, a conversation)"
+                   f"{hint}")
+    text = record["prompt"]
     if _missing(text):
         raise _Bad("missing_prompt", f"missing field {name!r} (it is null)")
     if not isinstance(text, str):
@@ -206,13 +261,7 @@ def _check_record(record: Mapping, source: PromptSource, origin: str) -> dict:
     problem = _bad_characters(text, name)
     if problem:
         raise _Bad("invalid_text", problem)
-    return {
-        "prompt_id": _optional_text(record, "id", whole_numbers_only=True) or prompt_id_for(text),
-        "prompt": text.strip(),
-        "category": _optional_text(record, "category") or source.category or "uncategorized",
-        "reference": _optional_text(record, "reference"),
-        "source": origin,
-    }
+    return text
 
 
 def _accept(out: _SourceRows, record: Mapping, line: int, raw: str, source: PromptSource) -> None:
@@ -348,7 +397,7 @@ def _csv_rows(text: str, delimiter: str, source: PromptSource, out: _SourceRows)
                                       f"{len(record)} fields where the header has {len(header)} "
                                       "(an unquoted delimiter?)", _clip(raw)))
                 continue
-            values = {name: (cell if cell != "" or name == source.prompt_field else None)
+            values = {name: (cell if cell != "" or name == source.column("prompt") else None)
                       for name, cell in zip(header, record)}
             _accept(out, values, start, raw, source)
     finally:
@@ -366,11 +415,18 @@ def _check_header(header: list[str], source: PromptSource, origin: str) -> None:
     problem = _utf8_problem("".join(header))
     if problem:
         raise PromptFileError(f"{origin}:1: the header is {problem}")
-    if source.prompt_field not in header:
-        close = difflib.get_close_matches(source.prompt_field, header, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}? (set prompt_field on this source)" if close else ""
-        shown = ", ".join(repr(h) for h in header[:20])
-        raise PromptFileError(f"{origin}:1: no column {source.prompt_field!r} in the header (columns: {shown}){hint}")
+    _check_columns(header, source, f"{origin}:1", "in the header ")
+
+
+def _check_columns(columns: list[str], source: PromptSource, where: str, what: str = "") -> None:
+    """A source must have the prompt column or the messages column."""
+    prompt, messages = source.column("prompt"), source.column("messages")
+    if prompt in columns or messages in columns:
+        return
+    close = difflib.get_close_matches(prompt, columns, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}? (set columns: {{prompt: {close[0]}}} on this source)" if close else ""
+    shown = ", ".join(repr(h) for h in columns[:20])
+    raise PromptFileError(f"{where}: no column {prompt!r} or {messages!r} {what}(columns: {shown}){hint}")
 
 
 def _parquet_rows(path: Path, source: PromptSource, out: _SourceRows) -> None:
@@ -379,19 +435,59 @@ def _parquet_rows(path: Path, source: PromptSource, out: _SourceRows) -> None:
         frame = pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types; the message is what matters
         raise PromptFileError(f"{out.origin}: cannot read Parquet ({type(exc).__name__}: {exc})") from None
-    if source.prompt_field not in frame.columns:
-        columns = [str(c) for c in frame.columns]
-        close = difflib.get_close_matches(source.prompt_field, columns, n=1)
-        hint = f"; did you mean {close[0]!r}? (set prompt_field on this source)" if close else ""
-        raise PromptFileError(f"{out.origin}: no column {source.prompt_field!r} (columns: {', '.join(columns)}){hint}")
+    _check_columns([str(c) for c in frame.columns], source, out.origin)
     for i, record in enumerate(frame.to_dict(orient="records"), start=1):
-        _accept(out, record, i, json.dumps(record, default=str, ensure_ascii=False), source)
+        _accept(out, record, i, _raw(record), source)
+
+
+def _raw(record: Mapping) -> str:
+    """A row as stored in the quarantine (lists from Parquet and datasets as lists, not numpy arrays)."""
+    return json.dumps(record, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v), ensure_ascii=False)
+
+
+def _dataset_rows(source: PromptSource, out: _SourceRows) -> None:
+    """A Hugging Face dataset's rows: a folder saved with ``save_to_disk`` (``load_from_disk``), else a folder of
+    data files or a Hub id (``load_dataset``, offline for local folders)."""
+    out.unit = "row"
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - a dependency; a broken install
+        raise PromptFileError(f"{out.origin}: reading a dataset needs the `datasets` package") from None
+    name, folder = str(source.dataset), Path(str(source.dataset)).expanduser()
+    saved = folder.is_dir() and any((folder / f).exists() for f in ("dataset_dict.json", "dataset_info.json"))
+    try:
+        if saved:
+            data = datasets.load_from_disk(str(folder))
+            if isinstance(data, datasets.DatasetDict):
+                if source.split not in data:
+                    raise PromptFileError(f"{out.origin}: no split {source.split!r} in {name} "
+                                          f"(splits: {', '.join(data)}); set split on this source")
+                data = data[source.split]
+        else:
+            if not folder.exists() and name.count("/") != 1:
+                raise PromptFileError(f"{out.origin}: no such folder, and not a Hub id (owner/name)")
+            data = datasets.load_dataset(str(folder) if folder.exists() else name, split=source.split)
+    except PromptFileError:
+        raise
+    except (ValueError, KeyError) as exc:  # an unknown split, no data files
+        raise PromptFileError(f"{out.origin}: cannot read the dataset ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - datasets and the Hub client raise many kinds (offline, not found)
+        raise PromptFileError(f"{out.origin}: cannot read the dataset ({type(exc).__name__}: {exc}); a Hub id "
+                              "needs the network (or the dataset in the local Hugging Face cache)") from None
+    _check_columns(list(data.column_names), source, out.origin)
+    for i, record in enumerate(data, start=1):
+        _accept(out, record, i, _raw(record), source)
 
 
 # --------------------------------------------------------------------------- sources
 
 def _read(source: PromptSource) -> _SourceRows:
     """Every row of one source, checked; raises only for a file that cannot be read as a whole."""
+    if source.dataset is not None:
+        out = _SourceRows(source.location, source.on_bad_rows or "fail")
+        _dataset_rows(source, out)
+        _finish(out, source)
+        return out
     path = source.path
     out = _SourceRows(str(path), source.on_bad_rows or "fail")
     if not path.exists():
@@ -487,6 +583,8 @@ def load_prompts(sources: list[PromptSource], max_prompts: int | None = None) ->
         places += [(part.origin, line, part.unit) for line in part.lines]
         owners += [part] * len(part.rows)
     frame = pd.DataFrame(rows, columns=PROMPT_COLUMNS)
+    # The same text twice is a repeat; a conversation's text is all its turns, so two conversations
+    # with the same last turn are not.
     repeated = frame.duplicated(subset=["prompt"], keep="first").to_numpy()
 
     first_use: dict[str, int] = {}

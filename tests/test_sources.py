@@ -51,7 +51,7 @@ def test_jsonl_reads_fields(tmp_path):
     ])
     rows = read_source(source(path, category="creative"))
     assert rows[0] == {"prompt_id": "q1", "prompt": "What is 2+2?", "category": "factual", "reference": "4",
-                       "source": str(path)}
+                       "source": str(path), "messages": None}
     assert rows[1]["prompt_id"] == prompt_id_for("Write a haiku.")
     assert rows[1]["category"] == "creative"  # the source's default category
     assert rows[1]["reference"] is None
@@ -290,7 +290,8 @@ def test_bad_lines_are_listed_up_to_a_cap(tmp_path):
     ({"prompt": "ok", "id": 1.5}, "field 'id' must be text or a whole number, got a number"),
     ({"prompt": "ok", "id": "  "}, "field 'id' is only whitespace"),
     ({"prompt": "ok", "category": {"a": 1}}, "field 'category' must be text or a number, got an object"),
-    ({"promt": "typo"}, "missing field 'prompt' (did you mean 'promt'? set prompt_field)"),
+    ({"promt": "typo"}, "missing field 'prompt' (or 'messages', a conversation) (did you mean 'promt'? set columns: "
+                        "{prompt: promt})"),
     ('"just a string"', "expected a JSON object, got text"),
     ('[{"prompt": "in a list"}]', "expected a JSON object, got a list (a .json file must be JSON Lines"),
 ])
@@ -406,7 +407,7 @@ def test_csv_without_the_prompt_column_suggests_one(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text("id,Prompt,category\nr1,What?,x\n", encoding="utf-8")
     message = error_of(path)
-    assert f"{path}:1: no column 'prompt' in the header (columns: 'id', 'Prompt', 'category')" in message
+    assert f"{path}:1: no column 'prompt' or 'messages' in the header (columns: 'id', 'Prompt', 'category')" in message
     assert "did you mean 'Prompt'?" in message
     assert read_source(source(path, prompt_field="Prompt"))[0]["prompt"] == "What?"
 

@@ -9,6 +9,10 @@ of the judge's fingerprint, so editing it re-judges.
 
 A custom ``template:`` in the configuration uses ``{question}``-style fields (filled in one pass, so
 text inside a response is never itself substituted); the built-in files use Jinja2.
+
+A conversation is the ``question``: every turn before the two answers, each in its own ``turn`` tag
+(``judge_question``), so text injected into an earlier turn is data as a response's is. A single-string
+prompt is the question as it always was, so its judge prompts (and their cached answers) are unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from functools import cache
 from importlib import resources
 
 import jinja2
+
+from pref_pipeline.conversations import from_json
 
 VERDICT_SCHEMA: dict = {
     "type": "object",
@@ -62,6 +68,29 @@ _CLOSING_TAG = re.compile(r"</(question|response_a|response_b|response|reference
 
 def _escape(text: str) -> str:
     return _CLOSING_TAG.sub(lambda m: f"<\\/{m.group(1)}>", text)
+
+
+_CLOSING_TURN = re.compile(r"</turn>", re.IGNORECASE)
+
+
+def judge_question(prompt: str, messages: object = None) -> str:
+    """What the judges read as the question: the prompt, or every turn of its conversation, delimited (a turn
+    cannot close its own tag: a closing tag inside it is escaped)."""
+    turns = from_json(messages)
+    if not turns:
+        return prompt
+    blocks = []
+    for turn in turns:
+        content = _CLOSING_TURN.sub(lambda _: "<\\/turn>", turn["content"].strip())
+        blocks.append(f'<turn role="{turn["role"]}">\n{content}\n</turn>')
+    return "\n".join(blocks)
+
+
+def judge_questions(prompts) -> dict[str, str]:
+    """Per prompt id of a prompts frame, what the judges read as its question (``judge_question``)."""
+    messages = prompts["messages"] if "messages" in prompts.columns else [None] * len(prompts)
+    return {pid: judge_question(text, turns) for pid, text, turns in zip(prompts["prompt_id"], prompts["prompt"],
+                                                                         messages)}
 
 
 @cache

@@ -62,7 +62,7 @@ class AnthropicProvider(Provider):
         params: dict[str, Any] = {
             "model": self.spec.model_name,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": [{"role": "user", "content": request.user}],
+            "messages": request.messages(),  # the system message goes in ``system``, below
         }
         if request.system:
             params["system"] = request.system

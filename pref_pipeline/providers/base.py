@@ -25,7 +25,9 @@ SAMPLING_KEYS = ("temperature", "top_p", "seed")  # what a model spec may set be
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """A single-turn chat call. ``json_schema`` asks for structured output where the provider has it."""
+    """A chat call: the ``user`` turn to answer, after the ``history`` of a conversation (earlier user and
+    assistant turns, empty for a single-turn call). ``json_schema`` asks for structured output where the
+    provider has it."""
 
     user: str
     system: str | None = None
@@ -38,6 +40,12 @@ class ChatRequest:
     # Ask for this many alternatives' log-probabilities per output token (OpenAI ``top_logprobs``,
     # llama.cpp); the answer carries them in ``ChatResponse.extra["token_logprobs"]``. None: not asked.
     logprobs: int | None = None
+    history: tuple[tuple[str, str], ...] = ()  # (role, content) of the turns before ``user``
+
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation as chat APIs take it (without the system message): the history, then ``user``."""
+        return [*({"role": role, "content": content} for role, content in self.history),
+                {"role": "user", "content": self.user}]
 
     def sampling(self) -> dict[str, Any]:
         keys = ("temperature", "top_p", "max_tokens", "seed")
@@ -81,7 +89,7 @@ class RequestBuilder:
 
     def request(self, user: str, *, system: str | None = None, seed: int | None = None,
                 json_schema: dict[str, Any] | None = None, schema_name: str = "output",
-                logprobs: int | None = None) -> ChatRequest:
+                logprobs: int | None = None, history: tuple[tuple[str, str], ...] = ()) -> ChatRequest:
         spec = self.spec
         return ChatRequest(
             user=user,
@@ -93,6 +101,7 @@ class RequestBuilder:
             json_schema=json_schema,
             schema_name=schema_name,
             logprobs=logprobs,
+            history=tuple(history),
         )
 
 
@@ -196,10 +205,10 @@ class Provider(abc.ABC):
 
     def request(self, user: str, *, system: str | None = None, seed: int | None = None,
                 json_schema: dict[str, Any] | None = None, schema_name: str = "output",
-                logprobs: int | None = None) -> ChatRequest:
+                logprobs: int | None = None, history: tuple[tuple[str, str], ...] = ()) -> ChatRequest:
         """A request with this model's configured sampling parameters and system prompt."""
         return RequestBuilder(self.spec).request(user, system=system, seed=seed, json_schema=json_schema,
-                                                 schema_name=schema_name, logprobs=logprobs)
+                                                 schema_name=schema_name, logprobs=logprobs, history=history)
 
     @abc.abstractmethod
     async def complete(self, request: ChatRequest) -> ChatResponse:

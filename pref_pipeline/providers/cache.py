@@ -33,7 +33,7 @@ def request_key(provider: str, model_name: str, response_format: str, request: C
         "provider": provider,
         "model": model_name,
         "system": request.system,
-        "messages": [{"role": "user", "content": request.user}],
+        "messages": request.messages(),  # a conversation's earlier turns too: the key covers all of it
         "sampling": request.sampling(),
         "schema": request.json_schema,
         "schema_name": request.schema_name if request.json_schema is not None else None,

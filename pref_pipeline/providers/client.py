@@ -69,7 +69,8 @@ def estimate_tokens(text: str | None) -> int:
 
 def request_tokens(request: ChatRequest) -> int:
     """What a request counts against a tokens-per-minute limit: its input plus its ``max_tokens``."""
-    return estimate_tokens(request.system) + estimate_tokens(request.user) + (request.max_tokens or DEFAULT_OUTPUT_TOKENS)
+    return (estimate_tokens(request.system) + sum(estimate_tokens(m["content"]) for m in request.messages())
+            + (request.max_tokens or DEFAULT_OUTPUT_TOKENS))
 
 
 def retry_after_seconds(headers: Any) -> float | None:

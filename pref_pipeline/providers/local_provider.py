@@ -108,10 +108,9 @@ class LocalLlamaProvider(Provider):
 
     def _call(self, request: ChatRequest) -> ChatResponse:
         model = _load(self.path)
-        messages = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.user})
+        # llama.cpp applies the model's chat template to the whole conversation.
+        messages = [{"role": "system", "content": request.system}] if request.system else []
+        messages += request.messages()
         kwargs: dict[str, Any] = {"messages": messages, **request.sampling()}
         kwargs.setdefault("max_tokens", 256)
         if request.json_schema is not None and self.spec.response_format != "text":

@@ -68,10 +68,8 @@ class OpenAIProvider(Provider):
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         """The Chat Completions request body (the same for a live call and a batch line)."""
-        messages = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.user})
+        messages = [{"role": "system", "content": request.system}] if request.system else []
+        messages += request.messages()
         body: dict[str, Any] = {"model": self.spec.model_name, "messages": messages, **request.sampling()}
         response_format = self._response_format(request)
         if response_format is not None:

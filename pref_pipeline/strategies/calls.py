@@ -14,12 +14,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pref_pipeline import schema
+from pref_pipeline.conversations import Conversation
 from pref_pipeline.ids import derived_seed, short_hash
 from pref_pipeline.providers.base import ChatRequest, RequestBuilder
 from pref_pipeline.providers.client import CHARS_PER_TOKEN
 from pref_pipeline.specs import GeneratorSpec, generator_label
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from pref_pipeline.providers.client import CallSession
     from pref_pipeline.runner import Outcome
 
@@ -37,9 +40,29 @@ class Ask:
     user: str
     system: str | None = None
     seed: int | None = None
+    history: tuple[tuple[str, str], ...] = ()  # a conversation's earlier turns
 
     def request(self) -> ChatRequest:
-        return RequestBuilder(self.spec).request(self.user, system=self.system, seed=self.seed)
+        return RequestBuilder(self.spec).request(self.user, system=self.system, seed=self.seed, history=self.history)
+
+
+def continuing(prompt_id: str, role: str, spec: GeneratorSpec, conversation: Conversation, *, seed: int | None,
+               system: str | None = None, user: str | None = None) -> Ask:
+    """An ask that answers the prompt's conversation: its earlier turns, then its final user turn (or ``user``
+    in its place), with ``system`` (else the model's own system prompt) in front of the conversation's system
+    message. A single-string prompt asks exactly what it always did."""
+    if conversation.system is None and not conversation.history:
+        return Ask(prompt_id, role, spec, user or conversation.final, system=system, seed=seed)
+    own = system if system is not None else spec.system_prompt
+    return Ask(prompt_id, role, spec, user or conversation.final, system=conversation.system_with(own), seed=seed,
+               history=conversation.history)
+
+
+def conversations_of(prompts: pd.DataFrame) -> dict[str, Conversation]:
+    """Per prompt id, what a model is asked: the conversation of its ``messages``, or the single-string prompt."""
+    messages = prompts["messages"] if "messages" in prompts.columns else [None] * len(prompts)
+    return {pid: Conversation.of(text, turns) for pid, text, turns in zip(prompts["prompt_id"], prompts["prompt"],
+                                                                          messages)}
 
 
 def seed_for(spec: GeneratorSpec, *parts: object) -> int:
@@ -56,7 +79,8 @@ async def ask_all(asks: list[Ask], session: CallSession, label: str) -> list[Out
 
     async def run(spec: GeneratorSpec, indices: list[int]) -> None:
         client = session.client(spec)
-        requests = [client.request(asks[i].user, system=asks[i].system, seed=asks[i].seed) for i in indices]
+        requests = [client.request(asks[i].user, system=asks[i].system, seed=asks[i].seed, history=asks[i].history)
+                    for i in indices]
         for i, outcome in zip(indices, await client.complete_many(requests, label=f"{label} {generator_label(spec)}")):
             outcomes[i] = outcome
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import pandas as pd
 from pydantic import Field
 
+from pref_pipeline.conversations import Conversation
 from pref_pipeline.ids import derived_seed
 from pref_pipeline.metrics import words
 from pref_pipeline.specs import ModelStrategySpec
@@ -30,6 +31,8 @@ from pref_pipeline.strategies.calls import (
     candidate,
     has_text,
     notes_of,
+    continuing,
+    conversations_of,
     placeholder,
     seed_for,
 )
@@ -69,15 +72,22 @@ class CritiqueReviseStrategy(Strategy):
         return principles[derived_seed(prompt_id, self.method, "principle") % len(principles)]
 
     def _ask(self, prompt_id: str, role: str, user: str, system: str | None = None) -> Ask:
+        """A critique, revision or second critique: one turn that quotes the whole prompt (its template)."""
         return Ask(prompt_id, role, self.model, user, system=system, seed=seed_for(self.model, prompt_id, self.method, role))
+
+    def _answer(self, prompt_id: str, role: str, conversation: Conversation, system: str | None = None) -> Ask:
+        """An answer to the prompt itself: the conversation continued."""
+        return continuing(prompt_id, role, self.model, conversation, system=system,
+                          seed=seed_for(self.model, prompt_id, self.method, role))
 
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
         prompts = self.prompts_of(prompts)
         now, params = datetime.now(timezone.utc), self.strategy_params
-        questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+        questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))  # a conversation rendered as text
+        conversations = conversations_of(prompts)
         rows: list[dict[str, Any]] = []
 
-        originals = [self._ask(pid, "original", q) for pid, q in questions.items()]
+        originals = [self._answer(pid, "original", conversations[pid]) for pid in questions]
         first = await ask_all(originals, session, f"{self.method} answer")
         answered = {}
         for a, o in zip(originals, first):
@@ -109,8 +119,9 @@ class CritiqueReviseStrategy(Strategy):
                 notes["second_critique"] = check.value.text
                 notes["still_flawed"] = still_flawed(check.value.text)
                 if notes["still_flawed"]:
-                    alternatives.append(self._ask(pid, "alternative", questions[pid],
-                                                  system=render("alternative_system.j2", principle=notes["principle"])))
+                    alternatives.append(self._answer(pid, "alternative", conversations[pid],
+                                                     system=render("alternative_system.j2",
+                                                                   principle=notes["principle"])))
             elif check is not None:
                 notes["second_critique_error"] = check.error
             rows.append(candidate(self.method, params, pid, 1, "revised", now, ask=ask, outcome=outcome,
@@ -147,14 +158,17 @@ class CritiqueReviseStrategy(Strategy):
         """Answer, critique, revision, second critique and (an upper bound) the alternative answer."""
         calls = []
         filler = placeholder(self.model)
-        for pid, question in zip(self.prompts_of(prompts)["prompt_id"], self.prompts_of(prompts)["prompt"]):
+        prompts = self.prompts_of(prompts)
+        conversations = conversations_of(prompts)
+        for pid, question in zip(prompts["prompt_id"], prompts["prompt"]):
             p = self.principle(pid)
-            for ask in (self._ask(pid, "original", question),
+            for ask in (self._answer(pid, "original", conversations[pid]),
                         self._ask(pid, "critique", render("critique.j2", principle=p, question=question, answer=filler)),
                         self._ask(pid, "revised", render("revise.j2", principle=p, question=question, answer=filler,
                                                          critique=filler)),
                         self._ask(pid, "second_critique", render("recritique.j2", principle=p, question=question,
                                                                  answer=filler, critique=filler)),
-                        self._ask(pid, "alternative", question, system=render("alternative_system.j2", principle=p))):
+                        self._answer(pid, "alternative", conversations[pid],
+                                     system=render("alternative_system.j2", principle=p))):
                 calls.append((ask.spec, ask.request()))
         return calls

@@ -18,7 +18,15 @@ from pydantic import Field
 from pref_pipeline.ids import derived_seed
 from pref_pipeline.specs import ModelStrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
-from pref_pipeline.strategies.calls import Ask, ask_all, by_prompt_and_role, candidate, seed_for
+from pref_pipeline.strategies.calls import (
+    Ask,
+    ask_all,
+    by_prompt_and_role,
+    candidate,
+    continuing,
+    conversations_of,
+    seed_for,
+)
 from pref_pipeline.strategies.templates import data, render
 
 if TYPE_CHECKING:
@@ -48,10 +56,12 @@ class FewShotContrastStrategy(Strategy):
 
     def _asks(self, prompts: pd.DataFrame) -> list[Ask]:
         asks = []
-        for pid, question in zip(prompts["prompt_id"], prompts["prompt"]):
+        for pid, conversation in conversations_of(prompts).items():
             for role, quality, count in (("good_shots", "good", self.spec.shots), ("poor_shots", "poor", POOR_SHOTS)):
-                user = render("few_shot_contrast.j2", demos=self.demos(pid, quality, count), question=question)
-                asks.append(Ask(pid, role, self.model, user, seed=seed_for(self.model, pid, self.method, role)))
+                # The demonstrations lead the turn to answer; a conversation's earlier turns come before it.
+                user = render("few_shot_contrast.j2", demos=self.demos(pid, quality, count), question=conversation.final)
+                asks.append(continuing(pid, role, self.model, conversation, user=user,
+                                       seed=seed_for(self.model, pid, self.method, role)))
         return asks
 
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:

@@ -18,7 +18,15 @@ from pydantic import Field
 from pref_pipeline.ids import derived_seed
 from pref_pipeline.specs import ModelStrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
-from pref_pipeline.strategies.calls import Ask, ask_all, by_prompt_and_role, candidate, seed_for
+from pref_pipeline.strategies.calls import (
+    Ask,
+    ask_all,
+    by_prompt_and_role,
+    candidate,
+    continuing,
+    conversations_of,
+    seed_for,
+)
 from pref_pipeline.strategies.templates import data, render
 
 if TYPE_CHECKING:
@@ -49,11 +57,11 @@ class HhhContrastStrategy(Strategy):
 
     def _asks(self, prompts: pd.DataFrame) -> list[Ask]:
         asks = []
-        for pid, question in zip(prompts["prompt_id"], prompts["prompt"]):
+        for pid, conversation in conversations_of(prompts).items():
             principle = self.principle(pid)
             for role in ROLES:
                 system = render("hhh_system.j2", instruction=data("hhh_principles.json")[principle][role])
-                asks.append(Ask(pid, role, self.model, question, system=system,
+                asks.append(continuing(pid, role, self.model, conversation, system=system,
                                 seed=seed_for(self.model, pid, self.method, role)))
         return asks
 

@@ -15,7 +15,16 @@ import pandas as pd
 
 from pref_pipeline.specs import ModelStrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
-from pref_pipeline.strategies.calls import REFERENCE_MODEL, Ask, ask_all, by_prompt_and_role, candidate, seed_for
+from pref_pipeline.strategies.calls import (
+    REFERENCE_MODEL,
+    Ask,
+    ask_all,
+    by_prompt_and_role,
+    candidate,
+    continuing,
+    conversations_of,
+    seed_for,
+)
 from pref_pipeline.strategies.gold_corruption import _reference, no_reference
 
 if TYPE_CHECKING:
@@ -37,8 +46,10 @@ class HumanVsModelStrategy(Strategy):
                 if (ref := _reference(r)) is not None]
 
     def _asks(self, prompts: pd.DataFrame) -> list[Ask]:
-        return [Ask(pid, "model", self.model, q, seed=seed_for(self.model, pid, self.method))
-                for pid, q, _ in self._todo(self.prompts_of(prompts))]
+        prompts = self.prompts_of(prompts)
+        conversations = conversations_of(prompts)
+        return [continuing(pid, "model", self.model, conversations[pid], seed=seed_for(self.model, pid, self.method))
+                for pid, _, _ in self._todo(prompts)]
 
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
         now, params = datetime.now(timezone.utc), self.strategy_params

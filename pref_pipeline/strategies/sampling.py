@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from pref_pipeline.conversations import Conversation
 from pref_pipeline.ids import derived_seed, short_hash
 from pref_pipeline.specs import GeneratorSpec, StrategySpec, generator_label
 from pref_pipeline.strategies.base import PlannedComparison, Strategy, all_pairs
-from pref_pipeline.strategies.calls import Ask, ask_all, candidate
+from pref_pipeline.strategies.calls import Ask, ask_all, candidate, continuing, conversations_of
 
 if TYPE_CHECKING:
     from pref_pipeline.providers.client import CallSession
@@ -28,7 +29,7 @@ ROLE = "sample"
 @dataclass(frozen=True)
 class CandidateTask:
     prompt_id: str
-    prompt: str
+    conversation: Conversation
     index: int
     generator: GeneratorSpec
     seed: int
@@ -38,7 +39,7 @@ class CandidateTask:
         return "c-" + short_hash(self.prompt_id, generator_label(self.generator), self.index, self.seed)
 
     def ask(self) -> Ask:
-        return Ask(self.prompt_id, ROLE, self.generator, self.prompt, seed=self.seed)
+        return continuing(self.prompt_id, ROLE, self.generator, self.conversation, seed=self.seed)
 
 
 def candidate_row(task: CandidateTask, outcome: Outcome, strategy: str, now: datetime,
@@ -65,11 +66,11 @@ class SamplingStrategy(Strategy):
     def plan(self, prompts: pd.DataFrame) -> list[CandidateTask]:
         generators, tasks = self.config.generators, []
         prompts = self.prompts_of(prompts)
-        for prompt_id, prompt in zip(prompts["prompt_id"], prompts["prompt"]):
+        for prompt_id, conversation in conversations_of(prompts).items():
             for index in range(self.config.candidates_per_prompt):
                 generator = generators[index % len(generators)]
                 seed = generator.seed + index if generator.seed is not None else derived_seed(prompt_id, index)
-                tasks.append(CandidateTask(prompt_id, prompt, index, generator, seed))
+                tasks.append(CandidateTask(prompt_id, conversation, index, generator, seed))
         return tasks
 
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:

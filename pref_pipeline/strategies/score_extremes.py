@@ -21,6 +21,7 @@ import pandas as pd
 from pydantic import Field
 
 from pref_pipeline.judging.pointwise import PointwiseJudge
+from pref_pipeline.judging.prompts import judge_questions
 from pref_pipeline.specs import StrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy, no_pair
 from pref_pipeline.strategies.sampling import SamplingStrategy, candidate_row, run_tasks
@@ -62,7 +63,7 @@ class ScoreExtremesStrategy(Strategy):
         now = datetime.now(timezone.utc)
         rows = [candidate_row(t, o, self.method, now, self.strategy_params) for t, o in zip(tasks, outcomes)]
         usable = [r for r in rows if r["error"] is None]
-        questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+        questions = judge_questions(prompts)
         question_of = {r["candidate_id"]: questions[r["prompt_id"]] for r in usable}
         texts = {r["candidate_id"]: r["text"] for r in usable}
         judges = [PointwiseJudge(spec, session.client(spec)) for spec in self.config.judges

@@ -19,7 +19,15 @@ from pydantic import field_validator
 
 from pref_pipeline.specs import GeneratorSpec, StrategySpec, no_none_model
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
-from pref_pipeline.strategies.calls import Ask, ask_all, by_prompt_and_role, candidate, seed_for
+from pref_pipeline.strategies.calls import (
+    Ask,
+    ask_all,
+    by_prompt_and_role,
+    candidate,
+    continuing,
+    conversations_of,
+    seed_for,
+)
 from pref_pipeline.strategies.templates import render
 
 if TYPE_CHECKING:
@@ -63,8 +71,8 @@ class StrongVsWeakStrategy(Strategy):
 
     def asks(self, prompts: pd.DataFrame) -> list[Ask]:
         models = self.models()
-        return [Ask(pid, role, spec, text, seed=seed_for(spec, pid, self.method, role))
-                for pid, text in zip(prompts["prompt_id"], prompts["prompt"]) for role, spec in models.items()]
+        return [continuing(pid, role, spec, conversation, seed=seed_for(spec, pid, self.method, role))
+                for pid, conversation in conversations_of(prompts).items() for role, spec in models.items()]
 
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
         asks = self.asks(self.prompts_of(prompts))
