@@ -341,7 +341,7 @@ def part_warm(args: argparse.Namespace, work: Path) -> None:
 
 def profile_warm(config: Path, home: Path) -> None:
     from pref_pipeline.config import load_config
-    from pref_pipeline.definitions import run_batches
+    from pref_pipeline.runs import run_batches
     from pref_pipeline.paths import Home
 
     profiler = cProfile.Profile()

@@ -16,20 +16,11 @@ from pref_pipeline.config import ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home, OldLayoutError
 
 
-def failed_checks(result) -> list[str]:
-    """``asset:check: description`` of every failed check of a run that fails it (severity ERROR)."""
-    return [
-        f"{e.asset_key.to_user_string()}:{e.check_name}: {e.description or ''}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed and e.severity.value == "ERROR"
-    ]
-
-
 def _report_failures(what: str, result, audit_md: Path | None = None) -> int:
     """Print why a batch's run failed (failed steps and checks); 1 if it failed, else 0. A check that only warns
     (``judge_is_current`` while other batches wait for their turn) does not fail the run. ``result`` is a
     Dagster run's result or the ``BatchOutcome`` of one that ran in another process."""
-    from pref_pipeline.definitions import BatchOutcome
+    from pref_pipeline.runs import BatchOutcome
 
     outcome = result if isinstance(result, BatchOutcome) else BatchOutcome.of(result)
     if outcome.success and not outcome.failed_checks:
@@ -42,19 +33,6 @@ def _report_failures(what: str, result, audit_md: Path | None = None) -> int:
     if audit_md is not None and audit_md.exists():
         print(f"  this batch's audit (made whether or not it was published): {audit_md}", file=sys.stderr)
     return 1
-
-
-def root_cause(error) -> str:
-    """The innermost cause of a Dagster step error, in one line: the cause a person acts on (``Connection error.
-    (openai:gen at http://...)``), not Dagster's ``Error occurred while executing op ...`` wrapper."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    message = " ".join(error.message.strip().split())
-    name = error.cls_name or ""
-    if message.startswith(f"{name}:"):
-        return message if len(message) <= 600 else message[:600] + "…"
-    text = f"{name}: {message}" if name else message
-    return text if len(text) <= 600 else text[:600] + "…"
 
 
 class InputError(Exception):
@@ -90,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     home = home.ensure()
     progress = args.progress if args.progress is not None else sys.stderr.isatty()  # a tqdm bar per LLM step
 
-    from pref_pipeline.definitions import run_batches  # imported late: `--help` and config errors stay fast
+    from pref_pipeline.runs import run_batches  # imported late: `--help` and config errors stay fast
 
     source = "embedded default" if args.config is None else args.config
     print(f"pref-pipeline: running {source} -> {home.location}", file=sys.stderr)

@@ -20,7 +20,8 @@ import pytest
 from pref_pipeline.config import parse_config
 from assets.resources import PipelineHome
 from pref_pipeline import gates
-from pref_pipeline.definitions import PipelineRun, build_definitions, run_batches
+from pref_pipeline.definitions import build_definitions
+from pref_pipeline.runs import PipelineRun, run_batches
 from pref_pipeline.paths import SCHEMA, Home
 from pref_pipeline.quarantine import gate_quarantine
 from tests.conftest import SAMPLE_PROMPTS
