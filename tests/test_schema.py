@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from assets.column_schema import column_schema_metadata
-from assets.resources import PipelineHome
-from assets.storage import PipelineIOManager
+from assets.resources import PipelineHome, PipelineIOManager
 from pref_pipeline import gates, schema, table_files
 from pref_pipeline.paths import Home
 
