@@ -27,7 +27,7 @@ from pref_pipeline.batches import batch_fingerprint, discover_batches
 from pref_pipeline.config import PipelineConfig, generator_label
 from pref_pipeline.diagnosis import pairs_gate_cause
 from pref_pipeline.filters import filter_pairs, rebalance_length
-from pref_pipeline.quarantine import gate_quarantine, quarantine_frame, reason_counts
+from pref_pipeline.quarantine import PAIRS_GATE_STAGE, PROMPTS_STAGE, gate_quarantine, quarantine_frame, reason_counts
 from pref_pipeline.generation import generate_candidates, plan_comparisons
 from pref_pipeline.judging import judge_code_version
 from pref_pipeline.judging.comparisons import judge_comparisons
@@ -62,7 +62,7 @@ def quarantine_metadata(quarantine: pd.DataFrame) -> dict:
 
 def rejected_prompt_rows(rejected: pd.DataFrame) -> pd.DataFrame:
     """Quarantine rows (stage ``prompts``) for the prompt-file rows set aside under ``on_bad_rows: skip``."""
-    rows = [{"stage": "prompts", "reason": r.reason, "detail": f"{r.source}:{r.line}: {r.detail}",
+    rows = [{"stage": PROMPTS_STAGE, "reason": r.reason, "detail": f"{r.source}:{r.line}: {r.detail}",
              "item_id": f"{r.source}:{r.line}", "record": r.raw}
             for r in rejected.itertuples(index=False)]
     return quarantine_frame(rows)
@@ -242,6 +242,6 @@ def build_chain_assets(config: PipelineConfig) -> list:
         })
         yield gate_check_result("preference_pairs", pairs, gate, check_name=PAIRS_GATE.name, cause=cause,
                                 seconds=gate_seconds,
-                                quarantined=int((quarantine["stage"] == "gate:preference_pairs").sum()))
+                                quarantined=int((quarantine["stage"] == PAIRS_GATE_STAGE).sum()))
 
     return [prompts, candidates, judgments, preference_pairs]

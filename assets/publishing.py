@@ -17,20 +17,19 @@ from assets.partitions import PROMPT_BATCHES
 from pref_pipeline import store
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.export import RECENCY_COLUMN, combine_published, export_pairs, published_batches, with_recency_weight
+from pref_pipeline.quarantine import EXPORT_STAGE, PAIRS_GATE_STAGE
 
 GROUP = "preference_data"
-GATE_STAGE = "gate:preference_pairs"
-LEFT_OUT_STAGE = "export"  # pairs the length rebalancing leaves out of the published files
 
 
 def publishable(pairs: pd.DataFrame, quarantine: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
     """The batch's pairs to publish; ``dg.Failure`` when the pairs gate rejected the batch."""
     stages = quarantine["stage"] if len(quarantine) else pd.Series(dtype="string")
-    rejected = quarantine[stages == GATE_STAGE]
+    rejected = quarantine[stages == PAIRS_GATE_STAGE]
     if len(rejected):
         raise dg.Failure(description=f"not exported: the pairs gate rejected this batch "
                          f"({rejected['detail'].iloc[0]})")
-    left_out = set(quarantine.loc[stages == LEFT_OUT_STAGE, "item_id"])
+    left_out = set(quarantine.loc[stages == EXPORT_STAGE, "item_id"])
     kept = pairs[~pairs["pair_id"].isin(left_out)] if left_out else pairs
     if left_out and len(kept) < config.gates.min_pairs:
         raise dg.Failure(description=f"not exported: length rebalancing left {len(kept)} pair(s), fewer than "

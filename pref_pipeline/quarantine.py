@@ -24,6 +24,31 @@ if TYPE_CHECKING:
 
 TABLE = "quarantine"
 QUARANTINE_COLUMNS = schema.names(TABLE)
+
+# The stages (``stage`` column): where a row was stopped. Every module that writes or reads quarantine rows
+# names them from here.
+PROMPTS_STAGE = "prompts"  # prompt-file rows set aside under on_bad_rows: skip
+CANDIDATES_STAGE = "candidates"  # generation calls that failed after their retries
+PAIRS_STAGE = "pairs"  # comparisons that gave no pair (tie, inconsistent, unparseable, ...)
+FILTERS_STAGE = "filters"  # pairs a filter dropped
+EXPORT_STAGE = "export"  # kept pairs the export leaves out of the published files (length rebalancing)
+GATE_STAGE_PREFIX = "gate:"  # + the table whose gate rejected the rows: gate:<table>
+
+
+def gate_stage(table: str) -> str:
+    """The stage of the rows the gate on ``table`` rejected: ``gate:<table>``."""
+    return f"{GATE_STAGE_PREFIX}{table}"
+
+
+PAIRS_GATE_STAGE = gate_stage("preference_pairs")  # the pairs of a batch the pairs gate blocked: not published
+# Stages whose rows stand for a comparison that did not end up as a published pair.
+PAIR_STAGES = (PAIRS_STAGE, FILTERS_STAGE, PAIRS_GATE_STAGE, EXPORT_STAGE)
+
+# Reasons (``reason`` column) that more than one module writes or reads. The others are a comparison's
+# status, a filter's name, a failed expectation or a prompt row's fault, each named where it is decided.
+BATCH_REJECTED = "batch_rejected"  # a pair of a batch the pairs gate blocked (not itself named by the gate)
+GENERATION_ERROR = "generation_error"
+LENGTH_REBALANCE = "length_rebalance"
 # The two texts a quarantine row shows for a row of each stage.
 RESPONSE_COLUMNS = {"prompts": ("prompt", "prompt"), "candidates": ("text", "text"),
                     "judgments": ("raw_output", "reasoning"), "preference_pairs": ("chosen", "rejected")}
@@ -127,7 +152,7 @@ def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult) -> pd.D
 
     Rows a row-level expectation named are quarantined with that expectation as the reason. When the
     ``preference_pairs`` gate fails, no pair of the batch is exported, so every other pair is
-    quarantined too (reason ``batch_rejected``). A gate that failed only on table-level expectations
+    quarantined too (reason ``BATCH_REJECTED``). A gate that failed only on table-level expectations
     of an upstream stage leaves one row naming the batch.
     """
     if result.success:
@@ -141,16 +166,16 @@ def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult) -> pd.D
         rejected_ids = rejected[id_column].astype(str)
         batch_note = f"; batch: {table_level}" if table_level else ""
         rejected_note = result.summary() + (f" ({table_level})" if table_level else "")
-        reasons = [named[i][0] if i in named else "batch_rejected" for i in rejected_ids]
+        reasons = [named[i][0] if i in named else BATCH_REJECTED for i in rejected_ids]
         details = ["; ".join(named[i]) + batch_note if i in named else rejected_note for i in rejected_ids]
         text_columns = RESPONSE_COLUMNS[stage] if set(RESPONSE_COLUMNS[stage]) <= set(frame.columns) else None
-        rows = quarantine_rows(rejected, stage=f"gate:{stage}", reasons=reasons, details=details,
+        rows = quarantine_rows(rejected, stage=gate_stage(stage), reasons=reasons, details=details,
                                id_column=id_column, text_columns=text_columns)
         if len(rows):
             return rows
     batch = str(frame[schema.BATCH_COLUMN].iloc[0]) if schema.BATCH_COLUMN in frame.columns and len(frame) else None
     failure = result.failures[0]
-    row = {"stage": f"gate:{stage}", "reason": failure["label"], "detail": table_level or result.summary(),
+    row = {"stage": gate_stage(stage), "reason": failure["label"], "detail": table_level or result.summary(),
            "item_id": batch or stage,
            "record": json.dumps({"failures": result.failures, "figures": result.figures}, default=str)}
     if batch is not None:

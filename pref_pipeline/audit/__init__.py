@@ -54,7 +54,6 @@ from pref_pipeline.audit.relations import (
     HISTORY_SCHEMA,
     HUMAN_SCHEMA,
     JUDGMENTS_SCHEMA,
-    PAIR_STAGES,
     PAIRS_SCHEMA,
     QUARANTINE_SCHEMA,
     RELATIONS,
@@ -65,6 +64,7 @@ from pref_pipeline.audit.section import LENGTH_BIAS_BAND, AuditContext, Section
 from pref_pipeline.audit.stats import cohens_kappa, kappa_from_labels, wilson_interval
 from pref_pipeline import schema as tables  # the one declaration of every table (not the DuckDB schema name)
 from pref_pipeline.metrics import longer_chosen_share  # defined once there; re-exported
+from pref_pipeline.quarantine import PAIR_STAGES, PAIRS_GATE_STAGE  # the stages are named there (PAIR_STAGES re-exported)
 
 __all__ = [  # the public names: the audit, its statistics and thresholds, the relations it reads
     "COMPARISONS_SCHEMA",
@@ -104,6 +104,7 @@ __all__ = [  # the public names: the audit, its statistics and thresholds, the r
 SECTIONS: list[Section] = [length, position, agreement, drift, outcomes, judge_calls, self_preference, strategies]
 # Set up once per audit, before the sections run; every section may read them.
 SHARED_VIEWS = ("kept_pairs", "parsed", "both_orders")
+VIEW_PARAMETERS = {"kept_pairs": {"gate_stage": PAIRS_GATE_STAGE}}
 
 
 def audit_connection(con: duckdb.DuckDBPyConnection, band: float = LENGTH_BIAS_BAND,
@@ -111,7 +112,7 @@ def audit_connection(con: duckdb.DuckDBPyConnection, band: float = LENGTH_BIAS_B
     """Every figure, from a connection with the relations of ``RELATIONS`` in place (see ``relations.conform``)."""
     sections = SECTIONS if sections is None else sections
     for view in SHARED_VIEWS:
-        con.execute(sql(view))
+        con.execute(sql(view), VIEW_PARAMETERS.get(view))
     context = AuditContext(band=band)
     figures: dict[str, Any] = {}
     for section in sections:

@@ -7,13 +7,11 @@ from typing import Any
 import duckdb
 
 from pref_pipeline.audit.queries import sql
-from pref_pipeline.audit.relations import PAIR_STAGES
 from pref_pipeline.audit.report import table
 from pref_pipeline.audit.section import AuditContext
+from pref_pipeline.quarantine import EXPORT_STAGE, PAIR_STAGES, PAIRS_GATE_STAGE
 
 NAME = "outcomes"
-GATE_STAGE = "gate:preference_pairs"  # pairs of a batch whose gate failed: stored, left out of the dataset
-EXPORT_STAGE = "export"  # kept pairs the export left out of the published files (e.g. length rebalancing)
 
 
 def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, Any]:
@@ -36,7 +34,7 @@ def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, 
 
 
 def flags(figures: dict[str, Any]) -> list[str]:
-    gate_failed = sum(q["n"] for q in figures["quarantine"]["by_reason"] if q["stage"] == GATE_STAGE)
+    gate_failed = sum(q["n"] for q in figures["quarantine"]["by_reason"] if q["stage"] == PAIRS_GATE_STAGE)
     if not gate_failed:
         return []
     return [f"{gate_failed} pair(s) of batches that failed the gate are left out of the figures and the export"]

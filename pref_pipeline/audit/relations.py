@@ -45,8 +45,6 @@ PAIRS_SCHEMA, JUDGMENTS_SCHEMA, COMPARISONS_SCHEMA, QUARANTINE_SCHEMA, HISTORY_S
     RELATIONS[r] for r in ("pairs", "judgments", "comparisons", "quarantine", "judgment_history", "human_labels"))
 # Columns computed from others when a source lacks them: {relation: {column: SQL over the conformed columns}}.
 DERIVED = {"pairs": {"chosen_words": "word_count(chosen)", "rejected_words": "word_count(rejected)"}}
-# Quarantine stages that stand for a comparison that did not end up as a published pair.
-PAIR_STAGES = ("pairs", "filters", "gate:preference_pairs", "export")
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
