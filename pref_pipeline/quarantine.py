@@ -183,6 +183,15 @@ def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult) -> pd.D
     return quarantine_frame([row])
 
 
+def rejected_prompt_rows(rejected: pd.DataFrame) -> pd.DataFrame:
+    """Quarantine rows (stage ``PROMPTS_STAGE``) for the prompt-file rows set aside under ``on_bad_rows: skip``
+    (``sources.LoadedPrompts.rejected``: file, line, reason, detail, the raw row)."""
+    rows = [{"stage": PROMPTS_STAGE, "reason": r.reason, "detail": f"{r.source}:{r.line}: {r.detail}",
+             "item_id": f"{r.source}:{r.line}", "record": r.raw}
+            for r in rejected.itertuples(index=False)]
+    return quarantine_frame(rows)
+
+
 def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
     """``{"stage:reason": n}``, most frequent first, for metadata and reports."""
     if quarantine.empty:

@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+from filelock import FileLock
 
 from pref_pipeline import table_files
 from pref_pipeline.paths import SCHEMA, Home
@@ -97,6 +98,7 @@ __all__ = [  # the public names: the audit, its statistics and thresholds, the r
     "length_controlled",
     "longer_chosen_share",
     "render_markdown",
+    "report_home",
     "wilson_interval",
     "write_report",
 ]
@@ -152,6 +154,17 @@ def audit_home(home: Home, band: float = LENGTH_BIAS_BAND, memory_limit: str | N
         return audit_connection(con, band)
     finally:
         con.close()
+
+
+def report_home(home: Home, band: float = LENGTH_BIAS_BAND, plots: bool = False) -> tuple[dict[str, Any], Path, Path]:
+    """The audit over every batch stored under ``home``, written to its ``reports/`` (``audit.json``, ``audit.md``,
+    plots): the figures and the two paths. Read and written under one lock: when two runs roll up at once, the
+    later reads every batch both stored, and an earlier read can no longer overwrite a newer report."""
+    home.reports.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(home.reports / ".audit.lock")):
+        figures = audit_home(home, band=band)
+        json_path, md_path = write_report(figures, home.reports, plots=plots)
+    return figures, json_path, md_path
 
 
 def render_markdown(audit: dict[str, Any], images: dict[str, str] | None = None) -> str:
