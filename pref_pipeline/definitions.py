@@ -25,8 +25,10 @@ def config_from_env() -> PipelineConfig:
     return load_config(os.environ.get(CONFIG_ENV))
 
 
-def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = False) -> dg.Definitions:
-    """Every asset, check, job, sensor and schedule of one configuration, writing under ``home``."""
+def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = False,
+                      loggers: dict[str, dg.LoggerDefinition] | None = None) -> dg.Definitions:
+    """Every asset, check, job, sensor and schedule of one configuration, writing under ``home``. ``loggers``
+    replace Dagster's console logger in every job (a run names the ones it uses in its run config)."""
     from assets import build_pipeline_assets
     from assets.calibration import build_calibration_assets, calibration_job
     from assets.jobs import pipeline_job, rejudge_job, rollup_job
@@ -41,6 +43,7 @@ def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = Fa
         schedules=schedules,
         resources=pipeline_resources(home, progress=progress),
         executor=executor_for(config),
+        loggers=loggers,
     )
     freeze_heap()  # the libraries and definitions live as long as the process
     return definitions

@@ -82,17 +82,17 @@ def make_pairs(prompts: pd.DataFrame, rejected_prompts: pd.DataFrame, candidates
     gate_seconds = time.perf_counter() - gate_started
     cause = None if gate.success else pairs_gate_cause(gate.failures, gate.figures, config.gates, len(pairs),
                                                         comparisons, judgments)
-    set_aside = [filtered.quarantine, rejected_prompt_rows(rejected_prompts), gate_quarantine(PAIRS_TABLE, pairs, gate)]
+    set_aside = [filtered.quarantine, rejected_prompt_rows(rejected_prompts),
+                 gate_quarantine(PAIRS_TABLE, pairs, gate, cause)]
     left_out = 0
     if gate.success and config.export.rebalance_length:
         _, rebalanced = rebalance_length(pairs)  # kept and audited; the export leaves them out
         set_aside.append(rebalanced)
         left_out = len(rebalanced)
     quarantine = schema.with_batch(concat(set_aside), batch)
+    # A blocked batch's audit says so first (its batches figures: the cause is in its gate's quarantine rows).
     figures = audit_lib.compute_audit(pairs, judgments, comparisons, quarantine=quarantine, candidates=candidates,
                                       band=config.audit.length_bias_band)
-    if cause:
-        figures["flags"].insert(0, f"not published: {cause}")
     audit_json, audit_md = audit_lib.write_report(figures, reports_dir)
     return PairsStep(pairs, comparisons, quarantine, gate, cause, figures, audit_json, audit_md, left_out,
                      seconds=time.perf_counter() - started, gate_seconds=gate_seconds)

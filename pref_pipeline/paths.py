@@ -98,6 +98,11 @@ class Home:
         """Pending provider batch-API jobs (OpenAI Batch, Anthropic Message Batches), so a restart resumes them."""
         return self.root / "llm_batches"
 
+    @property
+    def logs(self) -> Path:
+        """Dagster's event log of each ``pref-pipeline run`` (``run-<time>.log``)."""
+        return self.root / "logs"
+
     def batch_exports(self, batch: str) -> Path:
         """One prompt batch's published pairs."""
         return self.exports / "batches" / batch

@@ -147,13 +147,15 @@ def concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return _finish(pd.concat(frames, ignore_index=True), None)
 
 
-def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult) -> pd.DataFrame:
+def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult, cause: str | None = None) -> pd.DataFrame:
     """Quarantine rows for a failed gate.
 
     Rows a row-level expectation named are quarantined with that expectation as the reason. When the
     ``preference_pairs`` gate fails, no pair of the batch is exported, so every other pair is
     quarantined too (reason ``BATCH_REJECTED``). A gate that failed only on table-level expectations
-    of an upstream stage leaves one row naming the batch.
+    leaves one row naming the batch. ``cause`` (why the batch was blocked, in the user's terms:
+    ``diagnosis.pairs_gate_cause``) leads the detail of the rows that stand for the whole batch, so
+    the audit over every batch can say why each blocked batch was blocked.
     """
     if result.success:
         return empty_quarantine()
@@ -164,8 +166,10 @@ def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult) -> pd.D
         ids = frame[id_column].astype(str)
         rejected = frame[ids.isin(named.keys()) | (stage == "preference_pairs")]
         rejected_ids = rejected[id_column].astype(str)
-        batch_note = f"; batch: {table_level}" if table_level else ""
+        batch_note = f"; batch: {cause or table_level}" if cause or table_level else ""
         rejected_note = result.summary() + (f" ({table_level})" if table_level else "")
+        if cause:
+            rejected_note = f"{cause} ({rejected_note})"
         reasons = [named[i][0] if i in named else BATCH_REJECTED for i in rejected_ids]
         details = ["; ".join(named[i]) + batch_note if i in named else rejected_note for i in rejected_ids]
         text_columns = RESPONSE_COLUMNS[stage] if set(RESPONSE_COLUMNS[stage]) <= set(frame.columns) else None
@@ -175,7 +179,8 @@ def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult) -> pd.D
             return rows
     batch = str(frame[schema.BATCH_COLUMN].iloc[0]) if schema.BATCH_COLUMN in frame.columns and len(frame) else None
     failure = result.failures[0]
-    row = {"stage": gate_stage(stage), "reason": failure["label"], "detail": table_level or result.summary(),
+    note = table_level or result.summary()
+    row = {"stage": gate_stage(stage), "reason": failure["label"], "detail": f"{cause} ({note})" if cause else note,
            "item_id": batch or stage,
            "record": json.dumps({"failures": result.failures, "figures": result.figures}, default=str)}
     if batch is not None:

@@ -69,7 +69,8 @@ def test_a_blocked_batch_is_quarantined_with_its_cause_and_never_published(home,
     assert not step.published and step.pairs.empty
     assert step.cause.startswith("pairs 0 < gates.min_pairs 1")
     assert "position consistency 0 %" in step.cause
-    assert step.audit["flags"][0] == f"not published: {step.cause}"
+    assert step.audit["flags"][0].startswith(f"batch '{BATCH}' not published: {step.cause}")
+    assert step.audit["batches"]["by_batch"][0]["status"] == "blocked"
     gate_rows = step.quarantine[step.quarantine["stage"] == PAIRS_GATE_STAGE]
     assert len(gate_rows) == step.quarantined_by_gate == 1  # no pair: one row for the batch
     assert set(gate_rows[schema.BATCH_COLUMN]) == {BATCH}

@@ -9,7 +9,8 @@ Two ways in: ``compute_audit(pairs, judgments, comparisons, ...)`` on DataFrames
 nothing is loaded into pandas but the small aggregates). Both run the same SQL (``sql/*.sql``).
 
 The figures come from sections, one module each (see ``section.py`` for the interface), run, warned
-about and rendered in the order of ``SECTIONS``: length bias and the length-controlled view
+about and rendered in the order of ``SECTIONS``: the batches covered and those their pairs gate blocked
+(``batches``), length bias and the length-controlled view
 (``length``), position bias (``position``), agreement between judges and with human labels
 (``agreement``), drift between judge versions (``drift``), outcomes and quarantine (``outcomes``),
 the judge calls (``judge_calls``), self-preference and a judge that is also a generator
@@ -30,6 +31,7 @@ from pref_pipeline.paths import SCHEMA, Home
 
 from pref_pipeline.audit import (
     agreement,
+    batches,
     drift,
     judge_calls,
     length,
@@ -103,7 +105,8 @@ __all__ = [  # the public names: the audit, its statistics and thresholds, the r
     "write_report",
 ]
 
-SECTIONS: list[Section] = [length, position, agreement, drift, outcomes, judge_calls, self_preference, strategies]
+SECTIONS: list[Section] = [batches, length, position, agreement, drift, outcomes, judge_calls, self_preference,
+                           strategies]
 # Set up once per audit, before the sections run; every section may read them.
 SHARED_VIEWS = ("kept_pairs", "parsed", "both_orders")
 VIEW_PARAMETERS = {"kept_pairs": {"gate_stage": PAIRS_GATE_STAGE}}
