@@ -18,7 +18,7 @@ import pandas as pd
 from assets.checks import PAIRS_GATE, gate_check_result
 from assets.column_schema import column_schema_metadata
 from assets.metadata import plotted_figures, preview, table_md, tag_batch
-from assets.partitions import PARTITION_METADATA, PROMPT_BATCHES
+from assets.partitions import PROMPT_BATCHES
 from assets.resources import LLMCalls, PipelineHome
 from pref_pipeline import audit as audit_lib
 from pref_pipeline.accounting import usage_metadata
@@ -33,10 +33,11 @@ from pref_pipeline.quarantine import reason_counts
 
 GROUP = "preference_data"
 
+
 def stored_table(name: str) -> dict:
-    """Definition metadata of a stored, partitioned table: how the IO manager finds a batch's rows, and its
-    columns (from ``pref_pipeline.schema``) for the asset page's Columns tab."""
-    return {**PARTITION_METADATA, **column_schema_metadata(name)}
+    """Definition metadata of a stored table: its columns (from ``pref_pipeline.schema``) for the asset page's
+    Columns tab."""
+    return column_schema_metadata(name)
 
 
 QUARANTINE_OUT = dg.AssetOut(
@@ -65,7 +66,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
             "prompts": dg.AssetOut(kinds={"python", "parquet"}, metadata=stored_table("prompts"), description=(
                 "Prompts of one batch (a configured source, a file in prompt_folder, or the built-in set), exact "
                 "repeats dropped.")),
-            "rejected_prompts": dg.AssetOut(kinds={"python", "parquet"}, metadata=PARTITION_METADATA, description=(
+            "rejected_prompts": dg.AssetOut(kinds={"python", "parquet"}, description=(
                 "Rows of the batch's prompt files set aside under on_bad_rows: skip (invalid JSON, no prompt, "
                 "wrong type, bad encoding...), with file, line and reason; the pairs step records them in "
                 "quarantine.")),
@@ -165,8 +166,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
                 "Every judged comparison with its outcome (consistent, tie, inconsistent, unparseable, error, "
                 "judges_disagree): nothing is dropped without a trace.")),
             "quarantine": QUARANTINE_OUT,
-            "batch_audit": dg.AssetOut(dagster_type=dg.Nothing, kinds={"duckdb", "file"}, metadata=PARTITION_METADATA,
-                                       description=(
+            "batch_audit": dg.AssetOut(dagster_type=dg.Nothing, kinds={"duckdb", "file"}, description=(
                 "This batch's own audit (reports/batches/{batch}/audit.json and audit.md): length and position "
                 "bias, outcomes and quarantine of this batch alone. Written by the pairs step, so a batch the "
                 "pairs gate blocks still has its audit, saying why.")),

@@ -111,7 +111,7 @@ def test_io_manager_stores_an_all_null_batch_then_a_batch_with_values(tmp_path):
         "c": [{"comparison_id": "cmp-2", "status": "consistent", "winner_id": "c9"}],
     }
 
-    @dg.asset(partitions_def=batches, metadata={"partition_expr": "batch_id"})
+    @dg.asset(partitions_def=batches)
     def comparisons(context):
         frame = pd.DataFrame(rows[context.partition_key], columns=schema.names("comparisons"), dtype=object)
         return frame.assign(batch_id=context.partition_key)
