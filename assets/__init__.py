@@ -4,7 +4,8 @@
 - ``checks.py``: the GX gates as blocking checks
 - ``publishing.py``: each batch's export and the combined dataset
 - ``audit.py``: verdict history, each batch's audit and the audit over every batch
-- ``resources.py``: where a run writes and its LLM call session; ``storage.py``: the DuckDB IO manager
+- ``resources.py``: where a run writes, its tables' IO manager and its LLM call session; ``storage.py``: the IO
+  manager's tables, Parquet files per batch under the home
 - ``staleness.py``: the ``judge_is_current`` check on judgments and everything downstream
 - ``partitions.py``, ``jobs.py``: prompt batches and the jobs sensors launch
 """

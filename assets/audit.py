@@ -11,7 +11,6 @@ import time
 
 import dagster as dg
 import pandas as pd
-from filelock import FileLock
 
 from assets.metadata import plotted_figures
 from assets.partitions import PROMPT_BATCHES
@@ -59,11 +58,7 @@ def build_audit_assets(config: PipelineConfig) -> list:
     def audit_report(context: dg.AssetExecutionContext, home: PipelineHome) -> dg.MaterializeResult:
         started = time.perf_counter()
         paths = home.paths()
-        # Read and written under one lock: when two runs roll up at once, the later reads every batch both
-        # stored, and an earlier read can no longer overwrite a newer report.
-        with FileLock(str(paths.reports / ".audit.lock")):
-            figures = audit_lib.audit_home(paths, band=band)
-            json_path, md_path = audit_lib.write_report(figures, paths.reports, plots=config.audit.plots)
+        figures, json_path, md_path = audit_lib.report_home(paths, band=band, plots=config.audit.plots)
         images = {}
         if config.audit.plots:
             from pref_pipeline.audit.plots import PLOTS, data_uri

@@ -16,6 +16,7 @@ import dagster as dg
 
 from assets.resources import LLMCalls, PipelineHome
 from pref_pipeline.config import PipelineConfig
+from pref_pipeline.known_answers import DEFAULT_SETS, run_calibration
 
 GROUP = "judge_calibration"
 ASSET = "judge_calibration"
@@ -39,20 +40,15 @@ def build_calibration_assets(pipeline_config: PipelineConfig) -> list:
     )
     def judge_calibration(context: dg.AssetExecutionContext, config: CalibrationConfig, home: PipelineHome,
                           llm: LLMCalls) -> dg.MaterializeResult:
-        import json
-
-        from pref_pipeline.known_answers import DEFAULT_SETS, calibrate, overall_agreement
-
         started = time.perf_counter()
         sets = [Path(p) for p in config.sets] or [p for p in DEFAULT_SETS if p.exists()]
-        report = calibrate(pipeline_config, sets, llm.settings(), config.limit, logger=context.log)
-        out = home.paths().reports / "known_answers.json"
-        out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-        overall = overall_agreement(report)
+        calibration = run_calibration(pipeline_config, sets, llm.settings(), home.paths().reports, config.limit,
+                                      logger=context.log)
+        overall = calibration.overall
         by_set = {name: {"records": f["records"], "n_compared": f["human"]["n_compared"],
                          "agreement_rate": f["human"]["agreement_rate"],
                          "most_divergent_category": f["human"]["most_divergent_category"]}
-                  for name, f in report.items()}
+                  for name, f in calibration.by_set.items()}
         return dg.MaterializeResult(metadata={
             "agreement.overall": overall["agreement_rate"],
             "agreement.n_compared": overall["n_compared"],
@@ -61,7 +57,7 @@ def build_calibration_assets(pipeline_config: PipelineConfig) -> list:
             "most_divergent_category": overall["by_category"][0]["category"] if overall["by_category"] else None,
             "by_set": dg.MetadataValue.json(by_set),
             "judges": dg.MetadataValue.json([j.model for j in pipeline_config.judges]),
-            "report": dg.MetadataValue.path(str(out)),
+            "report": dg.MetadataValue.path(str(calibration.path)),
             "seconds": round(time.perf_counter() - started, 3),
         })
 

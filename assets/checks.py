@@ -19,6 +19,7 @@ from assets.partitions import PROMPT_BATCHES
 from pref_pipeline import gates
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.generation import asks_judges
+from pref_pipeline.quarantine import BATCH_REJECTED
 
 SHOWN_COLUMNS = {
     "prompts": ["prompt_id", "category", "prompt"],
@@ -32,7 +33,7 @@ PAIRS_GATE = dg.AssetCheckSpec(
     description="GX suite on the pairs: required fields, unique pair ids, chosen differs from rejected, confidence "
     "in [0, 1], decisive verdicts, at least gates.min_pairs pairs; and, when configured, position consistency above "
     "gates.min_position_consistency and the share of longer-chosen pairs within 0.5 ± gates.max_length_bias. "
-    "A failing batch is not exported; its pairs go to quarantine (batch_rejected).")
+    f"A failing batch is not exported; its pairs go to quarantine ({BATCH_REJECTED}).")
 
 
 def gate_check_result(stage: str, frame: pd.DataFrame, gate: gates.GateResult, *, check_name: str | None = None,

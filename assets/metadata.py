@@ -5,7 +5,7 @@ tag every stored row carries."""
 import dagster as dg
 import pandas as pd
 
-from assets.partitions import BATCH_COLUMN
+from pref_pipeline import schema
 
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 80
@@ -33,7 +33,7 @@ def preview(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
 
 def tag_batch(frame: pd.DataFrame, context: dg.AssetExecutionContext) -> pd.DataFrame:
     """Every stored row says which prompt batch (partition) it belongs to."""
-    return frame.assign(**{BATCH_COLUMN: context.partition_key})
+    return schema.with_batch(frame, context.partition_key)
 
 
 def plotted_figures(headline: dict) -> dict:

@@ -18,30 +18,26 @@ import pandas as pd
 from assets.checks import PAIRS_GATE, gate_check_result
 from assets.column_schema import column_schema_metadata
 from assets.metadata import plotted_figures, preview, table_md, tag_batch
-from assets.partitions import PARTITION_METADATA, PROMPT_BATCHES
+from assets.partitions import PROMPT_BATCHES
 from assets.resources import LLMCalls, PipelineHome
 from pref_pipeline import audit as audit_lib
-from pref_pipeline import gates
 from pref_pipeline.accounting import usage_metadata
-from pref_pipeline.batches import batch_fingerprint, discover_batches
+from pref_pipeline.batches import UnknownBatch, load_batch
 from pref_pipeline.config import PipelineConfig, generator_label
-from pref_pipeline.diagnosis import pairs_gate_cause
-from pref_pipeline.filters import filter_pairs, rebalance_length
-from pref_pipeline.quarantine import gate_quarantine, quarantine_frame, reason_counts
-from pref_pipeline.generation import generate_candidates, plan_comparisons
+from pref_pipeline.generation import generate_candidates
 from pref_pipeline.judging import judge_code_version
 from pref_pipeline.judgments import judge_comparisons
-from pref_pipeline.judging.panel import panel_for
 from pref_pipeline.locks import batch_step_lock
-from pref_pipeline.pairs import build_preference_pairs
-from pref_pipeline.sources import load_prompts
+from pref_pipeline.pairing import PAIRS_TABLE, make_pairs
+from pref_pipeline.quarantine import reason_counts
 
 GROUP = "preference_data"
 
+
 def stored_table(name: str) -> dict:
-    """Definition metadata of a stored, partitioned table: how the IO manager finds a batch's rows, and its
-    columns (from ``pref_pipeline.schema``) for the asset page's Columns tab."""
-    return {**PARTITION_METADATA, **column_schema_metadata(name)}
+    """Definition metadata of a stored table: its columns (from ``pref_pipeline.schema``) for the asset page's
+    Columns tab."""
+    return column_schema_metadata(name)
 
 
 QUARANTINE_OUT = dg.AssetOut(
@@ -60,14 +56,6 @@ def quarantine_metadata(quarantine: pd.DataFrame) -> dict:
     }
 
 
-def rejected_prompt_rows(rejected: pd.DataFrame) -> pd.DataFrame:
-    """Quarantine rows (stage ``prompts``) for the prompt-file rows set aside under ``on_bad_rows: skip``."""
-    rows = [{"stage": "prompts", "reason": r.reason, "detail": f"{r.source}:{r.line}: {r.detail}",
-             "item_id": f"{r.source}:{r.line}", "record": r.raw}
-            for r in rejected.itertuples(index=False)]
-    return quarantine_frame(rows)
-
-
 def build_chain_assets(config: PipelineConfig) -> list:
     """prompts, candidates, judgments and the pairs step, for one configuration."""
 
@@ -78,7 +66,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
             "prompts": dg.AssetOut(kinds={"python", "parquet"}, metadata=stored_table("prompts"), description=(
                 "Prompts of one batch (a configured source, a file in prompt_folder, or the built-in set), exact "
                 "repeats dropped.")),
-            "rejected_prompts": dg.AssetOut(kinds={"python", "parquet"}, metadata=PARTITION_METADATA, description=(
+            "rejected_prompts": dg.AssetOut(kinds={"python", "parquet"}, description=(
                 "Rows of the batch's prompt files set aside under on_bad_rows: skip (invalid JSON, no prompt, "
                 "wrong type, bad encoding...), with file, line and reason; the pairs step records them in "
                 "quarantine.")),
@@ -86,31 +74,27 @@ def build_chain_assets(config: PipelineConfig) -> list:
     )
     def prompts(context: dg.AssetExecutionContext):
         started = time.perf_counter()
-        batches = discover_batches(config)
-        if context.partition_key not in batches:
-            raise dg.Failure(description=f"no prompt batch {context.partition_key!r} in the configuration "
-                             f"(batches: {', '.join(sorted(batches))}); was its file removed?")
-        sources = batches[context.partition_key]
-        loaded = load_prompts(sources, config.max_prompts)
-        frame = tag_batch(loaded.prompts, context)
-        if len(loaded.duplicates):
-            context.log.warning(f"dropped {len(loaded.duplicates)} exact repeat prompt(s)")
-        for warning in loaded.warnings:
+        try:
+            batch = load_batch(config, context.partition_key)
+        except UnknownBatch as exc:
+            raise dg.Failure(description=str(exc)) from None
+        if batch.duplicates:
+            context.log.warning(f"dropped {batch.duplicates} exact repeat prompt(s)")
+        for warning in batch.warnings:
             context.log.warning(warning)
-        rejected = tag_batch(loaded.rejected, context)
-        yield dg.Output(frame, output_name="prompts", metadata={
-            "dagster/row_count": len(frame),
-            "duplicates_dropped": len(loaded.duplicates),
-            "categories": dg.MetadataValue.json(frame["category"].value_counts().to_dict()),
-            "sources": dg.MetadataValue.json(sorted(frame["source"].unique().tolist())),
-            "batch_fingerprint": batch_fingerprint(sources),  # the prompt sensor's "already done" test
-            "rejected_rows": len(rejected),
-            "preview": preview(frame, ["prompt_id", "category", "prompt"]),
+        yield dg.Output(batch.prompts, output_name="prompts", metadata={
+            "dagster/row_count": len(batch.prompts),
+            "duplicates_dropped": batch.duplicates,
+            "categories": dg.MetadataValue.json(batch.prompts["category"].value_counts().to_dict()),
+            "sources": dg.MetadataValue.json(sorted(batch.prompts["source"].unique().tolist())),
+            "batch_fingerprint": batch.fingerprint,  # the prompt sensor's "already done" test
+            "rejected_rows": len(batch.rejected),
+            "preview": preview(batch.prompts, ["prompt_id", "category", "prompt"]),
             "seconds": round(time.perf_counter() - started, 3),
         })
-        yield dg.Output(rejected, output_name="rejected_prompts", metadata={
-            "dagster/row_count": len(rejected),
-            "preview": preview(rejected, ["source", "line", "reason", "detail"]),
+        yield dg.Output(batch.rejected, output_name="rejected_prompts", metadata={
+            "dagster/row_count": len(batch.rejected),
+            "preview": preview(batch.rejected, ["source", "line", "reason", "detail"]),
         })
 
     @dg.asset(
@@ -182,8 +166,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
                 "Every judged comparison with its outcome (consistent, tie, inconsistent, unparseable, error, "
                 "judges_disagree): nothing is dropped without a trace.")),
             "quarantine": QUARANTINE_OUT,
-            "batch_audit": dg.AssetOut(dagster_type=dg.Nothing, kinds={"duckdb", "file"}, metadata=PARTITION_METADATA,
-                                       description=(
+            "batch_audit": dg.AssetOut(dagster_type=dg.Nothing, kinds={"duckdb", "file"}, description=(
                 "This batch's own audit (reports/batches/{batch}/audit.json and audit.md): length and position "
                 "bias, outcomes and quarantine of this batch alone. Written by the pairs step, so a batch the "
                 "pairs gate blocks still has its audit, saying why.")),
@@ -192,56 +175,37 @@ def build_chain_assets(config: PipelineConfig) -> list:
     )
     def preference_pairs(context: dg.AssetExecutionContext, home: PipelineHome, prompts: pd.DataFrame,
                          rejected_prompts: pd.DataFrame, candidates: pd.DataFrame, judgments: pd.DataFrame):
-        """Pairs from the verdicts, the filters, the pairs gate and (optionally) length rebalancing; every row
-        that is not published goes to ``quarantine`` with its reason; and this batch's audit, published or not."""
-        started = time.perf_counter()
-        built = build_preference_pairs(prompts, candidates, judgments, plan_comparisons(candidates, config, prompts),
-                                       panel=panel_for(config))
-        filtered = filter_pairs(built.pairs, built.comparisons, prompts, candidates, config.filters)
-        pairs = tag_batch(filtered.pairs, context)
-        gate_started = time.perf_counter()
-        gate = gates.validate_pairs(pairs, config.gates, judgments)
-        gate_seconds = time.perf_counter() - gate_started
-        set_aside = [filtered.quarantine, rejected_prompt_rows(rejected_prompts),
-                     gate_quarantine("preference_pairs", pairs, gate)]
-        if gate.success and config.export.rebalance_length:
-            _, left_out = rebalance_length(pairs)  # kept and audited; the export leaves them out
-            set_aside.append(left_out)
-            context.log.info(f"length rebalancing: {len(left_out)} pair(s) left out of the export (in quarantine)")
-        quarantine = tag_batch(pd.concat([q for q in set_aside if len(q)] or [set_aside[0]], ignore_index=True),
-                               context)
-        comparisons = tag_batch(built.comparisons, context)
+        """The pairs step (``pairing.make_pairs``): pairs, comparisons, quarantine, this batch's audit, and the
+        pairs gate's verdict as the blocking check."""
+        batch = context.partition_key
+        step = make_pairs(prompts, rejected_prompts, candidates, judgments, config,
+                          home.paths().batch_reports(batch), batch=batch)
+        if step.left_out:
+            context.log.info(f"length rebalancing: {step.left_out} pair(s) left out of the export (in quarantine)")
+        pairs, comparisons, quarantine, figures = step.pairs, step.comparisons, step.quarantine, step.audit
         yield dg.Output(pairs, output_name="preference_pairs", metadata={
             "dagster/row_count": len(pairs),
             "by_generation_method": dg.MetadataValue.json(pairs["generation_method"].value_counts().astype(int).to_dict()),
             "by_label_source": dg.MetadataValue.json(pairs["label_source"].value_counts().astype(int).to_dict()),
             "preview": preview(pairs, ["prompt", "chosen", "rejected", "confidence"]),
-            "seconds": round(time.perf_counter() - started, 3),
+            "seconds": round(step.seconds, 3),
         })
         yield dg.Output(comparisons, output_name="comparisons", metadata={
             "dagster/row_count": len(comparisons),
             "by_status": dg.MetadataValue.json(comparisons["status"].value_counts().astype(int).to_dict()),
         })
         yield dg.Output(quarantine, output_name="quarantine", metadata=quarantine_metadata(quarantine))
-        cause = None if gate.success else pairs_gate_cause(gate.failures, gate.figures, config.gates, len(pairs),
-                                                            comparisons, judgments)
-        figures = audit_lib.compute_audit(pairs, judgments, comparisons, quarantine=quarantine, candidates=candidates,
-                                          band=config.audit.length_bias_band)
-        if cause:
-            figures["flags"].insert(0, f"not published: {cause}")
-        json_path, md_path = audit_lib.write_report(figures, home.paths().batch_reports(context.partition_key))
         yield dg.Output(None, output_name="batch_audit", metadata={
             **plotted_figures(audit_lib.headline_figures(figures)),  # per judge too: plots over re-runs
             "pairs.kept": figures["pairs"]["kept"],
-            "published": gate.success,
+            "published": step.published,
             "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
             "position_bias.consistency_rate": figures["position_bias"]["consistency_rate"],
             "flags": dg.MetadataValue.json(figures["flags"]),
-            "audit_json": dg.MetadataValue.path(str(json_path)),
-            "audit_md": dg.MetadataValue.path(str(md_path)),
+            "audit_json": dg.MetadataValue.path(str(step.audit_json)),
+            "audit_md": dg.MetadataValue.path(str(step.audit_md)),
         })
-        yield gate_check_result("preference_pairs", pairs, gate, check_name=PAIRS_GATE.name, cause=cause,
-                                seconds=gate_seconds,
-                                quarantined=int((quarantine["stage"] == "gate:preference_pairs").sum()))
+        yield gate_check_result(PAIRS_TABLE, pairs, step.gate, check_name=PAIRS_GATE.name, cause=step.cause,
+                                seconds=step.gate_seconds, quarantined=step.quarantined_by_gate)
 
     return [prompts, candidates, judgments, preference_pairs]

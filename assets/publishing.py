@@ -12,30 +12,13 @@ materialized on its own.
 import dagster as dg
 import pandas as pd
 
-from assets.resources import PipelineHome
 from assets.partitions import PROMPT_BATCHES
-from pref_pipeline import store
+from assets.resources import PipelineHome
 from pref_pipeline.config import PipelineConfig
-from pref_pipeline.export import RECENCY_COLUMN, combine_published, export_pairs, published_batches, with_recency_weight
+from pref_pipeline.export import RECENCY_COLUMN, combine_published
+from pref_pipeline.pairing import NotPublished, publish_batch
 
 GROUP = "preference_data"
-GATE_STAGE = "gate:preference_pairs"
-LEFT_OUT_STAGE = "export"  # pairs the length rebalancing leaves out of the published files
-
-
-def publishable(pairs: pd.DataFrame, quarantine: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
-    """The batch's pairs to publish; ``dg.Failure`` when the pairs gate rejected the batch."""
-    stages = quarantine["stage"] if len(quarantine) else pd.Series(dtype="string")
-    rejected = quarantine[stages == GATE_STAGE]
-    if len(rejected):
-        raise dg.Failure(description=f"not exported: the pairs gate rejected this batch "
-                         f"({rejected['detail'].iloc[0]})")
-    left_out = set(quarantine.loc[stages == LEFT_OUT_STAGE, "item_id"])
-    kept = pairs[~pairs["pair_id"].isin(left_out)] if left_out else pairs
-    if left_out and len(kept) < config.gates.min_pairs:
-        raise dg.Failure(description=f"not exported: length rebalancing left {len(kept)} pair(s), fewer than "
-                         f"gates.min_pairs = {config.gates.min_pairs}")
-    return kept.reset_index(drop=True)
 
 
 def build_publishing_assets(config: PipelineConfig) -> list:
@@ -49,23 +32,21 @@ def build_publishing_assets(config: PipelineConfig) -> list:
     )
     def preference_pairs_export(context: dg.AssetExecutionContext, home: PipelineHome,
                                 preference_pairs: pd.DataFrame, quarantine: pd.DataFrame) -> dg.MaterializeResult:
-        paths = home.paths()
-        pairs = publishable(preference_pairs, quarantine, config)
-        metadata: dict = {"left_out_by_rebalancing": len(preference_pairs) - len(pairs)}
-        half_life = config.export.recency_half_life_days
-        if half_life:
-            # Age counted from the newest verdict stored in any batch (or this batch's newest, if later).
-            newest = store.newest_verdict(paths)
-            pairs = with_recency_weight(pairs, half_life, newest)
-            metadata.update({"recency_half_life_days": half_life,
-                             "recency_reference": str(newest) if newest is not None else "newest pair of the batch",
+        try:
+            published = publish_batch(preference_pairs, quarantine, config, home.paths(), context.partition_key)
+        except NotPublished as exc:
+            raise dg.Failure(description=str(exc)) from None
+        metadata: dict = {"left_out_by_rebalancing": published.left_out}
+        if config.export.recency_half_life_days:
+            pairs, reference = published.pairs, published.recency_reference
+            metadata.update({"recency_half_life_days": config.export.recency_half_life_days,
+                             "recency_reference": str(reference) if reference is not None else "newest pair of the batch",
                              "recency_weight_min": float(pairs[RECENCY_COLUMN].min()) if len(pairs) else None})
-        written = export_pairs(pairs, paths.batch_exports(context.partition_key))
         return dg.MaterializeResult(metadata={
             **metadata,
-            "dagster/row_count": len(pairs),
-            "jsonl": dg.MetadataValue.path(str(written["jsonl"])),
-            "parquet": dg.MetadataValue.path(str(written["parquet"])),
+            "dagster/row_count": len(published.pairs),
+            "jsonl": dg.MetadataValue.path(str(published.jsonl)),
+            "parquet": dg.MetadataValue.path(str(published.parquet)),
         })
 
     @dg.asset(
@@ -76,14 +57,12 @@ def build_publishing_assets(config: PipelineConfig) -> list:
         "of every published batch (rebuilt after any batch is published).",
     )
     def preference_dataset(home: PipelineHome) -> dg.MaterializeResult:
-        exports = home.paths().exports
-        written = combine_published(exports)
-        rows = sum(1 for line in written["jsonl"].read_text(encoding="utf-8").splitlines() if line.strip())
+        combined = combine_published(home.paths().exports)
         return dg.MaterializeResult(metadata={
-            "dagster/row_count": rows,
-            "batches": dg.MetadataValue.json([p.name for p in published_batches(exports)]),
-            "jsonl": dg.MetadataValue.path(str(written["jsonl"])),
-            "parquet": dg.MetadataValue.path(str(written["parquet"])),
+            "dagster/row_count": combined.rows,
+            "batches": dg.MetadataValue.json(combined.batches),
+            "jsonl": dg.MetadataValue.path(str(combined.jsonl)),
+            "parquet": dg.MetadataValue.path(str(combined.parquet)),
         })
 
     return [preference_pairs_export, preference_dataset]

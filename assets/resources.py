@@ -1,4 +1,4 @@
-"""The run's resources: where it writes, and the LLM call session its steps open.
+"""The run's resources: where it writes, its tables' IO manager, and the LLM call session its steps open.
 
 Assets, checks and sensors get these from Dagster (``resources={...}`` in the code location, or a
 test's own), never from environment variables: a test that wants another home gives another
@@ -8,6 +8,7 @@ test's own), never from environment variables: a test that wants another home gi
 
 import dagster as dg
 
+from assets.storage import ParquetTables
 from pref_pipeline.paths import Home
 from pref_pipeline.providers.client import CallSettings
 
@@ -36,10 +37,17 @@ class LLMCalls(dg.ConfigurableResource):
         return CallSettings.under(self.home.paths(), progress=self.progress)
 
 
+class PipelineIOManager(dg.ConfigurableIOManagerFactory):
+    """Every asset's table as Parquet files under the pipeline home (``home`` resource; ``assets/storage.py``)."""
+
+    home: PipelineHome
+
+    def create_io_manager(self, context) -> ParquetTables:
+        return ParquetTables(self.home.paths())
+
+
 def pipeline_resources(home: Home, *, progress: bool = False) -> dict:
     """Every resource the assets need, for one home: tables, files and LLM calls all land under it."""
-    from assets.storage import PipelineIOManager
-
     home_resource = PipelineHome(root=home.location, local_root=str(home.root) if home.url else None)
     return {
         "home": home_resource,

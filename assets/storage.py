@@ -2,7 +2,7 @@
 
 ``<home>/tables/<table>/batch=<key>/part.parquet`` (``pref_pipeline.table_files``): a local folder or an
 object store (fsspec through UPath), written whole or not at all, so runs of different batches never wait
-for one another (the DuckDB file this replaces took one writer at a time).
+for one another.
 
 Every frame written to a declared table is first given its declared column types (``schema.conform``),
 so an all-null column is stored as what it is and never as Parquet's null type. An empty frame is still
@@ -14,10 +14,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 from dagster import InputContext, OutputContext
-from dagster._core.definitions.metadata import TableMetadataSet
 from upath import UPath
 
-from assets.resources import PipelineHome
 from pref_pipeline import table_files
 from pref_pipeline.paths import Home
 
@@ -47,9 +45,9 @@ class ParquetTables(dg.UPathIOManager):
         table_files.check_layout(self.home)
         frame = table_files.declared_frame(self._table(context), obj)
         table_files.write_file(path, frame)
-        count = (TableMetadataSet(partition_row_count=len(frame)) if context.has_partition_key
-                 else TableMetadataSet(row_count=len(frame)))
-        context.add_output_metadata(dict(count))
+        # Dagster's table row counts (what TableMetadataSet names; it is not exported by dagster 1.13).
+        key = "dagster/partition_row_count" if context.has_partition_key else "dagster/row_count"
+        context.add_output_metadata({key: len(frame)})
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
         return table_files.read_file(path)
@@ -57,11 +55,3 @@ class ParquetTables(dg.UPathIOManager):
     def get_metadata(self, context: OutputContext, obj: Any) -> dict:
         return {}
 
-
-class PipelineIOManager(dg.ConfigurableIOManagerFactory):
-    """Every asset's table as Parquet files under the pipeline home (``home`` resource)."""
-
-    home: PipelineHome
-
-    def create_io_manager(self, context) -> ParquetTables:
-        return ParquetTables(self.home.paths())

@@ -11,7 +11,7 @@ default) and with the multiprocess one (``executor: multiprocess``), and ``dg.ex
 executor. For each: the wall time, and the run's event log split into start (queue and run worker
 until the run starts, plus each step's process start and resource set-up), LLM (the ``candidates``
 and ``judgments`` steps' compute: request building, cache, calls, parsing), gates (the GX suites; the
-first one also imports GX), storage (loading inputs and storing outputs: the DuckDB IO manager),
+first one also imports GX), storage (loading inputs and storing outputs: the IO manager, Parquet files),
 other steps' compute (pairs, filters, audit, export, history) and what is left (Dagster's own
 bookkeeping between steps). Step times are summed: with the multiprocess executor two steps can
 run at once, so the parts may add up to more than the wall time.
@@ -341,7 +341,7 @@ def part_warm(args: argparse.Namespace, work: Path) -> None:
 
 def profile_warm(config: Path, home: Path) -> None:
     from pref_pipeline.config import load_config
-    from pref_pipeline.definitions import run_batches
+    from pref_pipeline.runs import run_batches
     from pref_pipeline.paths import Home
 
     profiler = cProfile.Profile()

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
+from pref_pipeline import schema
 from pref_pipeline.config import PipelineConfig, PromptSource
+from pref_pipeline.sources import load_prompts
 
 BUILTIN_BATCH = "builtin"
 PROMPT_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq"}
@@ -101,3 +106,30 @@ def batch_fingerprint(sources: list[PromptSource]) -> str:
 
 def missing_sources(sources: list[PromptSource]) -> list[Path]:
     return [source.path for source in sources if source.path is not None and not source.path.exists()]
+
+
+class UnknownBatch(LookupError):
+    """A batch the configuration does not name (its file was removed or renamed since the batch was added)."""
+
+
+@dataclass(frozen=True)
+class BatchPrompts:
+    """One batch's prompts as the ``prompts`` step stores them, every row tagged with the batch."""
+
+    prompts: pd.DataFrame  # one row per distinct prompt text
+    rejected: pd.DataFrame  # prompt-file rows set aside under on_bad_rows: skip, with file, line and reason
+    duplicates: int  # exact repeats dropped
+    warnings: tuple[str, ...]  # for the caller to log (very long prompts, rows set aside...)
+    fingerprint: str  # of the batch's files: what the prompt sensor compares to tell a changed batch
+
+
+def load_batch(config: PipelineConfig, batch: str) -> BatchPrompts:
+    """The prompts of ``batch`` (a key of ``discover_batches``); ``UnknownBatch`` when the configuration has none."""
+    batches = discover_batches(config)
+    if batch not in batches:
+        raise UnknownBatch(f"no prompt batch {batch!r} in the configuration (batches: {', '.join(sorted(batches))}); "
+                           "was its file removed?")
+    sources = batches[batch]
+    loaded = load_prompts(sources, config.max_prompts)
+    return BatchPrompts(schema.with_batch(loaded.prompts, batch), schema.with_batch(loaded.rejected, batch),
+                        len(loaded.duplicates), loaded.warnings, batch_fingerprint(sources))

@@ -1,6 +1,7 @@
 """``pref-pipeline``: run the whole pipeline headless through Dagster and say where the results are.
 
-Exit codes: 0 success, 1 a step or a blocking check failed, 2 bad configuration or input.
+Exit codes: 0 success, 1 a step or a blocking check failed, 2 bad configuration or input, 130 stopped (Ctrl-C,
+SIGTERM). ``run`` prints its progress and a summary; Dagster's event log goes to ``<home>/logs/run-<time>.log``.
 """
 
 from __future__ import annotations
@@ -16,45 +17,46 @@ from pref_pipeline.config import ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home, OldLayoutError
 
 
-def failed_checks(result) -> list[str]:
-    """``asset:check: description`` of every failed check of a run that fails it (severity ERROR)."""
-    return [
-        f"{e.asset_key.to_user_string()}:{e.check_name}: {e.description or ''}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed and e.severity.value == "ERROR"
-    ]
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
-def _report_failures(what: str, result, audit_md: Path | None = None) -> int:
-    """Print why a batch's run failed (failed steps and checks); 1 if it failed, else 0. A check that only warns
-    (``judge_is_current`` while other batches wait for their turn) does not fail the run. ``result`` is a
-    Dagster run's result or the ``BatchOutcome`` of one that ran in another process."""
-    from pref_pipeline.definitions import BatchOutcome
-
-    outcome = result if isinstance(result, BatchOutcome) else BatchOutcome.of(result)
+def _report(what: str, outcome, audit_md: Path | None = None) -> int:
+    """Print how a run ended when it did not succeed (its failed steps by root cause, its failed checks); 1 if it
+    did not, else 0. A check that only warns (``judge_is_current`` while other batches wait for their turn) does
+    not fail a run; a blocking check that fails is a gate stopping the batch, said as such, not as a crash."""
     if outcome.success and not outcome.failed_checks:
         return 0
-    print(f"pref-pipeline: {what} FAILED", file=sys.stderr)
+    _say(f"{what}: BLOCKED by a gate, not published" if outcome.blocked else f"{what}: FAILED")
     for step_key, cause in outcome.step_failures:
-        print(f"  {step_key}: {cause}", file=sys.stderr)
+        _say(f"  {step_key}: {cause}")
     for check in outcome.failed_checks:
-        print(f"  failed check: {check}", file=sys.stderr)
+        _say(f"  failed check: {check}")
     if audit_md is not None and audit_md.exists():
-        print(f"  this batch's audit (made whether or not it was published): {audit_md}", file=sys.stderr)
+        _say(f"  this batch's audit (made whether or not it was published): {audit_md}")
     return 1
 
 
-def root_cause(error) -> str:
-    """The innermost cause of a Dagster step error, in one line: the cause a person acts on (``Connection error.
-    (openai:gen at http://...)``), not Dagster's ``Error occurred while executing op ...`` wrapper."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    message = " ".join(error.message.strip().split())
-    name = error.cls_name or ""
-    if message.startswith(f"{name}:"):
-        return message if len(message) <= 600 else message[:600] + "…"
-    text = f"{name}: {message}" if name else message
-    return text if len(text) <= 600 else text[:600] + "…"
+class _Progress:
+    """What ``run`` prints while it goes (the methods of ``runs.RunListener``): each batch as it starts and ends."""
+
+    def __init__(self, home: Home):
+        self.home = home
+        self.failed = self.blocked = 0
+
+    def batch_started(self, batch: str, number: int, total: int) -> None:
+        _say(f"batch {batch!r} ({number} of {total}): running")
+
+    def batch_finished(self, batch: str, outcome) -> None:
+        if _report(f"batch {batch!r}", outcome, self.home.batch_reports(batch) / "audit.md"):
+            self.blocked += outcome.blocked
+            self.failed += not outcome.blocked
+        else:
+            published = f"{outcome.published} pair(s) published" if outcome.published is not None else "done"
+            _say(f"batch {batch!r}: {published}")
+
+    def rollup_started(self, dataset: bool) -> None:
+        _say("roll-up: " + ("the combined dataset and " if dataset else "") + "the audit over every batch")
 
 
 class InputError(Exception):
@@ -90,36 +92,48 @@ def _run(args: argparse.Namespace) -> int:
     home = home.ensure()
     progress = args.progress if args.progress is not None else sys.stderr.isatty()  # a tqdm bar per LLM step
 
-    from pref_pipeline.definitions import run_batches  # imported late: `--help` and config errors stay fast
+    from pref_pipeline.runs import BatchOutcome, RunLog, run_batches  # late: `--help` and config errors stay fast
 
+    log = RunLog.under(home, verbose=args.verbose)
     source = "embedded default" if args.config is None else args.config
-    print(f"pref-pipeline: running {source} -> {home.location}", file=sys.stderr)
-    run = run_batches(config, home, progress=progress, parallel=args.parallel)
+    _say(f"pref-pipeline: running {source} -> {home.location}")
+    if not args.verbose:
+        _say(f"pref-pipeline: Dagster's event log: {log.path} (--verbose shows it here)")
+    listener = _Progress(home)
+    run = run_batches(config, home, progress=progress, parallel=args.parallel, log=log, listener=listener)
     if run.interrupted is not None:
-        done = [batch for batch, result in run.batches.items() if result.success and batch != run.interrupted]
-        print(f"pref-pipeline: stopped during batch {run.interrupted!r}; no later batch was started"
-              + (f" (finished: {', '.join(done)})" if done else "") + ". Nothing half-written was published. "
-              "Run the same command again to resume: every answer already paid for comes from the response cache.",
-              file=sys.stderr)
+        done = [batch for batch, outcome in run.outcomes().items() if outcome.success and batch != run.interrupted]
+        _say(f"pref-pipeline: stopped during batch {run.interrupted!r}; no later batch was started"
+             + (f" (finished: {', '.join(done)})" if done else "") + ". Nothing half-written was published. "
+             "Run the same command again to resume: every answer already paid for comes from the response cache.")
         return 130
-    failures = sum(_report_failures(f"batch {batch!r}", result, home.batch_reports(batch) / "audit.md")
-                   for batch, result in run.batches.items())
+    failed = listener.failed
     if run.rollup is not None:
-        failures += _report_failures("the roll-up (combined dataset and audit)", run.rollup)
-    if failures:
-        print(f"pref-pipeline: {failures} run(s) FAILED; a failed batch's pairs were not exported", file=sys.stderr)
-        return 1
+        failed += _report("roll-up (combined dataset and audit)", BatchOutcome.of(run.rollup))
+    if listener.blocked:
+        _say(f"pref-pipeline: {listener.blocked} of {len(run.batches)} batch(es) blocked by a gate: their pairs were "
+             "not exported (the report says why)")
+    if failed:
+        _say(f"pref-pipeline: {failed} run(s) FAILED; a failed batch's pairs were not exported")
+    _summary(home, run.log)
+    return 1 if failed or listener.blocked else 0
 
-    audit_path = home.reports / "audit.json"
+
+def _summary(home: Home, log: Path | None) -> None:
+    """Where the dataset, the report, the tables and the event log are; the audit's warnings."""
+    audit_path, dataset = home.reports / "audit.json", home.exports / "preference_pairs.jsonl"
     audit = json.loads(audit_path.read_text()) if audit_path.exists() else {}
-    print(f"dataset: {home.exports / 'preference_pairs.jsonl'} ({audit.get('pairs', {}).get('kept', '?')} pairs)")
-    print(f"         {home.exports / 'preference_pairs.parquet'}")
-    print(f"report:  {home.reports / 'audit.md'}")
-    print(f"         {audit_path}")
+    if dataset.exists():
+        print(f"dataset: {dataset} ({audit.get('pairs', {}).get('kept', '?')} pairs)")
+        print(f"         {home.exports / 'preference_pairs.parquet'}")
+    if audit_path.exists():
+        print(f"report:  {home.reports / 'audit.md'}")
+        print(f"         {audit_path}")
     print(f"tables:  {home.tables}")
+    if log is not None:
+        print(f"log:     {log}")
     for flag in audit.get("flags", []):
         print(f"warning: {flag}")
-    return 0
 
 
 def _estimate(args: argparse.Namespace) -> int:
@@ -146,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--home", type=str, default=None, help="overrides PREF_PIPELINE_HOME for this run")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bars for the LLM calls on stderr (default: when stderr is a terminal)")
+    run.add_argument("--verbose", action="store_true",
+                     help="stream Dagster's event log to stderr as well (it is always written to <home>/logs/)")
     run.add_argument("--parallel", type=_positive, default=1, metavar="N",
                      help="run N prompt batches at once, each in its own process (default 1); they share the "
                      "models' rpm/tpm budgets")

@@ -8,6 +8,7 @@ failed run leaves the previous export in place. Each prompt batch is published o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +36,17 @@ def export_pairs(pairs: pd.DataFrame, folder: Path) -> dict[str, Path]:
     return {"jsonl": jsonl, "parquet": parquet}
 
 
-def combine_published(folder: Path) -> dict[str, Path]:
+@dataclass(frozen=True)
+class CombinedExport:
+    """The top-level files and what they hold."""
+
+    jsonl: Path
+    parquet: Path
+    rows: int  # pairs in the dataset
+    batches: list[str]  # the published batches it is the union of, in name order
+
+
+def combine_published(folder: Path) -> CombinedExport:
     """Rebuild the top-level files from every batch published under ``folder/batches/``, in batch-name order."""
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder / ".export.lock")):
@@ -47,15 +58,19 @@ def published_batches(folder: Path) -> list[Path]:
     return sorted(p for p in batches.iterdir() if (p / JSONL_NAME).exists()) if batches.is_dir() else []
 
 
-def _combine(folder: Path) -> dict[str, Path]:
+def _combine(folder: Path) -> CombinedExport:
     batch_folders = published_batches(folder)
+    rows = 0
 
     def write_jsonl(tmp: Path) -> None:
+        nonlocal rows
+        rows = 0
         with tmp.open("wb") as out:
             for batch in batch_folders:
                 data = (batch / JSONL_NAME).read_bytes()
                 if data.strip():
                     out.write(data if data.endswith(b"\n") else data + b"\n")
+                    rows += sum(1 for line in data.splitlines() if line.strip())
 
     def write_parquet(tmp: Path) -> None:
         frames = [pd.read_parquet(batch / PARQUET_NAME) for batch in batch_folders]
@@ -64,7 +79,7 @@ def _combine(folder: Path) -> dict[str, Path]:
     jsonl, parquet = folder / JSONL_NAME, folder / PARQUET_NAME
     replace_atomically(jsonl, write_jsonl)
     replace_atomically(parquet, write_parquet)
-    return {"jsonl": jsonl, "parquet": parquet}
+    return CombinedExport(jsonl, parquet, rows, [batch.name for batch in batch_folders])
 
 
 # --------------------------------------------------------------------------- recency weight

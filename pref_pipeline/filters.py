@@ -24,7 +24,17 @@ import pandas as pd
 from pref_pipeline import schema
 from pref_pipeline.config import FiltersSpec
 from pref_pipeline.metrics import jaccard, shingles, word_count, words
-from pref_pipeline.quarantine import concat, empty_quarantine, quarantine_rows
+from pref_pipeline.quarantine import (
+    CANDIDATES_STAGE,
+    EXPORT_STAGE,
+    FILTERS_STAGE,
+    GENERATION_ERROR,
+    LENGTH_REBALANCE,
+    PAIRS_STAGE,
+    concat,
+    empty_quarantine,
+    quarantine_rows,
+)
 
 PAIRS = "preference_pairs"
 DEGENERATE_MIN_WORDS = 8  # the distinct-word test applies from this many words on
@@ -198,7 +208,7 @@ def filter_pairs(pairs: pd.DataFrame, comparisons: pd.DataFrame, prompts: pd.Dat
             notes = lost["detail"] if "detail" in lost.columns else pd.Series([None] * len(lost), index=lost.index)
             details = [note if isinstance(note, str) and note else f"{status} ({judges})"
                        for status, judges, note in zip(lost["status"], lost["judge_models"], notes)]
-            parts.append(quarantine_rows(lost, stage="pairs", reasons=list(lost["status"]), details=details,
+            parts.append(quarantine_rows(lost, stage=PAIRS_STAGE, reasons=list(lost["status"]), details=details,
                                          id_column="comparison_id", prompt_texts=prompt_texts,
                                          text_columns=("text_x", "text_y"), now=now))
 
@@ -206,7 +216,7 @@ def filter_pairs(pairs: pd.DataFrame, comparisons: pd.DataFrame, prompts: pd.Dat
     if len(candidates) and "error" in candidates.columns:
         failed = candidates[candidates["error"].notna()]
         if len(failed):
-            parts.append(quarantine_rows(failed, stage="candidates", reasons=["generation_error"] * len(failed),
+            parts.append(quarantine_rows(failed, stage=CANDIDATES_STAGE, reasons=[GENERATION_ERROR] * len(failed),
                                          details=[str(e)[:300] for e in failed["error"]], id_column="candidate_id",
                                          prompt_texts=prompt_texts, text_columns=("text", "text"), now=now))
 
@@ -215,7 +225,7 @@ def filter_pairs(pairs: pd.DataFrame, comparisons: pd.DataFrame, prompts: pd.Dat
     rejected = pd.Series([bool(p) for p in problems], index=pairs.index, dtype=bool)
     if rejected.any():
         found = [p for p in problems if p]
-        parts.append(quarantine_rows(pairs[rejected], stage="filters", reasons=[p[0][0] for p in found],
+        parts.append(quarantine_rows(pairs[rejected], stage=FILTERS_STAGE, reasons=[p[0][0] for p in found],
                                      details=["; ".join(f"{r}: {d}" for r, d in p) for p in found],
                                      id_column="pair_id", text_columns=("chosen", "rejected"), now=now))
     kept = pairs[~rejected].reset_index(drop=True)
@@ -247,8 +257,8 @@ def rebalance_length(pairs: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, 
 
     The larger group (longer chosen, or shorter chosen) loses randomly picked pairs (a stable hash of
     ``pair_id`` and ``seed``) until both are the same size; pairs of equal length stay. Returns (kept
-    pairs in their original order, quarantine rows for the left-out pairs: stage ``export``, reason
-    ``length_rebalance``).
+    pairs in their original order, quarantine rows for the left-out pairs: stage ``EXPORT_STAGE``, reason
+    ``LENGTH_REBALANCE``).
     """
     if pairs.empty:
         return pairs, empty_quarantine()
@@ -265,6 +275,6 @@ def rebalance_length(pairs: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, 
     side = "longer" if excess > 0 else "shorter"
     detail = (f"the {side} response was chosen in {int(longer.sum() if excess > 0 else shorter.sum())} pairs and the "
               f"other in {int(shorter.sum() if excess > 0 else longer.sum())}; {abs(excess)} of the first left out")
-    return kept, quarantine_rows(dropped, stage="export", reasons=["length_rebalance"] * len(dropped),
+    return kept, quarantine_rows(dropped, stage=EXPORT_STAGE, reasons=[LENGTH_REBALANCE] * len(dropped),
                                  details=[detail] * len(dropped), id_column="pair_id",
                                  text_columns=("chosen", "rejected"))

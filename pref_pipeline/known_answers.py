@@ -192,6 +192,25 @@ def overall_agreement(report: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "by_category": categories}
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Agreement of the configured judges with people on known-answer sets, as written to ``known_answers.json``."""
+
+    by_set: dict[str, dict[str, Any]]  # ``measure`` of each set, by name
+    overall: dict[str, Any]  # ``overall_agreement`` over every set
+    path: Path  # reports/known_answers.json
+
+
+def run_calibration(config, sets: list[Path], calls, reports_dir: Path, limit: int | None = None,
+                    logger=None) -> Calibration:
+    """``calibrate`` the judges on ``sets`` and write the report to ``reports_dir/known_answers.json``."""
+    report = calibrate(config, sets, calls, limit, logger=logger)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    out = reports_dir / "known_answers.json"
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    return Calibration(report, overall_agreement(report), out)
+
+
 def cli(args: argparse.Namespace) -> int:
     from pref_pipeline.config import ConfigError, load_config
     from pref_pipeline.paths import Home
@@ -213,8 +232,8 @@ def cli(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    report = calibrate(config, sets, CallSettings.under(home.ensure()), args.limit)
-    for name, figures in report.items():
+    calibration = run_calibration(config, sets, CallSettings.under(home.ensure()), home.reports, args.limit)
+    for name, figures in calibration.by_set.items():
         human = figures["human"]
         verdicts = figures["human"]["per_verdict"]
         per_verdict = "; ".join(f"{v['judge_model']}: accuracy {v['accuracy']}, kappa {v['kappa']}" for v in verdicts)
@@ -223,9 +242,7 @@ def cli(args: argparse.Namespace) -> int:
               f"most divergent category: {human['most_divergent_category']}; "
               f"single verdicts: {per_verdict or 'none'}; people preferred the longer response in "
               f"{figures['length_bias_of_human_labels']}")
-    out = home.ensure().reports / "known_answers.json"
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    print(f"report: {out}")
+    print(f"report: {calibration.path}")
     return 0
 
 

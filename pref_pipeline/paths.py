@@ -26,7 +26,7 @@ LOCAL_HOME_ENV = "PREF_PIPELINE_LOCAL_HOME"
 DEFAULT_HOME = ".pref_pipeline"
 DEFAULT_LOCAL_HOME = ".pref_pipeline_local"  # the local files of an object-store home
 TABLES_FOLDER = "tables"
-OLD_DATABASE_FILE = "pref_pipeline.duckdb"  # the single-file layout before the Parquet tables (issue 12)
+OLD_DATABASE_FILE = "pref_pipeline.duckdb"  # the old single-file layout, refused with a clear error
 SCHEMA = "pref"
 
 
@@ -97,6 +97,11 @@ class Home:
     def provider_batches(self) -> Path:
         """Pending provider batch-API jobs (OpenAI Batch, Anthropic Message Batches), so a restart resumes them."""
         return self.root / "llm_batches"
+
+    @property
+    def logs(self) -> Path:
+        """Dagster's event log of each ``pref-pipeline run`` (``run-<time>.log``)."""
+        return self.root / "logs"
 
     def batch_exports(self, batch: str) -> Path:
         """One prompt batch's published pairs."""

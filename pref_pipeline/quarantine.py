@@ -24,6 +24,31 @@ if TYPE_CHECKING:
 
 TABLE = "quarantine"
 QUARANTINE_COLUMNS = schema.names(TABLE)
+
+# The stages (``stage`` column): where a row was stopped. Every module that writes or reads quarantine rows
+# names them from here.
+PROMPTS_STAGE = "prompts"  # prompt-file rows set aside under on_bad_rows: skip
+CANDIDATES_STAGE = "candidates"  # generation calls that failed after their retries
+PAIRS_STAGE = "pairs"  # comparisons that gave no pair (tie, inconsistent, unparseable, ...)
+FILTERS_STAGE = "filters"  # pairs a filter dropped
+EXPORT_STAGE = "export"  # kept pairs the export leaves out of the published files (length rebalancing)
+GATE_STAGE_PREFIX = "gate:"  # + the table whose gate rejected the rows: gate:<table>
+
+
+def gate_stage(table: str) -> str:
+    """The stage of the rows the gate on ``table`` rejected: ``gate:<table>``."""
+    return f"{GATE_STAGE_PREFIX}{table}"
+
+
+PAIRS_GATE_STAGE = gate_stage("preference_pairs")  # the pairs of a batch the pairs gate blocked: not published
+# Stages whose rows stand for a comparison that did not end up as a published pair.
+PAIR_STAGES = (PAIRS_STAGE, FILTERS_STAGE, PAIRS_GATE_STAGE, EXPORT_STAGE)
+
+# Reasons (``reason`` column) that more than one module writes or reads. The others are a comparison's
+# status, a filter's name, a failed expectation or a prompt row's fault, each named where it is decided.
+BATCH_REJECTED = "batch_rejected"  # a pair of a batch the pairs gate blocked (not itself named by the gate)
+GENERATION_ERROR = "generation_error"
+LENGTH_REBALANCE = "length_rebalance"
 # The two texts a quarantine row shows for a row of each stage.
 RESPONSE_COLUMNS = {"prompts": ("prompt", "prompt"), "candidates": ("text", "text"),
                     "judgments": ("raw_output", "reasoning"), "preference_pairs": ("chosen", "rejected")}
@@ -122,13 +147,15 @@ def concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return _finish(pd.concat(frames, ignore_index=True), None)
 
 
-def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult) -> pd.DataFrame:
+def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult, cause: str | None = None) -> pd.DataFrame:
     """Quarantine rows for a failed gate.
 
     Rows a row-level expectation named are quarantined with that expectation as the reason. When the
     ``preference_pairs`` gate fails, no pair of the batch is exported, so every other pair is
-    quarantined too (reason ``batch_rejected``). A gate that failed only on table-level expectations
-    of an upstream stage leaves one row naming the batch.
+    quarantined too (reason ``BATCH_REJECTED``). A gate that failed only on table-level expectations
+    leaves one row naming the batch. ``cause`` (why the batch was blocked, in the user's terms:
+    ``diagnosis.pairs_gate_cause``) leads the detail of the rows that stand for the whole batch, so
+    the audit over every batch can say why each blocked batch was blocked.
     """
     if result.success:
         return empty_quarantine()
@@ -139,23 +166,35 @@ def gate_quarantine(stage: str, frame: pd.DataFrame, result: GateResult) -> pd.D
         ids = frame[id_column].astype(str)
         rejected = frame[ids.isin(named.keys()) | (stage == "preference_pairs")]
         rejected_ids = rejected[id_column].astype(str)
-        batch_note = f"; batch: {table_level}" if table_level else ""
+        batch_note = f"; batch: {cause or table_level}" if cause or table_level else ""
         rejected_note = result.summary() + (f" ({table_level})" if table_level else "")
-        reasons = [named[i][0] if i in named else "batch_rejected" for i in rejected_ids]
+        if cause:
+            rejected_note = f"{cause} ({rejected_note})"
+        reasons = [named[i][0] if i in named else BATCH_REJECTED for i in rejected_ids]
         details = ["; ".join(named[i]) + batch_note if i in named else rejected_note for i in rejected_ids]
         text_columns = RESPONSE_COLUMNS[stage] if set(RESPONSE_COLUMNS[stage]) <= set(frame.columns) else None
-        rows = quarantine_rows(rejected, stage=f"gate:{stage}", reasons=reasons, details=details,
+        rows = quarantine_rows(rejected, stage=gate_stage(stage), reasons=reasons, details=details,
                                id_column=id_column, text_columns=text_columns)
         if len(rows):
             return rows
     batch = str(frame[schema.BATCH_COLUMN].iloc[0]) if schema.BATCH_COLUMN in frame.columns and len(frame) else None
     failure = result.failures[0]
-    row = {"stage": f"gate:{stage}", "reason": failure["label"], "detail": table_level or result.summary(),
+    note = table_level or result.summary()
+    row = {"stage": gate_stage(stage), "reason": failure["label"], "detail": f"{cause} ({note})" if cause else note,
            "item_id": batch or stage,
            "record": json.dumps({"failures": result.failures, "figures": result.figures}, default=str)}
     if batch is not None:
         row[schema.BATCH_COLUMN] = batch
     return quarantine_frame([row])
+
+
+def rejected_prompt_rows(rejected: pd.DataFrame) -> pd.DataFrame:
+    """Quarantine rows (stage ``PROMPTS_STAGE``) for the prompt-file rows set aside under ``on_bad_rows: skip``
+    (``sources.LoadedPrompts.rejected``: file, line, reason, detail, the raw row)."""
+    rows = [{"stage": PROMPTS_STAGE, "reason": r.reason, "detail": f"{r.source}:{r.line}: {r.detail}",
+             "item_id": f"{r.source}:{r.line}", "record": r.raw}
+            for r in rejected.itertuples(index=False)]
+    return quarantine_frame(rows)
 
 
 def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:

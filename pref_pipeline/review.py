@@ -27,6 +27,7 @@ import pandas as pd
 
 from pref_pipeline import schema, store, table_files
 from pref_pipeline.paths import SCHEMA, Home
+from pref_pipeline.quarantine import PAIRS_GATE_STAGE
 
 SHEET_COLUMNS = ["pair_id", "category", "prompt", "response_a", "response_b", "human_preference", "labeller", "notes"]
 KEY_COLUMNS = ["pair_id", "response_a_is"]  # response_a_is: chosen or rejected (the judge's)
@@ -87,7 +88,7 @@ def kept_pairs(home: Home) -> pd.DataFrame:
         return pd.DataFrame(columns=SHEET_COLUMNS)
     quarantine = store.read_table(home, store.QUARANTINE_TABLE)
     if quarantine is not None and len(quarantine):
-        rejected = set(quarantine.loc[quarantine["stage"] == "gate:preference_pairs", "item_id"].dropna())
+        rejected = set(quarantine.loc[quarantine["stage"] == PAIRS_GATE_STAGE, "item_id"].dropna())
         pairs = pairs[~pairs["pair_id"].isin(rejected)]
     return pairs
 

@@ -352,6 +352,11 @@ def conform(name: str, frame: pd.DataFrame, add_missing: bool = True) -> pd.Data
     return pd.DataFrame(out, index=frame.index)
 
 
+def with_batch(frame: pd.DataFrame, batch: str | None) -> pd.DataFrame:
+    """``frame`` with every row tagged with its prompt batch (``BATCH_COLUMN``); as it is when ``batch`` is None."""
+    return frame if batch is None else frame.assign(**{BATCH_COLUMN: batch})
+
+
 def empty(name: str, with_optional: bool = False) -> pd.DataFrame:
     """A frame with no rows and every (non-optional, unless asked) column typed."""
     return conform(name, pd.DataFrame(columns=names(name, with_optional)))

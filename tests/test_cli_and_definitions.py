@@ -91,8 +91,11 @@ def test_a_blocked_batch_has_its_audit_and_says_why(home, prompts_file, capsys):
     assert f"this batch's audit (made whether or not it was published): {report / 'audit.md'}" in err
     audit = json.loads((report / "audit.json").read_text())
     assert audit["position_bias"]["consistency_rate"] == 0.0 and audit["pairs"]["kept"] == 0
-    assert audit["flags"][0].startswith("not published: pairs 0 < gates.min_pairs 1")
+    assert audit["flags"][0].startswith("batch 'prompts' not published: pairs 0 < gates.min_pairs 1")
     assert not (Home.from_env().exports / "preference_pairs.jsonl").exists()
+    rollup = json.loads((Home.from_env().reports / "audit.json").read_text())  # written though no batch published
+    assert rollup["batches"]["by_batch"] == [audit["batches"]["by_batch"][0]]
+    assert rollup["batches"]["by_batch"][0]["status"] == "blocked"
 
 
 def test_a_dead_endpoint_is_named_before_anything_is_spent(home, prompts_file, capsys):

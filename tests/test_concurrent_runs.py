@@ -96,7 +96,7 @@ def test_many_processes_opening_a_fresh_dagster_home_at_once(tmp_path):
     dagster_home = tmp_path / "fresh"
     script = (
         "import sys, time\n"
-        "from pref_pipeline.definitions import open_instance\n"
+        "from pref_pipeline.runs import open_instance\n"
         "start = float(sys.argv[1])\n"
         "while time.time() < start: pass\n"
         "open_instance(lambda instance: instance.add_dynamic_partitions('prompt_batches', [sys.argv[2]]))\n"

@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 
 from pref_pipeline.config import parse_config
-from pref_pipeline.definitions import run_batches
+from pref_pipeline.runs import run_batches
 from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer
 

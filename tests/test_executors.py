@@ -65,7 +65,7 @@ def test_dask_executor_runs_a_batch_on_a_local_cluster_with_the_same_pairs_as_in
     from distributed import Client, LocalCluster
 
     from pref_pipeline.config import load_config
-    from pref_pipeline.definitions import run_batches
+    from pref_pipeline.runs import run_batches
 
     with FakeLLMServer() as server:
         url = server.openai_base_url

@@ -20,7 +20,8 @@ import pytest
 from pref_pipeline.config import parse_config
 from assets.resources import PipelineHome
 from pref_pipeline import gates
-from pref_pipeline.definitions import PipelineRun, build_definitions, run_batches
+from pref_pipeline.definitions import build_definitions
+from pref_pipeline.runs import PipelineRun, run_batches
 from pref_pipeline.paths import SCHEMA, Home
 from pref_pipeline.quarantine import gate_quarantine
 from tests.conftest import SAMPLE_PROMPTS
@@ -45,7 +46,7 @@ def config_for(base_url: str, prompts_file: Path, judge: str = "judge-1", **extr
 
 
 def run(config) -> PipelineRun:
-    """One batch's run and, when it succeeded, the roll-up run (dataset and audit over every batch)."""
+    """One batch's run, then the roll-up run: the audit over every batch, and the dataset when the batch succeeded."""
     pipeline = run_batches(config, Home.from_env().ensure())
     assert len(pipeline.batches) == 1
     return pipeline
@@ -155,12 +156,13 @@ def test_a_failing_gate_stops_the_run_and_leaves_the_export_untouched(case, repu
     assert all(e.passed for name, e in evaluations.items() if name != failing)
     # Blocking: nothing downstream of the failed check ran, and the export step never wrote.
     stage = failing.removesuffix("_gate")
-    downstream = UPSTREAM[UPSTREAM.index(stage) + 1:] + ["preference_pairs_export", "preference_dataset", "audit_report"]
+    downstream = UPSTREAM[UPSTREAM.index(stage) + 1:] + ["preference_pairs_export", "preference_dataset"]
     if stage == "preference_pairs":
         assert "batch_audit" in materialized(result)  # made by the pairs step: a blocked batch has its audit
     else:
         downstream.append("batch_audit")
     assert not set(downstream) & materialized(result)
+    assert "audit_report" in materialized(result)  # the audit over every batch is written on every run
     assert snapshot(exports) == before
 
     # Visible in the UI: the failed expectations, readable lines, and sample rows.

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from assets.column_schema import column_schema_metadata
-from assets.resources import PipelineHome
-from assets.storage import PipelineIOManager
+from assets.resources import PipelineHome, PipelineIOManager
 from pref_pipeline import gates, schema, table_files
 from pref_pipeline.paths import Home
 
@@ -112,7 +111,7 @@ def test_io_manager_stores_an_all_null_batch_then_a_batch_with_values(tmp_path):
         "c": [{"comparison_id": "cmp-2", "status": "consistent", "winner_id": "c9"}],
     }
 
-    @dg.asset(partitions_def=batches, metadata={"partition_expr": "batch_id"})
+    @dg.asset(partitions_def=batches)
     def comparisons(context):
         frame = pd.DataFrame(rows[context.partition_key], columns=schema.names("comparisons"), dtype=object)
         return frame.assign(batch_id=context.partition_key)

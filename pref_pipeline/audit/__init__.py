@@ -9,7 +9,8 @@ Two ways in: ``compute_audit(pairs, judgments, comparisons, ...)`` on DataFrames
 nothing is loaded into pandas but the small aggregates). Both run the same SQL (``sql/*.sql``).
 
 The figures come from sections, one module each (see ``section.py`` for the interface), run, warned
-about and rendered in the order of ``SECTIONS``: length bias and the length-controlled view
+about and rendered in the order of ``SECTIONS``: the batches covered and those their pairs gate blocked
+(``batches``), length bias and the length-controlled view
 (``length``), position bias (``position``), agreement between judges and with human labels
 (``agreement``), drift between judge versions (``drift``), outcomes and quarantine (``outcomes``),
 the judge calls (``judge_calls``), self-preference and a judge that is also a generator
@@ -23,12 +24,14 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+from filelock import FileLock
 
 from pref_pipeline import table_files
 from pref_pipeline.paths import SCHEMA, Home
 
 from pref_pipeline.audit import (
     agreement,
+    batches,
     drift,
     judge_calls,
     length,
@@ -54,7 +57,6 @@ from pref_pipeline.audit.relations import (
     HISTORY_SCHEMA,
     HUMAN_SCHEMA,
     JUDGMENTS_SCHEMA,
-    PAIR_STAGES,
     PAIRS_SCHEMA,
     QUARANTINE_SCHEMA,
     RELATIONS,
@@ -65,6 +67,7 @@ from pref_pipeline.audit.section import LENGTH_BIAS_BAND, AuditContext, Section
 from pref_pipeline.audit.stats import cohens_kappa, kappa_from_labels, wilson_interval
 from pref_pipeline import schema as tables  # the one declaration of every table (not the DuckDB schema name)
 from pref_pipeline.metrics import longer_chosen_share  # defined once there; re-exported
+from pref_pipeline.quarantine import PAIR_STAGES, PAIRS_GATE_STAGE  # the stages are named there (PAIR_STAGES re-exported)
 
 __all__ = [  # the public names: the audit, its statistics and thresholds, the relations it reads
     "COMPARISONS_SCHEMA",
@@ -97,13 +100,16 @@ __all__ = [  # the public names: the audit, its statistics and thresholds, the r
     "length_controlled",
     "longer_chosen_share",
     "render_markdown",
+    "report_home",
     "wilson_interval",
     "write_report",
 ]
 
-SECTIONS: list[Section] = [length, position, agreement, drift, outcomes, judge_calls, self_preference, strategies]
+SECTIONS: list[Section] = [batches, length, position, agreement, drift, outcomes, judge_calls, self_preference,
+                           strategies]
 # Set up once per audit, before the sections run; every section may read them.
 SHARED_VIEWS = ("kept_pairs", "parsed", "both_orders")
+VIEW_PARAMETERS = {"kept_pairs": {"gate_stage": PAIRS_GATE_STAGE}}
 
 
 def audit_connection(con: duckdb.DuckDBPyConnection, band: float = LENGTH_BIAS_BAND,
@@ -111,7 +117,7 @@ def audit_connection(con: duckdb.DuckDBPyConnection, band: float = LENGTH_BIAS_B
     """Every figure, from a connection with the relations of ``RELATIONS`` in place (see ``relations.conform``)."""
     sections = SECTIONS if sections is None else sections
     for view in SHARED_VIEWS:
-        con.execute(sql(view))
+        con.execute(sql(view), VIEW_PARAMETERS.get(view))
     context = AuditContext(band=band)
     figures: dict[str, Any] = {}
     for section in sections:
@@ -151,6 +157,17 @@ def audit_home(home: Home, band: float = LENGTH_BIAS_BAND, memory_limit: str | N
         return audit_connection(con, band)
     finally:
         con.close()
+
+
+def report_home(home: Home, band: float = LENGTH_BIAS_BAND, plots: bool = False) -> tuple[dict[str, Any], Path, Path]:
+    """The audit over every batch stored under ``home``, written to its ``reports/`` (``audit.json``, ``audit.md``,
+    plots): the figures and the two paths. Read and written under one lock: when two runs roll up at once, the
+    later reads every batch both stored, and an earlier read can no longer overwrite a newer report."""
+    home.reports.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(home.reports / ".audit.lock")):
+        figures = audit_home(home, band=band)
+        json_path, md_path = write_report(figures, home.reports, plots=plots)
+    return figures, json_path, md_path
 
 
 def render_markdown(audit: dict[str, Any], images: dict[str, str] | None = None) -> str:

@@ -7,13 +7,11 @@ from typing import Any
 import duckdb
 
 from pref_pipeline.audit.queries import sql
-from pref_pipeline.audit.relations import PAIR_STAGES
 from pref_pipeline.audit.report import table
 from pref_pipeline.audit.section import AuditContext
+from pref_pipeline.quarantine import EXPORT_STAGE, PAIR_STAGES
 
 NAME = "outcomes"
-GATE_STAGE = "gate:preference_pairs"  # pairs of a batch whose gate failed: stored, left out of the dataset
-EXPORT_STAGE = "export"  # kept pairs the export left out of the published files (e.g. length rebalancing)
 
 
 def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, Any]:
@@ -33,13 +31,6 @@ def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, 
             "by_reason": [{"stage": s, "reason": r, "n": int(n)} for s, r, n in quarantine_rows],
         },
     }
-
-
-def flags(figures: dict[str, Any]) -> list[str]:
-    gate_failed = sum(q["n"] for q in figures["quarantine"]["by_reason"] if q["stage"] == GATE_STAGE)
-    if not gate_failed:
-        return []
-    return [f"{gate_failed} pair(s) of batches that failed the gate are left out of the figures and the export"]
 
 
 def render(figures: dict[str, Any], images: dict[str, str]) -> str:

@@ -22,13 +22,13 @@ NEEDED = {
     "pairs": ["pair_id", "prompt_id", "chosen", "rejected", "judge_model_id", "category", "confidence",
               "judge_fingerprint", "chosen_candidate_id", "rejected_candidate_id", "chosen_generator",
               "rejected_generator", "chosen_strategy", "rejected_strategy", "judged_at", "chosen_words",
-              "rejected_words", "generation_method", "label_source"],
+              "rejected_words", "generation_method", "label_source", "batch_id"],
     "judgments": ["judgment_id", "comparison_id", "prompt_id", "candidate_x_id", "candidate_y_id", "order",
                   "judge_model", "judge_fingerprint", "preference", "preferred", "confidence", "parse_status",
                   "attempts", "error", "judged_at"],
     "comparisons": ["comparison_id", "prompt_id", "candidate_x_id", "candidate_y_id", "status", "winner_id",
-                    "judge_models", "strategy", "expected_id", "judge_status", "label_source"],
-    "quarantine": ["quarantine_id", "stage", "reason", "item_id", "pair_id"],
+                    "judge_models", "strategy", "expected_id", "judge_status", "label_source", "batch_id"],
+    "quarantine": ["quarantine_id", "stage", "reason", "item_id", "pair_id", "detail", "batch_id"],
     "judgment_history": schema.names("judgment_history"),
     "human_labels": schema.names("human_labels"),
     "candidates": ["candidate_id", "generator_model"],  # who generated what (self-preference)
@@ -45,8 +45,6 @@ PAIRS_SCHEMA, JUDGMENTS_SCHEMA, COMPARISONS_SCHEMA, QUARANTINE_SCHEMA, HISTORY_S
     RELATIONS[r] for r in ("pairs", "judgments", "comparisons", "quarantine", "judgment_history", "human_labels"))
 # Columns computed from others when a source lacks them: {relation: {column: SQL over the conformed columns}}.
 DERIVED = {"pairs": {"chosen_words": "word_count(chosen)", "rejected_words": "word_count(rejected)"}}
-# Quarantine stages that stand for a comparison that did not end up as a published pair.
-PAIR_STAGES = ("pairs", "filters", "gate:preference_pairs", "export")
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:

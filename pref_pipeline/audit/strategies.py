@@ -1,4 +1,4 @@
-"""Strategies (issue 10): per generation method, the pairs it made and kept, their length bias, and the
+"""Strategies: per generation method, the pairs it made and kept, their length bias, and the
 judges' agreement with the construction.
 
 ``strategies`` in ``audit.json``: one entry per strategy with ``comparisons`` (planned), ``pairs_made``

@@ -30,6 +30,7 @@ import duckdb
 import pandas as pd
 
 from pref_pipeline.judging.base import fingerprint_for
+from pref_pipeline.sql_inputs import typed_judgments
 
 if TYPE_CHECKING:
     from pref_pipeline.config import PipelineConfig
@@ -66,8 +67,6 @@ def run_panel(con: duckdb.DuckDBPyConnection, panel: Panel) -> None:
 
 def decide(judgments: pd.DataFrame, panel: Panel | None = None) -> pd.DataFrame:
     """The panel's decision per comparison (``PANEL_COLUMNS``), from a judgments frame."""
-    from pref_pipeline.pairs import typed_judgments
-
     con = duckdb.connect()
     try:
         con.register("judgments", typed_judgments(judgments))

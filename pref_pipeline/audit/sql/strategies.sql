@@ -1,4 +1,4 @@
--- Per strategy (issue 10): comparisons planned, pairs made (a winner, by the judges or by construction),
+-- Per strategy: comparisons planned, pairs made (a winner, by the judges or by construction),
 -- pairs kept in the dataset (after the filters and the gate), their length bias, and, where the judges were
 -- asked about a comparison whose winner is known by construction, how often they agreed.
 WITH made AS (

@@ -1,0 +1,143 @@
+"""The pairs step of one prompt batch, and what of it is published: plain Python, testable without Dagster.
+
+``make_pairs`` turns a batch's verdicts into pairs (``pairs.build_preference_pairs``), drops what the filters
+reject, validates the rest with the pairs gate, optionally leaves pairs out for length balance, keeps every row
+it does not publish in ``quarantine`` with its stage and reason, and writes the batch's own audit, published or
+not, so a blocked batch has a report saying why. The ``preference_pairs`` asset calls it and describes the
+``PairsStep`` it returns.
+
+``publish_batch`` writes a batch's export from the step's tables: nothing when the pairs gate blocked the batch
+(its verdict is in the batch's quarantine rows, so an export materialized on its own cannot publish it either).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pref_pipeline import audit as audit_lib
+from pref_pipeline import gates, schema, store
+from pref_pipeline.config import PipelineConfig
+from pref_pipeline.diagnosis import pairs_gate_cause
+from pref_pipeline.export import export_pairs, with_recency_weight
+from pref_pipeline.filters import filter_pairs, rebalance_length
+from pref_pipeline.generation import plan_comparisons
+from pref_pipeline.judging.panel import panel_for
+from pref_pipeline.pairs import build_preference_pairs
+from pref_pipeline.paths import Home
+from pref_pipeline.quarantine import (
+    EXPORT_STAGE,
+    PAIRS_GATE_STAGE,
+    concat,
+    gate_quarantine,
+    rejected_prompt_rows,
+)
+
+PAIRS_TABLE = "preference_pairs"
+
+
+@dataclass(frozen=True)
+class PairsStep:
+    """What the pairs step made for one batch: its three tables, the gate's verdict and the batch's audit."""
+
+    pairs: pd.DataFrame  # every pair that passed the filters (stored even when the gate blocks the batch)
+    comparisons: pd.DataFrame  # every judged comparison with its outcome
+    quarantine: pd.DataFrame  # every row not published, with stage and reason
+    gate: gates.GateResult  # the pairs gate on ``pairs``
+    cause: str | None  # why the gate blocked the batch, in the user's terms (None when it passed)
+    audit: dict[str, Any]  # the batch's audit figures (what audit.json holds)
+    audit_json: Path
+    audit_md: Path
+    left_out: int  # pairs the length rebalancing leaves out of the export (in quarantine, stage export)
+    seconds: float  # the whole step
+    gate_seconds: float  # the gate's suite alone (the first gate of a process also imports GX)
+
+    @property
+    def published(self) -> bool:
+        """Whether the gate lets the batch be exported."""
+        return self.gate.success
+
+    @property
+    def quarantined_by_gate(self) -> int:
+        return int((self.quarantine["stage"] == PAIRS_GATE_STAGE).sum()) if len(self.quarantine) else 0
+
+
+def make_pairs(prompts: pd.DataFrame, rejected_prompts: pd.DataFrame, candidates: pd.DataFrame,
+               judgments: pd.DataFrame, config: PipelineConfig, reports_dir: Path, *,
+               batch: str | None = None) -> PairsStep:
+    """The pairs step of one batch: pairs, comparisons and quarantine (tagged with ``batch``), the pairs gate's
+    verdict and cause, and the batch's audit written to ``reports_dir`` (``audit.json``, ``audit.md``)."""
+    started = time.perf_counter()
+    built = build_preference_pairs(prompts, candidates, judgments, plan_comparisons(candidates, config, prompts),
+                                   panel=panel_for(config))
+    filtered = filter_pairs(built.pairs, built.comparisons, prompts, candidates, config.filters)
+    pairs = schema.with_batch(filtered.pairs, batch)
+    comparisons = schema.with_batch(built.comparisons, batch)
+    gate_started = time.perf_counter()
+    gate = gates.validate_pairs(pairs, config.gates, judgments)
+    gate_seconds = time.perf_counter() - gate_started
+    cause = None if gate.success else pairs_gate_cause(gate.failures, gate.figures, config.gates, len(pairs),
+                                                        comparisons, judgments)
+    set_aside = [filtered.quarantine, rejected_prompt_rows(rejected_prompts),
+                 gate_quarantine(PAIRS_TABLE, pairs, gate, cause)]
+    left_out = 0
+    if gate.success and config.export.rebalance_length:
+        _, rebalanced = rebalance_length(pairs)  # kept and audited; the export leaves them out
+        set_aside.append(rebalanced)
+        left_out = len(rebalanced)
+    quarantine = schema.with_batch(concat(set_aside), batch)
+    # A blocked batch's audit says so first (its batches figures: the cause is in its gate's quarantine rows).
+    figures = audit_lib.compute_audit(pairs, judgments, comparisons, quarantine=quarantine, candidates=candidates,
+                                      band=config.audit.length_bias_band)
+    audit_json, audit_md = audit_lib.write_report(figures, reports_dir)
+    return PairsStep(pairs, comparisons, quarantine, gate, cause, figures, audit_json, audit_md, left_out,
+                     seconds=time.perf_counter() - started, gate_seconds=gate_seconds)
+
+
+class NotPublished(Exception):
+    """A batch that must not be exported: its pairs gate blocked it, or too few pairs are left to publish."""
+
+
+def publishable(pairs: pd.DataFrame, quarantine: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
+    """The batch's pairs to publish: all but those the length rebalancing left out. ``NotPublished`` when the
+    pairs gate rejected the batch, or when the rebalancing left fewer than ``gates.min_pairs``."""
+    stages = quarantine["stage"] if len(quarantine) else pd.Series(dtype="string")
+    rejected = quarantine[stages == PAIRS_GATE_STAGE]
+    if len(rejected):
+        raise NotPublished(f"not exported: the pairs gate rejected this batch ({rejected['detail'].iloc[0]})")
+    left_out = set(quarantine.loc[stages == EXPORT_STAGE, "item_id"])
+    kept = pairs[~pairs["pair_id"].isin(left_out)] if left_out else pairs
+    if left_out and len(kept) < config.gates.min_pairs:
+        raise NotPublished(f"not exported: length rebalancing left {len(kept)} pair(s), fewer than "
+                           f"gates.min_pairs = {config.gates.min_pairs}")
+    return kept.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class PublishedBatch:
+    """What a batch's export wrote."""
+
+    pairs: pd.DataFrame  # the published pairs (with ``recency_weight`` when configured)
+    left_out: int  # pairs the length rebalancing left out
+    jsonl: Path
+    parquet: Path
+    recency_reference: pd.Timestamp | None = None  # the newest verdict of any batch, when recency weights are on
+
+
+def publish_batch(pairs: pd.DataFrame, quarantine: pd.DataFrame, config: PipelineConfig, home: Home,
+                  batch: str) -> PublishedBatch:
+    """Write the batch's export (``exports/batches/<batch>/``): its publishable pairs, with their recency
+    weight when ``export.recency_half_life_days`` is set. ``NotPublished`` when the batch must not be."""
+    kept = publishable(pairs, quarantine, config)
+    reference = None
+    if config.export.recency_half_life_days:
+        # Age counted from the newest verdict stored in any batch (or this batch's newest, if later).
+        reference = store.newest_verdict(home)
+        kept = with_recency_weight(kept, config.export.recency_half_life_days, reference)
+    written = export_pairs(kept, home.batch_exports(batch))
+    return PublishedBatch(kept, len(pairs) - len(kept), written["jsonl"], written["parquet"], reference)
+
