@@ -1,8 +1,9 @@
 """Publishing: each prompt batch's validated pairs, and the dataset that is the union of them all.
 
 ``preference_pairs_export`` (one per batch) writes ``exports/batches/{batch}/``;
-``preference_dataset`` (not partitioned: a roll-up over every batch) rebuilds the top-level
-``exports/preference_pairs.jsonl`` and ``.parquet``. The export does not validate again: the pairs
+``preference_dataset`` (not partitioned: a roll-up over every batch, after the audit over every batch, which
+its card quotes) rebuilds the top-level ``exports/preference_pairs.jsonl`` and ``.parquet`` and the Hugging
+Face dataset folder ``exports/hf/``. The export does not validate again: the pairs
 gate already ran in the step that made the pairs, and its verdict is in the batch's quarantine rows,
 which the export reads, so a batch whose gate failed is never published, even when the export is
 materialized on its own.
@@ -15,8 +16,8 @@ import pandas as pd
 from assets.partitions import PROMPT_BATCHES
 from assets.resources import PipelineHome
 from pref_pipeline.config import PipelineConfig
-from pref_pipeline.export import RECENCY_COLUMN, combine_published
-from pref_pipeline.pairing import NotPublished, publish_batch
+from pref_pipeline.export import RECENCY_COLUMN
+from pref_pipeline.pairing import NotPublished, publish_batch, publish_dataset
 
 GROUP = "preference_data"
 
@@ -52,17 +53,25 @@ def build_publishing_assets(config: PipelineConfig) -> list:
     @dg.asset(
         group_name=GROUP,
         kinds={"python", "file"},
-        deps=[dg.AssetDep("preference_pairs_export", partition_mapping=dg.AllPartitionMapping())],
+        deps=[dg.AssetDep("preference_pairs_export", partition_mapping=dg.AllPartitionMapping()),
+              dg.AssetDep("audit_report")],
         description="The dataset: exports/preference_pairs.jsonl and .parquet under the pipeline home, the union "
-        "of every published batch (rebuilt after any batch is published).",
+        "of every published batch (rebuilt after any batch is published), in TRL's preference format (export.format), "
+        "and exports/hf/: a folder datasets.load_dataset loads, with a card saying how the pairs were made and what "
+        "the audit found.",
     )
     def preference_dataset(home: PipelineHome) -> dg.MaterializeResult:
-        combined = combine_published(home.paths().exports)
+        published = publish_dataset(config, home.paths())
+        combined = published.combined
         return dg.MaterializeResult(metadata={
             "dagster/row_count": combined.rows,
             "batches": dg.MetadataValue.json(combined.batches),
+            "format": combined.format,
+            "splits": dg.MetadataValue.json(published.splits),
             "jsonl": dg.MetadataValue.path(str(combined.jsonl)),
             "parquet": dg.MetadataValue.path(str(combined.parquet)),
+            "hf_dataset": dg.MetadataValue.path(str(published.hf_folder)),
+            "card": dg.MetadataValue.md((published.hf_folder / "README.md").read_text(encoding="utf-8")),
         })
 
     return [preference_pairs_export, preference_dataset]

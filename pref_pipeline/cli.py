@@ -126,6 +126,9 @@ def _summary(home: Home, log: Path | None) -> None:
     if dataset.exists():
         print(f"dataset: {dataset} ({audit.get('pairs', {}).get('kept', '?')} pairs)")
         print(f"         {home.exports / 'preference_pairs.parquet'}")
+    if (home.exports / "hf" / "README.md").exists():
+        print(f"         {home.exports / 'hf'} (datasets.load_dataset loads it; `pref-pipeline publish --repo ORG/NAME`"
+              " uploads it)")
     if audit_path.exists():
         print(f"report:  {home.reports / 'audit.md'}")
         print(f"         {audit_path}")
@@ -142,6 +145,22 @@ def _estimate(args: argparse.Namespace) -> int:
 
     estimate = estimate_run(config, cli_home(args))
     print(json.dumps(estimate, indent=2) if args.json else render_estimate(estimate))
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from pref_pipeline.hf_dataset import FOLDER, PublishError, publish
+
+    folder = cli_home(args).exports / FOLDER
+    try:
+        url = publish(folder, args.repo, private=args.private)
+    except PublishError as exc:
+        raise InputError(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - the Hub client's HTTP and network errors: said in one line
+        print(f"pref-pipeline: publishing {folder} to {args.repo} failed: {type(exc).__name__}: "
+              f"{' '.join(str(exc).split())[:600]}", file=sys.stderr)
+        return 1
+    print(f"published {folder} -> {url}")
     return 0
 
 
@@ -172,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--home", type=str, default=None, help="overrides PREF_PIPELINE_HOME (whose cache is read)")
     estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
     estimate.set_defaults(func=_estimate)
+    publish = commands.add_parser("publish", help="upload exports/hf (the Hugging Face dataset folder a run writes) "
+                                  "to a Hub dataset repository; the token comes from HF_TOKEN")
+    publish.add_argument("--repo", required=True, metavar="ORG/NAME", help="the dataset repository (created if needed)")
+    publish.add_argument("--private", action="store_true", help="create the repository private")
+    publish.add_argument("--home", type=str, default=None, help="overrides PREF_PIPELINE_HOME (whose exports/hf is sent)")
+    publish.set_defaults(func=_publish)
     from pref_pipeline.review import add_review_parser  # `review export` / `review import FILE`
 
     add_review_parser(commands)

@@ -1,4 +1,8 @@
-"""Publishing the dataset: JSONL (one pair per line, the seed document's fields first) and Parquet.
+"""Publishing the dataset: JSONL (one pair per line, the seed document's fields first) and Parquet, in one of
+TRL's preference formats (``trainer_format``): ``standard`` rows hold strings (a conversation rendered as text
+in ``prompt``, its turns as JSON in ``messages``); ``conversational`` rows hold lists of messages: ``prompt``
+the whole conversation (a single-string prompt as one user turn), ``chosen`` and ``rejected`` one assistant
+turn each. Every other field is as it is.
 
 Files are written to a temporary name and renamed, so a reader never sees half a file and a
 failed run leaves the previous export in place. Each prompt batch is published on its own under
@@ -8,6 +12,7 @@ failed run leaves the previous export in place. Each prompt batch is published o
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +21,33 @@ from filelock import FileLock
 
 from pref_pipeline.atomic import replace_atomically
 
+FORMATS = ("auto", "standard", "conversational")
 JSONL_NAME = "preference_pairs.jsonl"
 PARQUET_NAME = "preference_pairs.parquet"
 BATCHES_FOLDER = "batches"
+
+
+def _messages_of(value: object) -> list[dict[str, str]] | None:
+    return json.loads(value) if isinstance(value, str) and value else None
+
+
+def resolve_format(pairs: pd.DataFrame, wanted: str) -> str:
+    """``auto``: conversational when any pair's prompt is a conversation, else standard."""
+    if wanted != "auto":
+        return wanted
+    has_messages = "messages" in pairs.columns and pairs["messages"].map(_messages_of).notna().any()
+    return "conversational" if has_messages else "standard"
+
+
+def trainer_format(pairs: pd.DataFrame, fmt: str) -> pd.DataFrame:
+    """The pairs in TRL's ``standard`` or ``conversational`` preference format (``resolve_format`` first)."""
+    if fmt == "standard" or pairs.empty:
+        return pairs
+    messages = pairs["messages"] if "messages" in pairs.columns else pd.Series([None] * len(pairs), index=pairs.index)
+    prompt = [_messages_of(m) or [{"role": "user", "content": p}] for p, m in zip(pairs["prompt"], messages)]
+    turn = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
+    return pairs.drop(columns=[c for c in ("messages",) if c in pairs.columns]).assign(
+        prompt=prompt, chosen=pairs["chosen"].map(turn), rejected=pairs["rejected"].map(turn))
 
 
 def export_pairs(pairs: pd.DataFrame, folder: Path) -> dict[str, Path]:
@@ -44,13 +73,16 @@ class CombinedExport:
     parquet: Path
     rows: int  # pairs in the dataset
     batches: list[str]  # the published batches it is the union of, in name order
+    format: str = "standard"  # TRL's preference format the files are in
+    pairs: pd.DataFrame | None = None  # the dataset, before formatting (every batch's pairs)
 
 
-def combine_published(folder: Path) -> CombinedExport:
-    """Rebuild the top-level files from every batch published under ``folder/batches/``, in batch-name order."""
+def combine_published(folder: Path, fmt: str = "auto") -> CombinedExport:
+    """Rebuild the top-level files from every batch published under ``folder/batches/``, in batch-name order, in
+    format ``fmt`` (``auto``: conversational when any prompt is a conversation)."""
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder / ".export.lock")):
-        return _combine(folder)
+        return _combine(folder, fmt)
 
 
 def published_batches(folder: Path) -> list[Path]:
@@ -58,28 +90,30 @@ def published_batches(folder: Path) -> list[Path]:
     return sorted(p for p in batches.iterdir() if (p / JSONL_NAME).exists()) if batches.is_dir() else []
 
 
-def _combine(folder: Path) -> CombinedExport:
+def _combine(folder: Path, wanted: str) -> CombinedExport:
     batch_folders = published_batches(folder)
-    rows = 0
+    frames = [pd.read_parquet(batch / PARQUET_NAME) for batch in batch_folders]
+    pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    fmt = resolve_format(pairs, wanted)
 
     def write_jsonl(tmp: Path) -> None:
-        nonlocal rows
-        rows = 0
-        with tmp.open("wb") as out:
+        if fmt != "standard":  # TRL's lists of messages, from the frame
+            if pairs.empty:
+                tmp.write_bytes(b"")
+            else:
+                trainer_format(pairs, fmt).to_json(tmp, orient="records", lines=True, date_format="iso",
+                                                   force_ascii=False)
+            return
+        with tmp.open("wb") as out:  # the batches' own lines, as they are
             for batch in batch_folders:
                 data = (batch / JSONL_NAME).read_bytes()
                 if data.strip():
                     out.write(data if data.endswith(b"\n") else data + b"\n")
-                    rows += sum(1 for line in data.splitlines() if line.strip())
-
-    def write_parquet(tmp: Path) -> None:
-        frames = [pd.read_parquet(batch / PARQUET_NAME) for batch in batch_folders]
-        (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()).to_parquet(tmp, index=False)
 
     jsonl, parquet = folder / JSONL_NAME, folder / PARQUET_NAME
     replace_atomically(jsonl, write_jsonl)
-    replace_atomically(parquet, write_parquet)
-    return CombinedExport(jsonl, parquet, rows, [batch.name for batch in batch_folders])
+    replace_atomically(parquet, lambda tmp: trainer_format(pairs, fmt).to_parquet(tmp, index=False))
+    return CombinedExport(jsonl, parquet, len(pairs), [batch.name for batch in batch_folders], fmt, pairs)
 
 
 # --------------------------------------------------------------------------- recency weight

@@ -1,10 +1,5 @@
-"""The dataset as trainers and the Hugging Face Hub take it: TRL's preference formats, a dataset folder with
-its card, and its upload.
+"""The dataset as the Hugging Face Hub takes it: a dataset folder with its card, and its upload.
 
-- ``trainer_format``: ``standard`` rows hold strings (a conversation rendered as text in ``prompt``, its turns
-  kept as JSON in ``messages``); ``conversational`` rows hold TRL's lists of messages: ``prompt`` the whole
-  conversation (a single-string prompt becomes one user turn), ``chosen`` and ``rejected`` one assistant turn
-  each. Every other field is as it is.
 - ``write_folder``: ``exports/hf/`` as ``datasets.load_dataset`` loads it (``data/train-*.parquet``, and
   ``data/test-*`` with a test share: whole prompts, stratified by category), with a ``README.md`` card whose
   YAML the Hub accepts and whose text says how the pairs were made and how far to trust them.
@@ -14,7 +9,6 @@ its card, and its upload.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import shutil
@@ -24,33 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-FORMATS = ("auto", "standard", "conversational")
+from pref_pipeline.export import trainer_format
+
 FOLDER = "hf"
 TAGS = ["preference", "dpo", "rlaif", "synthetic", "trl", "pref-pipeline"]
 TASK_CATEGORIES = ["text-generation"]
-
-
-def _messages_of(value: object) -> list[dict[str, str]] | None:
-    return json.loads(value) if isinstance(value, str) and value else None
-
-
-def resolve_format(pairs: pd.DataFrame, wanted: str) -> str:
-    """``auto``: conversational when any pair's prompt is a conversation, else standard."""
-    if wanted != "auto":
-        return wanted
-    has_messages = "messages" in pairs.columns and pairs["messages"].map(_messages_of).notna().any()
-    return "conversational" if has_messages else "standard"
-
-
-def trainer_format(pairs: pd.DataFrame, fmt: str) -> pd.DataFrame:
-    """The pairs in TRL's ``standard`` or ``conversational`` preference format (``resolve_format`` first)."""
-    if fmt == "standard" or pairs.empty:
-        return pairs
-    messages = pairs["messages"] if "messages" in pairs.columns else pd.Series([None] * len(pairs), index=pairs.index)
-    prompt = [_messages_of(m) or [{"role": "user", "content": p}] for p, m in zip(pairs["prompt"], messages)]
-    turn = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
-    return pairs.drop(columns=[c for c in ("messages",) if c in pairs.columns]).assign(
-        prompt=prompt, chosen=pairs["chosen"].map(turn), rejected=pairs["rejected"].map(turn))
 
 
 # --------------------------------------------------------------------------- splits

@@ -8,10 +8,13 @@ not, so a blocked batch has a report saying why. The ``preference_pairs`` asset 
 
 ``publish_batch`` writes a batch's export from the step's tables: nothing when the pairs gate blocked the batch
 (its verdict is in the batch's quarantine rows, so an export materialized on its own cannot publish it either).
+``publish_dataset`` rebuilds the dataset over every published batch: the top-level files in TRL's format and
+the Hugging Face dataset folder with its card.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +23,10 @@ from typing import Any
 import pandas as pd
 
 from pref_pipeline import audit as audit_lib
-from pref_pipeline import gates, schema, store
+from pref_pipeline import gates, hf_dataset, schema, store
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.diagnosis import pairs_gate_cause
-from pref_pipeline.export import export_pairs, with_recency_weight
+from pref_pipeline.export import CombinedExport, combine_published, export_pairs, with_recency_weight
 from pref_pipeline.filters import filter_pairs, rebalance_length
 from pref_pipeline.generation import plan_comparisons
 from pref_pipeline.judging.panel import panel_for
@@ -141,3 +144,27 @@ def publish_batch(pairs: pd.DataFrame, quarantine: pd.DataFrame, config: Pipelin
     written = export_pairs(kept, home.batch_exports(batch))
     return PublishedBatch(kept, len(pairs) - len(kept), written["jsonl"], written["parquet"], reference)
 
+
+
+@dataclass(frozen=True)
+class PublishedDataset:
+    """The dataset over every published batch: the top-level files and the Hugging Face dataset folder."""
+
+    combined: CombinedExport
+    hf_folder: Path
+    splits: dict[str, int]  # rows per split of the folder
+
+
+def publish_dataset(config: PipelineConfig, home: Home) -> PublishedDataset:
+    """Rebuild ``exports/preference_pairs.jsonl`` and ``.parquet`` from every published batch, in the configured
+    format, and ``exports/hf/`` (a folder ``datasets.load_dataset`` loads, its card quoting the roll-up audit in
+    ``reports/audit.json`` when there is one)."""
+    spec = config.export
+    combined = combine_published(home.exports, spec.format)
+    audit_json = home.reports / "audit.json"
+    audit = json.loads(audit_json.read_text(encoding="utf-8")) if audit_json.exists() else None
+    pairs = combined.pairs if combined.pairs is not None else pd.DataFrame()
+    written = hf_dataset.write_folder(home.exports / hf_dataset.FOLDER, pairs, fmt=combined.format,
+                                      test_share=spec.test_share, audit=audit, license=spec.license,
+                                      pretty_name=spec.pretty_name)
+    return PublishedDataset(combined, home.exports / hf_dataset.FOLDER, written["splits"])

@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 
 from pref_pipeline import schema
+from pref_pipeline.construction import apply_plan
 from pref_pipeline.judging.panel import Panel, run_panel
 from pref_pipeline.sql_inputs import typed_input, typed_judgments
 
@@ -59,8 +60,8 @@ def build_preference_pairs(prompts: pd.DataFrame, candidates: pd.DataFrame, judg
         con.close()
     pairs["generation_method"] = GENERATION_METHOD
     if planned is not None:
-        from pref_pipeline.construction import apply_plan
-
         pairs, comparisons = apply_plan(pairs, comparisons, planned, prompts, candidates)
+    if "messages" in prompts.columns:  # a conversation's turns go with each of its pairs (the export's prompt)
+        pairs["messages"] = pairs["prompt_id"].map(dict(zip(prompts["prompt_id"], prompts["messages"])))
     return PairsResult(schema.conform("preference_pairs", pairs)[PAIR_COLUMNS],
                        schema.conform("comparisons", comparisons)[COMPARISON_COLUMNS])

@@ -187,7 +187,7 @@ PREFERENCE_PAIRS = Table("preference_pairs", "(prompt, chosen, rejected) with th
                          "pair was made.", (
     _id("pair_id", "pair- and the comparison's hash."),
     _text("prompt_id", "The prompt."),
-    _text("prompt", "The prompt text.", required=True, nullable=False),
+    _text("prompt", "The prompt text (a conversation rendered as text).", required=True, nullable=False),
     _text("chosen", "The response every judge preferred in both orders.", required=True, nullable=False),
     _text("rejected", "The other response.", required=True, nullable=False),
     _text("generation_method", "How the pair was made: the strategy's method (sampling, gold_corruption, ...; "
@@ -215,6 +215,8 @@ PREFERENCE_PAIRS = Table("preference_pairs", "(prompt, chosen, rejected) with th
     _text("label_source", "Where the label comes from: construction, judge, or construction+judge (judges "
           "confirmed the construction)."),
     _text("strategy_params", "The parameters of the strategy that made the pair, as JSON."),
+    _text("messages", "The prompt's conversation as JSON [{role, content}, ...], when it is one (the export's "
+          "conversational prompt)."),
     Column("chosen_words", "BIGINT", "Whitespace-separated words of the chosen response.", optional=True),
     Column("rejected_words", "BIGINT", "Whitespace-separated words of the rejected response.", optional=True),
     _BATCH,

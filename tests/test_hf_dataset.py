@@ -12,15 +12,8 @@ import pandas as pd
 import pytest
 from huggingface_hub import DatasetCard
 
-from pref_pipeline.hf_dataset import (
-    PublishError,
-    publish,
-    resolve_format,
-    size_category,
-    split_pairs,
-    trainer_format,
-    write_folder,
-)
+from pref_pipeline.export import resolve_format, trainer_format
+from pref_pipeline.hf_dataset import PublishError, publish, size_category, split_pairs, write_folder
 from tests.fakes.hub_server import FakeHubServer, card_errors
 
 CHAT = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"},
