@@ -13,8 +13,8 @@ from tests.cli_runs import (
     assert_outputs_whole, cli_env, exported_pairs, prompt_rows, record_figures, run_cli, tables, write_config,
     write_prompts,
 )
-from tests.fakes import FakeLLMServer
-from tests.fakes.llm_server import FAULT_KINDS, JUDGE_PROSE
+from tests.fakes import JUDGE_PROSE, FakeLLMServer
+from tests.fakes.llm_server import FAULT_KINDS
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,7 @@ import openai
 import pytest
 
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, PAIRWISE_TEMPLATE, VERDICT_SCHEMA, render_judge_prompt
-from tests.fakes import FakeLLMServer, JudgeInfo
-from tests.fakes.llm_server import JUDGE_PROSE
+from tests.fakes import JUDGE_PROSE, FakeLLMServer, JudgeInfo
 
 SHORT, LONG = "Tilt.", "The axial tilt of the Earth changes the angle of sunlight over the year."
 

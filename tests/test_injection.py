@@ -16,7 +16,7 @@ from pref_pipeline.judging.prompts import PAIRWISE_TEMPLATE, UNHARDENED_PAIRWISE
 from tests.conftest import calls
 from tests.fakes import FakeLLMServer
 from tests.fakes.gullible import gullible_judge, obeyed_label
-from tests.fakes.llm_server import JUDGE_PROSE, default_judge
+from tests.fakes import JUDGE_PROSE, default_judge
 
 
 def judge_config(server):

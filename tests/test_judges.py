@@ -23,7 +23,7 @@ from pref_pipeline.paths import Home
 from pref_pipeline.store import read_table
 from tests.conftest import generate, judge, resources
 from tests.fakes import FakeLLMServer
-from tests.fakes.llm_server import default_judge
+from tests.fakes import default_judge
 
 
 def materialize(config, batch: str = "prompts") -> dg.ExecuteInProcessResult:

@@ -11,7 +11,7 @@ from pref_pipeline.audit import compute_audit
 from pref_pipeline.paths import Home
 from pref_pipeline.store import read_table
 from tests.fakes import FakeLLMServer
-from tests.fakes.llm_server import default_judge
+from tests.fakes import default_judge
 from tests.test_judges import config_with, materialize
 
 

@@ -21,7 +21,7 @@ from sensors.prompt_batches import build_prompt_batches_sensor
 from sensors.schedules import build_refresh_schedule
 from tests.conftest import resources
 from tests.fakes import FakeLLMServer
-from tests.fakes.llm_server import JudgeInfo
+from tests.fakes import JudgeInfo
 from pref_pipeline.table_files import connect as connect_tables
 
 
