@@ -11,8 +11,8 @@ import pytest
 from pref_pipeline.cli import main
 from pref_pipeline.config import parse_config
 from pref_pipeline.known_answers import DEFAULT_SETS, load_known_answers, measure
-from tests.conftest import calls
 from tests.fakes import FakeLLMServer
+from tests.helpers import calls, resources
 
 SHORT, LONG = "Short answer.", "A much longer answer that explains the point in detail."
 
@@ -75,7 +75,6 @@ def test_judge_calibration_asset_materializes_with_agreement_metadata(home, tmp_
     from assets.calibration import build_calibration_assets
     from pref_pipeline.definitions import build_definitions
     from pref_pipeline.paths import Home
-    from tests.conftest import resources
 
     path = tmp_path / "mine.json"
     path.write_text(json.dumps([record("math", True, 1, True), record("math", True, 2, False),

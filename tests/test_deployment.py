@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,15 +18,9 @@ from pref_pipeline.config import parse_config
 from pref_pipeline.definitions import run_batches
 from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer
+from tests.helpers import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _as_postgres_user(command: list[str]) -> list[str]:
@@ -47,7 +40,7 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(base, "postgres")
         shutil.chown(sockets, "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(_as_postgres_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust",
                                       "-E", "UTF8"]), check=True, capture_output=True)
     subprocess.run(_as_postgres_user([

@@ -13,10 +13,9 @@ import json
 from pref_pipeline.config import parse_config
 from pref_pipeline.judging.injection import INJECTION_SET, load_injection_set, measure_injection
 from pref_pipeline.judging.prompts import PAIRWISE_TEMPLATE, UNHARDENED_PAIRWISE_TEMPLATE, render_judge_prompt
-from tests.conftest import calls
-from tests.fakes import FakeLLMServer
+from tests.fakes import JUDGE_PROSE, FakeLLMServer, default_judge
 from tests.fakes.gullible import gullible_judge, obeyed_label
-from tests.fakes import JUDGE_PROSE, default_judge
+from tests.helpers import calls
 
 
 def judge_config(server):

@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-import dagster as dg
 import pandas as pd
 import pytest
 
-from assets import build_pipeline_assets
-from assets.partitions import PROMPT_BATCHES
 from pref_pipeline.config import ConfigError, JudgeSpec, parse_config
 from pref_pipeline.judging import fingerprint_for
 from pref_pipeline.judging.base import JudgeTask
@@ -21,28 +18,14 @@ from pref_pipeline.judging.rules import RULES
 from pref_pipeline.pairs import build_preference_pairs
 from pref_pipeline.paths import Home
 from pref_pipeline.store import read_table
-from tests.conftest import generate, judge, resources
-from tests.fakes import FakeLLMServer
-from tests.fakes import default_judge
-
-
-def materialize(config, batch: str = "prompts") -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(PROMPT_BATCHES.name, [batch])
-    return dg.materialize(build_pipeline_assets(config), resources=resources(), instance=instance,
-                          partition_key=batch, raise_on_error=False)
+from tests.fakes import FakeLLMServer, default_judge
+from tests.helpers import generate, judge, materialize, pipeline_config
 
 
 def config_with(base_url: str, prompts_file, judges: list[dict], **extra):
-    return parse_config({
-        "prompts": [{"path": str(prompts_file)}],
-        "generators": [{"model": "openai:gen-a", "base_url": base_url, "temperature": 0.2},
-                       {"model": "openai:gen-b", "base_url": base_url, "temperature": 1.0}],
-        "candidates_per_prompt": 3,
-        "judges": [{"base_url": base_url, **j} if j.get("type") != "rule" else j for j in judges],
-        "filters": {"max_response_similarity": None, "min_distinct_word_ratio": None},
-        **extra,
-    })
+    return pipeline_config(prompts_file, base_url, judges=judges, **{
+        "candidates_per_prompt": 3, "filters": {"max_response_similarity": None, "min_distinct_word_ratio": None},
+        **extra})
 
 
 def words(text: str) -> int:

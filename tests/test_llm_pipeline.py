@@ -9,38 +9,20 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.partitions import PROMPT_BATCHES
-from assets import build_pipeline_assets
 from pref_pipeline.cli import main
 from pref_pipeline.config import ConfigError, load_config, parse_config
 from pref_pipeline.paths import Home
-from tests.conftest import resources
 from tests.fakes import FakeLLMServer
+from tests.helpers import materialize, pipeline_config, write_config_file
+
+PRICES = {"openai:gen-a": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+          "openai:gen-b": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+          "openai:judge-1": {"input_per_mtok": 10.0, "output_per_mtok": 20.0}}
 
 
-def materialize(config, batch: str = "prompts", instance: dg.DagsterInstance | None = None
-                ) -> dg.ExecuteInProcessResult:
-    instance = instance or dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(PROMPT_BATCHES.name, [batch])
-    return dg.materialize(
-        build_pipeline_assets(config),
-        resources=resources(),
-        instance=instance, partition_key=batch, raise_on_error=False,
-    )
-
-
-def pipeline_config(base_url: str, prompts_file: Path, criteria: str = "helpfulness_and_clarity", **extra):
-    return parse_config({
-        "prompts": [{"path": str(prompts_file)}],
-        "generators": [{"model": "openai:gen-a", "base_url": base_url, "temperature": 0.2},
-                       {"model": "openai:gen-b", "base_url": base_url, "temperature": 1.0}],
-        "candidates_per_prompt": 3,
-        "judges": [{"model": "openai:judge-1", "base_url": base_url, "criteria": criteria}],
-        "prices": {"openai:gen-a": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
-                   "openai:gen-b": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
-                   "openai:judge-1": {"input_per_mtok": 10.0, "output_per_mtok": 20.0}},
-        **extra,
-    })
+def priced_config(base_url: str, prompts_file: Path, criteria: str = "helpfulness_and_clarity", **extra):
+    return pipeline_config(prompts_file, base_url, judges=[{"model": "openai:judge-1", "criteria": criteria}],
+                           **{"candidates_per_prompt": 3, "prices": PRICES, **extra})
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -50,7 +32,7 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 def test_second_run_makes_zero_calls_and_a_new_judge_reasks_only_the_judge(home, prompts_file):
     with FakeLLMServer() as server:
-        config = pipeline_config(server.openai_base_url, prompts_file)
+        config = priced_config(server.openai_base_url, prompts_file)
         instance = dg.DagsterInstance.ephemeral()
         first = materialize(config, instance=instance)
         assert first.success
@@ -79,7 +61,7 @@ def test_second_run_makes_zero_calls_and_a_new_judge_reasks_only_the_judge(home,
         exported = (Home.from_env().exports / "preference_pairs.jsonl").read_text()
 
         server.reset()
-        third = materialize(pipeline_config(server.openai_base_url, prompts_file, criteria="harmlessness"))
+        third = materialize(priced_config(server.openai_base_url, prompts_file, criteria="harmlessness"))
         assert third.success
         assert {r["body"]["model"] for r in server.requests} == {"judge-1"}  # only the judge is asked again
         assert len(server.requests) == 18
@@ -88,16 +70,12 @@ def test_second_run_makes_zero_calls_and_a_new_judge_reasks_only_the_judge(home,
                                                  .read_text().splitlines())
 
 
-def write_yaml(path: Path, base_url: str, prompts_file: Path, extra: str = "") -> Path:
-    path.write_text(
-        f"prompts:\n  - path: {prompts_file.name}\n"
-        f"generators:\n  - model: openai:gen-a\n    base_url: {base_url}\n    temperature: 0.3\n    rpm: 6000\n"
-        f"  - model: openai:gen-b\n    base_url: {base_url}\n    temperature: 0.9\n    tpm: 1000000\n"
-        "candidates_per_prompt: 2\n"
-        f"judges:\n  - model: openai:judge\n    base_url: {base_url}\n    max_concurrency: 8\n"
-        "prices:\n  openai:judge: {input_per_mtok: 1.0, output_per_mtok: 4.0}\n" + extra
-    )
-    return path
+def write_yaml(path: Path, base_url: str, prompts_file: Path, **extra) -> Path:
+    return write_config_file(path, [prompts_file.name], base_url,
+                             generators=[{"model": "openai:gen-a", "temperature": 0.3, "rpm": 6000},
+                                         {"model": "openai:gen-b", "temperature": 0.9, "tpm": 1_000_000}],
+                             candidates_per_prompt=2, judges=[{"model": "openai:judge", "max_concurrency": 8}],
+                             prices={"openai:judge": {"input_per_mtok": 1.0, "output_per_mtok": 4.0}}, **extra)
 
 
 def test_estimate_before_and_after_a_run(home, prompts_file, capsys, monkeypatch):
@@ -129,7 +107,7 @@ def test_estimate_before_and_after_a_run(home, prompts_file, capsys, monkeypatch
 
 
 def test_new_config_keys_validate_and_name_their_errors(tmp_path):
-    path = write_yaml(tmp_path / "ok.yaml", "http://127.0.0.1:9/v1", tmp_path / "p.jsonl", "cache: false\n")
+    path = write_yaml(tmp_path / "ok.yaml", "http://127.0.0.1:9/v1", tmp_path / "p.jsonl", cache=False)
     config = load_config(path)
     assert config.cache is False and config.generators[0].rpm == 6000 and config.generators[1].tpm == 1_000_000
     assert config.judges[0].batch is False and config.judges[0].max_concurrency == 8

@@ -11,8 +11,9 @@ import diskcache
 import pytest
 from dagster._serdes import serialize_value
 
-from tests.cli_runs import SCHEMA, cli_env, prompt_rows, record_figures, run_cli, write_prompts
+from tests.cli_runs import SCHEMA, cli_env, prompt_rows, record_figures, run_cli
 from tests.fakes import FakeLLMServer
+from tests.helpers import write_prompts
 from pref_pipeline.paths import Home
 from pref_pipeline.table_files import connect as connect_tables
 

@@ -10,7 +10,6 @@ import dagster as dg
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
-from assets import build_pipeline_assets
 from pref_pipeline.judging import judge_code_version
 from pref_pipeline.config import parse_config
 from pref_pipeline.definitions import build_definitions
@@ -19,15 +18,13 @@ from sensors.judge_change import build_judge_change_sensor, last_judge_version
 from sensors.judge_staleness import build_judge_staleness_sensor
 from sensors.prompt_batches import build_prompt_batches_sensor
 from sensors.schedules import build_refresh_schedule
-from tests.conftest import resources
-from tests.fakes import FakeLLMServer
-from tests.fakes import JudgeInfo
 from pref_pipeline.table_files import connect as connect_tables
+from tests.fakes import FakeLLMServer, JudgeInfo
+from tests.helpers import materialize, pipeline_config, write_prompts
 
 
-def write_prompts(path: Path, *prompts: str) -> Path:
-    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts), encoding="utf-8")
-    return path
+def write_questions(path: Path, *prompts: str) -> Path:
+    return write_prompts(path, [{"prompt": p} for p in prompts])
 
 
 DEFS = build_definitions(parse_config({}), Home.at('unused-home'))  # the jobs and partitions the run requests are resolved against
@@ -49,7 +46,7 @@ def call(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str 
 def test_prompt_folder_sensor_new_unchanged_changed_files(tmp_path):
     folder = tmp_path / "incoming"
     folder.mkdir()
-    write_prompts(folder / "week-1.jsonl", "What is DPO?", "Explain RLHF briefly.")
+    write_questions(folder / "week-1.jsonl", "What is DPO?", "Explain RLHF briefly.")
     config = parse_config({"prompt_folder": str(folder)})
     sensor = build_prompt_batches_sensor(lambda: config)
     instance = dg.DagsterInstance.ephemeral()
@@ -63,8 +60,8 @@ def test_prompt_folder_sensor_new_unchanged_changed_files(tmp_path):
     assert not unchanged.run_requests and "no new or changed" in unchanged.skip_message
     assert unchanged.cursor == first.cursor
 
-    write_prompts(folder / "week-1.jsonl", "What is DPO?", "Explain RLHF in one paragraph.")
-    write_prompts(folder / "week 2.csv.tmp", "ignored: not a prompt file suffix")
+    write_questions(folder / "week-1.jsonl", "What is DPO?", "Explain RLHF in one paragraph.")
+    write_questions(folder / "week 2.csv.tmp", "ignored: not a prompt file suffix")
     (folder / "week-2.csv").write_text("prompt,category\nWhat is a reward model?,factual\n")
     changed = call(sensor, instance, first.cursor)
     keys = {r.partition_key: r for r in changed.run_requests}
@@ -85,21 +82,14 @@ def judged_batch(home, prompts_file):
     """One batch materialized through the fake server in a persistent instance."""
     with FakeLLMServer() as server:
         def config_with(criteria: str):
-            return parse_config({
-                "prompts": [{"path": str(prompts_file)}],
-                "generators": [{"model": "openai:gen-a", "base_url": server.openai_base_url, "temperature": 0.3},
-                               {"model": "openai:gen-b", "base_url": server.openai_base_url, "temperature": 0.9}],
-                "judges": [{"model": "openai:judge", "base_url": server.openai_base_url, "criteria": criteria}],
-            })
+            return pipeline_config(prompts_file, server.openai_base_url,
+                                   generators=[{"model": "openai:gen-a", "temperature": 0.3},
+                                               {"model": "openai:gen-b", "temperature": 0.9}],
+                                   judges=[{"model": "openai:judge", "criteria": criteria}])
 
         instance = dg.DagsterInstance.ephemeral()
-        instance.add_dynamic_partitions(PROMPT_BATCHES.name, ["prompts"])
         original = config_with("helpfulness_and_clarity")
-        result = dg.materialize(
-            build_pipeline_assets(original),
-            resources=resources(),
-            instance=instance, partition_key="prompts", raise_on_error=False,
-        )
+        result = materialize(original, instance=instance)
         assert result.success
         yield instance, original, config_with, server
 
@@ -215,7 +205,7 @@ def test_prompt_file_changed_back_runs_again(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     keys, cursor = [], None
     for content in ("What is DPO?", "What is PPO?", "What is DPO?"):
-        write_prompts(folder / "week-1.jsonl", content)
+        write_questions(folder / "week-1.jsonl", content)
         result = call(sensor, instance, cursor)
         [request] = result.run_requests
         keys.append(request.run_key)
@@ -239,7 +229,7 @@ def test_turning_the_prompt_sensor_on_does_not_rerun_done_batches(judged_batch, 
     sensor = build_prompt_batches_sensor(lambda: original)
     first = call(sensor, instance, None)
     assert not first.run_requests and "no new or changed" in first.skip_reason.skip_message
-    write_prompts(prompts_file, "A new question?")
+    write_questions(prompts_file, "A new question?")
     [request] = call(sensor, instance, first.cursor).run_requests
     assert request.partition_key == "prompts"
 

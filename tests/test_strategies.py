@@ -17,7 +17,7 @@ from pref_pipeline.config import ConfigError, load_config, parse_config
 from pref_pipeline.estimate import estimate_run
 from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer
-from tests.test_end_to_end import materialize, read_jsonl, table
+from tests.helpers import materialize, pipeline_config, read_jsonl, table_rows, write_prompts
 
 PROMPTS = [
     {"id": "q1", "category": "factual", "prompt": "What causes the seasons on Earth?",
@@ -70,28 +70,17 @@ def server():
         yield fake
 
 
-def write_prompts(tmp_path: Path, prompts: list[dict]) -> Path:
-    path = tmp_path / "prompts.jsonl"
-    path.write_text("".join(json.dumps(p) + "\n" for p in prompts), encoding="utf-8")
-    return path
-
-
 def config_with(server, prompts_file: Path, strategies: list[dict], **extra):
-    url = server.openai_base_url
-    return parse_config({
-        "prompts": [{"path": str(prompts_file)}],
-        "generators": [{"model": "openai:gen", "base_url": url, "temperature": 0.5, "max_tokens": 200},
-                       {"model": "openai:gen", "base_url": url, "temperature": 0.9, "max_tokens": 200}],
-        "judges": [{"model": "openai:judge", "base_url": url}],
-        "strategies": strategies,
-        **extra,
-    })
+    return pipeline_config(prompts_file, server.openai_base_url, strategies=strategies,
+                           generators=[{"model": "openai:gen", "temperature": 0.5, "max_tokens": 200},
+                                       {"model": "openai:gen", "temperature": 0.9, "max_tokens": 200}],
+                           judges=[{"model": "openai:judge"}], **extra)
 
 
 def quarantine_reasons(strategy: str | None = None) -> dict[str, int]:
-    comparisons = {c["comparison_id"]: c for c in table("comparisons")}
+    comparisons = {c["comparison_id"]: c for c in table_rows("comparisons")}
     out: dict[str, int] = {}
-    for q in table("quarantine"):
+    for q in table_rows("quarantine"):
         c = comparisons.get(q["item_id"])
         if strategy is None or (c is not None and c["strategy"] == strategy):
             out[q["reason"]] = out.get(q["reason"], 0) + 1
@@ -104,7 +93,7 @@ def audit_strategies() -> dict[str, dict]:
 
 
 def test_every_strategy_end_to_end(home, tmp_path, server):
-    config = config_with(server, write_prompts(tmp_path, PROMPTS), [
+    config = config_with(server, write_prompts(tmp_path / "prompts.jsonl", PROMPTS), [
         {"method": "sampling"},
         {"method": "strong_vs_weak", "confirm": True},
         {"method": "few_shot_contrast", "shots": 3},
@@ -116,7 +105,7 @@ def test_every_strategy_end_to_end(home, tmp_path, server):
     result = materialize(config)
     assert result.success
     rows = read_jsonl(Home.from_env().exports / "preference_pairs.jsonl")
-    candidates = {c["candidate_id"]: c for c in table("candidates")}
+    candidates = {c["candidate_id"]: c for c in table_rows("candidates")}
     by_method: dict[str, list[dict]] = {}
     for row in rows:
         by_method.setdefault(row["generation_method"], []).append(row)
@@ -165,7 +154,7 @@ def test_every_strategy_end_to_end(home, tmp_path, server):
     assert quarantine_reasons("human_vs_model") == {"no_reference": 1}
     # Only the judged strategies were shown to the judge: sampling (1 comparison per prompt), strong_vs_weak
     # (3) and human_vs_model (2), both orders each.
-    assert len(table("judgments")) == 2 * (3 + 3 + 2)
+    assert len(table_rows("judgments")) == 2 * (3 + 3 + 2)
     # The audit's per-strategy table.
     audit = audit_strategies()
     assert audit["strong_vs_weak"]["judge_agreement"]["rate"] == 1.0
@@ -180,7 +169,7 @@ def test_every_strategy_end_to_end(home, tmp_path, server):
 def test_a_weak_model_that_wins_under_confirm_is_quarantined(home, tmp_path, server):
     """The judge prefers the weak model's (longer) answer: no pair, reason judge_disagrees_with_construction."""
     url = server.openai_base_url
-    config = config_with(server, write_prompts(tmp_path, PROMPTS), [{
+    config = config_with(server, write_prompts(tmp_path / "prompts.jsonl", PROMPTS), [{
         "method": "strong_vs_weak", "confirm": True,
         "strong": {"model": "openai:strong", "base_url": url, "system_prompt": "Answer briefly and sloppy."},
         "weak": {"model": "openai:weak-but-verbose", "base_url": url}}], gates={"min_pairs": 0})
@@ -201,10 +190,10 @@ def test_critique_revise_edge_cases(home, tmp_path, server):
     prompts = [{"id": "same", "prompt": "An identical question?"},
                {"id": "flawed", "prompt": "A still-flawed question?"},
                {"id": "fine", "prompt": "A fine question?"}]
-    config = config_with(server, write_prompts(tmp_path, prompts), [{"method": "critique_revise"}])
+    config = config_with(server, write_prompts(tmp_path / "prompts.jsonl", prompts), [{"method": "critique_revise"}])
     assert materialize(config).success
     rows = {r["prompt_id"]: r for r in read_jsonl(Home.from_env().exports / "preference_pairs.jsonl")}
-    candidates = {c["candidate_id"]: c for c in table("candidates")}
+    candidates = {c["candidate_id"]: c for c in table_rows("candidates")}
     assert set(rows) == {"flawed", "fine"}
     assert candidates[rows["fine"]["chosen_candidate_id"]]["role"] == "revised"
     assert candidates[rows["flawed"]["chosen_candidate_id"]]["role"] == "alternative"
@@ -218,14 +207,14 @@ def test_critique_revise_edge_cases(home, tmp_path, server):
 
 def test_gold_corruption_by_an_llm_keeps_to_its_bounds(home, tmp_path, server):
     """q1's edit drops a sentence (a subtle flaw: kept); q2's edit is a different text (out of bounds: no pair)."""
-    config = config_with(server, write_prompts(tmp_path, PROMPTS), [
+    config = config_with(server, write_prompts(tmp_path / "prompts.jsonl", PROMPTS), [
         {"method": "gold_corruption", "edits": ["delete"]}])
     assert materialize(config).success
     rows = read_jsonl(Home.from_env().exports / "preference_pairs.jsonl")
     assert [(r["prompt_id"], r["generation_method"], r["label_source"]) for r in rows] == [
         ("q1", "gold_corruption", "construction")]
     assert quarantine_reasons("gold_corruption") == {"corruption_out_of_bounds": 1, "no_reference": 1}
-    copies = [c for c in table("candidates") if c["role"] == "corrupted"]
+    copies = [c for c in table_rows("candidates") if c["role"] == "corrupted"]
     assert {c["generator_model"] for c in copies} == {"openai:gen"}
     assert {json.loads(c["notes"])["within_bounds"] for c in copies} == {True, False}
 
@@ -259,7 +248,7 @@ def test_defaults():
 
 
 def test_estimate_counts_every_strategy(home, tmp_path, server):
-    config = config_with(server, write_prompts(tmp_path, PROMPTS), [
+    config = config_with(server, write_prompts(tmp_path / "prompts.jsonl", PROMPTS), [
         {"method": "strong_vs_weak", "confirm": True}, {"method": "critique_revise"},
         {"method": "gold_corruption", "model": "none"}, {"method": "human_vs_model"}])
     estimate = estimate_run(config, Home.from_env())
