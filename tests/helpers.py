@@ -68,7 +68,13 @@ def free_port() -> int:
 
 # --------------------------------------------------------------------------- configuration
 
-GENERATORS = ({"model": "openai:gen-a", "temperature": 0.2}, {"model": "openai:gen-b", "temperature": 1.0})
+def two_generators(temperatures: tuple[float | None, float | None] = (0.2, 1.0), **fields: Any) -> list[dict]:
+    """``openai:gen-a`` and ``openai:gen-b`` at the two temperatures (None: not set), ``fields`` added to both."""
+    return [{"model": f"openai:{name}", **({"temperature": t} if t is not None else {}), **fields}
+            for name, t in zip(("gen-a", "gen-b"), temperatures)]
+
+
+GENERATORS = tuple(two_generators())
 JUDGES = ({"model": "openai:judge-1"},)
 
 
@@ -147,6 +153,21 @@ def resources(fake: FakeLLM | None = None, *, progress: bool = False) -> dict:
 
         found["llm"] = InProcessLLMCalls(home=found["home"], progress=progress, fake=fake)
     return found
+
+
+def definitions(config: PipelineConfig, fake: FakeLLM | None = None) -> dg.Definitions:
+    """The code location's definitions (``build_definitions``) for the test's home; with ``fake``, their resources
+    are ``resources(fake)``, so the jobs they resolve run with the in-process fake as the models."""
+    import dagster as dg
+
+    from pref_pipeline.definitions import build_definitions
+    from pref_pipeline.paths import Home
+
+    built = build_definitions(config, Home.from_env())
+    if fake is None:
+        return built
+    return dg.Definitions(assets=built.assets, asset_checks=built.asset_checks, jobs=built.jobs, sensors=built.sensors,
+                          schedules=built.schedules, executor=built.executor, resources=resources(fake))
 
 
 def materialize(config: PipelineConfig, batch: str = "prompts", *, instance: dg.DagsterInstance | None = None,
@@ -318,9 +339,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 def write_ui_config(path: Path, prompts: Path, base_url: str, judge: str = "judge") -> Path:
     """The configuration the UI tests give ``dagster dev``: two generators and one judge on the fake server."""
-    return write_config_file(path, [prompts], base_url, judges=[{"model": f"openai:{judge}"}],
-                        generators=[{"model": "openai:gen-a", "temperature": 0.2},
-                                    {"model": "openai:gen-b", "temperature": 0.9}])
+    return write_config_file(path, [prompts], base_url, generators=two_generators((0.2, 0.9)),
+                             judges=[{"model": f"openai:{judge}"}])
 
 
 def visit(page, url: str, ready_text: str) -> str:

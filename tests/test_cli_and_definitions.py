@@ -13,7 +13,7 @@ from pref_pipeline.cli import main
 from pref_pipeline.config import load_config
 from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer
-from tests.helpers import BIN, ROOT, write_config_file
+from tests.helpers import BIN, ROOT, two_generators, write_config_file
 
 ASSET_KEYS = {"prompts", "candidates", "judgments", "preference_pairs", "comparisons", "preference_pairs_export",
               "preference_dataset", "batch_audit", "audit_report", "quarantine", "judgment_history", "rejected_prompts",
@@ -23,8 +23,7 @@ ASSET_KEYS = {"prompts", "candidates", "judgments", "preference_pairs", "compari
 def write_config(path: Path, base_url: str, prompts_file: Path, **generator) -> Path:
     """Two generators (``generator``: more keys for both) and one judge on the fake server."""
     return write_config_file(path, [prompts_file.name], base_url, candidates_per_prompt=2,
-                             generators=[{"model": "openai:gen-a", "temperature": 0.3, **generator},
-                                         {"model": "openai:gen-b", "temperature": 0.9, **generator}],
+                             generators=two_generators((0.3, 0.9), **generator),
                              judges=[{"model": "openai:judge"}])
 
 

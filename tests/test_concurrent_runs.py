@@ -16,15 +16,13 @@ import pytest
 from tests import cli_runs
 from tests.cli_runs import assert_outputs_whole, cli_env, exported_pairs, prompt_rows, start_run, tables
 from tests.fakes import FakeLLMServer
-from tests.helpers import BIN, ROOT, SAMPLE_PROMPTS, write_config_file, write_prompts
+from tests.helpers import BIN, ROOT, SAMPLE_PROMPTS, two_generators, write_config_file, write_prompts
 
 
 def write_config(folder: Path, base_url: str) -> Path:
     write_prompts(folder / "prompts.jsonl", SAMPLE_PROMPTS)
     return write_config_file(folder / "pipeline.yaml", ["prompts.jsonl"], base_url,
-                             generators=[{"model": "openai:gen-a", "temperature": 0.3},
-                                         {"model": "openai:gen-b", "temperature": 0.9}],
-                             judges=[{"model": "openai:judge"}])
+                             generators=two_generators((0.3, 0.9)), judges=[{"model": "openai:judge"}])
 
 
 def test_the_same_batch_started_twice_at_once_pays_once(home, tmp_path):

@@ -14,11 +14,10 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from pref_pipeline.config import parse_config
 from pref_pipeline.definitions import run_batches
 from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, pipeline_config, two_generators
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -82,12 +81,8 @@ def test_runs_are_stored_in_postgres_with_the_queued_coordinator(postgres, home,
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
 
     with FakeLLMServer() as server:
-        config = parse_config({
-            "prompts": [{"path": str(prompts_file)}],
-            "generators": [{"model": "openai:gen-a", "base_url": server.openai_base_url, "temperature": 0.2},
-                           {"model": "openai:gen-b", "base_url": server.openai_base_url, "temperature": 0.9}],
-            "judges": [{"model": "openai:judge", "base_url": server.openai_base_url}],
-        })
+        config = pipeline_config(prompts_file, server.openai_base_url, generators=two_generators((0.2, 0.9)),
+                                 judges=[{"model": "openai:judge"}])
         run = run_batches(config, Home.from_env())  # honours DAGSTER_HOME: the Postgres instance
     assert [r.success for r in run.batches.values()] == [True] and run.rollup.success
 

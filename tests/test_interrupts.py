@@ -14,7 +14,7 @@ import pytest
 from tests.cli_runs import cli_env, prompt_rows
 from tests.cli_runs import write_config as write_batches_config
 from tests.fakes import FakeLLMServer
-from tests.helpers import BIN, ROOT, write_config_file, write_prompts
+from tests.helpers import BIN, ROOT, two_generators, write_config_file, write_prompts
 
 
 def write_config(folder: Path, base_url: str) -> Path:
@@ -22,8 +22,7 @@ def write_config(folder: Path, base_url: str) -> Path:
     for batch, topic in (("a", "seasons"), ("b", "volcanoes")):
         write_prompts(folder / f"{batch}.jsonl", [{"prompt": f"Question {i} about {topic}?"} for i in range(6)])
     return write_config_file(folder / "pipeline.yaml", ["a.jsonl", "b.jsonl"], base_url,
-                             generators=[{"model": "openai:gen-a", "max_concurrency": 1},
-                                         {"model": "openai:gen-b", "max_concurrency": 1}],
+                             generators=two_generators((None, None), max_concurrency=1),
                              judges=[{"model": "openai:judge"}])
 
 

@@ -13,6 +13,7 @@ from pref_pipeline.cli import main
 from pref_pipeline.config import ConfigError, load_config, parse_config
 from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer
+from tests.fakes.in_process import FakeLLM
 from tests.helpers import materialize, pipeline_config, write_config_file
 
 PRICES = {"openai:gen-a": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
@@ -20,8 +21,8 @@ PRICES = {"openai:gen-a": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
           "openai:judge-1": {"input_per_mtok": 10.0, "output_per_mtok": 20.0}}
 
 
-def priced_config(base_url: str, prompts_file: Path, criteria: str = "helpfulness_and_clarity", **extra):
-    return pipeline_config(prompts_file, base_url, judges=[{"model": "openai:judge-1", "criteria": criteria}],
+def priced_config(prompts_file: Path, criteria: str = "helpfulness_and_clarity", **extra):
+    return pipeline_config(prompts_file, judges=[{"model": "openai:judge-1", "criteria": criteria}],
                            **{"candidates_per_prompt": 3, "prices": PRICES, **extra})
 
 
@@ -31,43 +32,43 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 def test_second_run_makes_zero_calls_and_a_new_judge_reasks_only_the_judge(home, prompts_file):
-    with FakeLLMServer() as server:
-        config = priced_config(server.openai_base_url, prompts_file)
-        instance = dg.DagsterInstance.ephemeral()
-        first = materialize(config, instance=instance)
-        assert first.success
-        # Progress a person can watch: counts and rate in the Dagster run's own log.
-        logs = [e.user_message for e in instance.all_logs(first.run_id) if e.step_key in ("candidates", "judgments")]
-        assert any(m.startswith("judge openai:judge-1: 18/18 done (0 from cache), 0 failed, ") and m.endswith("/s")
-                   for m in logs), logs
-        assert any(m.startswith("generate ") and "done (0 from cache)" in m for m in logs)
-        assert any(m.startswith("judgments: 18 paid LLM calls (0 batch), 0 from cache, 0 failed") for m in logs)
-        assert len(server.requests) == 9 + 18
-        cand, judg = metadata(first, "candidates"), metadata(first, "judgments")
-        assert (cand["llm_calls"], cand["llm_cached_calls"]) == (9, 0)
-        assert (judg["llm_calls"], judg["llm_cached_calls"]) == (18, 0)
-        assert cand["llm_cost_usd"] == pytest.approx((cand["llm_input_tokens"] + 2 * cand["llm_output_tokens"]) / 1e6)
-        assert judg["llm_cost_usd"] == pytest.approx(
-            (10 * judg["llm_input_tokens"] + 20 * judg["llm_output_tokens"]) / 1e6)
-        assert set(judg["llm_usage_by_model"]) == {"openai:judge-1"}
+    fake = FakeLLM()
+    config = priced_config(prompts_file)
+    instance = dg.DagsterInstance.ephemeral()
+    first = materialize(config, instance=instance, fake=fake)
+    assert first.success
+    # Progress a person can watch: counts and rate in the Dagster run's own log.
+    logs = [e.user_message for e in instance.all_logs(first.run_id) if e.step_key in ("candidates", "judgments")]
+    assert any(m.startswith("judge openai:judge-1: 18/18 done (0 from cache), 0 failed, ") and m.endswith("/s")
+               for m in logs), logs
+    assert any(m.startswith("generate ") and "done (0 from cache)" in m for m in logs)
+    assert any(m.startswith("judgments: 18 paid LLM calls (0 batch), 0 from cache, 0 failed") for m in logs)
+    assert len(fake.requests) == 9 + 18
+    cand, judg = metadata(first, "candidates"), metadata(first, "judgments")
+    assert (cand["llm_calls"], cand["llm_cached_calls"]) == (9, 0)
+    assert (judg["llm_calls"], judg["llm_cached_calls"]) == (18, 0)
+    assert cand["llm_cost_usd"] == pytest.approx((cand["llm_input_tokens"] + 2 * cand["llm_output_tokens"]) / 1e6)
+    assert judg["llm_cost_usd"] == pytest.approx(
+        (10 * judg["llm_input_tokens"] + 20 * judg["llm_output_tokens"]) / 1e6)
+    assert set(judg["llm_usage_by_model"]) == {"openai:judge-1"}
 
-        server.reset()
-        second = materialize(config)
-        assert second.success
-        assert server.requests == []  # unchanged inputs: zero LLM calls
-        cand2, judg2 = metadata(second, "candidates"), metadata(second, "judgments")
-        assert (cand2["llm_calls"], cand2["llm_cached_calls"], cand2["llm_cost_usd"]) == (0, 9, 0)
-        assert (judg2["llm_calls"], judg2["llm_cached_calls"], judg2["llm_cost_usd"]) == (0, 18, 0)
-        exported = (Home.from_env().exports / "preference_pairs.jsonl").read_text()
+    fake.reset()
+    second = materialize(config, fake=fake)
+    assert second.success
+    assert fake.requests == []  # unchanged inputs: zero LLM calls
+    cand2, judg2 = metadata(second, "candidates"), metadata(second, "judgments")
+    assert (cand2["llm_calls"], cand2["llm_cached_calls"], cand2["llm_cost_usd"]) == (0, 9, 0)
+    assert (judg2["llm_calls"], judg2["llm_cached_calls"], judg2["llm_cost_usd"]) == (0, 18, 0)
+    exported = (Home.from_env().exports / "preference_pairs.jsonl").read_text()
 
-        server.reset()
-        third = materialize(priced_config(server.openai_base_url, prompts_file, criteria="harmlessness"))
-        assert third.success
-        assert {r["body"]["model"] for r in server.requests} == {"judge-1"}  # only the judge is asked again
-        assert len(server.requests) == 18
-        assert metadata(third, "candidates")["llm_calls"] == 0
-        assert len(exported.splitlines()) == len((Home.from_env().exports / "preference_pairs.jsonl")
-                                                 .read_text().splitlines())
+    fake.reset()
+    third = materialize(priced_config(prompts_file, criteria="harmlessness"), fake=fake)
+    assert third.success
+    assert {r["body"]["model"] for r in fake.requests} == {"judge-1"}  # only the judge is asked again
+    assert len(fake.requests) == 18
+    assert metadata(third, "candidates")["llm_calls"] == 0
+    assert len(exported.splitlines()) == len((Home.from_env().exports / "preference_pairs.jsonl")
+                                             .read_text().splitlines())
 
 
 def write_yaml(path: Path, base_url: str, prompts_file: Path, **extra) -> Path:

@@ -16,8 +16,8 @@ see as ``info.body``), so a test counts and filters calls the same way with eith
 faults, latency, rate limits or batch APIs here: the tests of those use ``FakeLLMServer``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: Dagster reads ``InProcessLLMCalls``'s field annotation
+# (``ResourceDependency``) as an object, not as a string.
 import threading
 import time
 from dataclasses import replace
@@ -51,7 +51,7 @@ class FakeLLM:
         self.requests: list[dict[str, Any]] = []  # {"path", "body", "at"}, in order
         self._lock = threading.Lock()
 
-    def provider(self, spec: ModelSpec) -> FakeProvider:
+    def provider(self, spec: ModelSpec) -> "FakeProvider":
         """The provider of one configured model (``CallSettings.provider_factory``)."""
         return FakeProvider(spec, self)
 
