@@ -35,8 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.cli_runs import cli_env, prompt_rows, write_prompts  # noqa: E402
+from tests.cli_runs import cli_env, prompt_rows  # noqa: E402
 from tests.fakes import FakeLLMServer  # noqa: E402
+from tests.helpers import write_prompts  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

@@ -1,5 +1,6 @@
-"""Helpers for the reliability tests: `pref-pipeline run` in its own process against a fake server, the
-home's tables and files read back whole, and the figures a test measured kept for docs/reliability.md.
+"""Helpers for the reliability tests, beside tests/helpers.py: `pref-pipeline run` in its own process against
+a fake server, the home's tables and files read back whole, and the figures a test measured kept for
+docs/reliability.md.
 
 Figures are written to ``test-artifacts/reliability/<name>.json`` (docs/reliability.md
 quotes them; a run of the tests refreshes them).
@@ -10,16 +11,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from pref_pipeline.paths import Home
 from pref_pipeline.table_files import read_tables
+from tests.helpers import BIN, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 FIGURES = ROOT / "test-artifacts" / "reliability"
 SCHEMA = "pref"
 
@@ -42,11 +41,6 @@ def prompt_rows(n: int, tag: str = "") -> list[dict]:
         rows.append({"id": f"{tag}p{i}", "category": topic,
                      "prompt": ask.format(t=topic) + round_ + (f" [{tag}]" if tag else "")})
     return rows
-
-
-def write_prompts(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def write_config(path: Path, base_url: str, prompt_files: list[str], *, concurrency: int = 4,

@@ -11,10 +11,10 @@ import pytest
 from pref_pipeline.judging.parsing import parse_verdict
 from tests.cli_runs import (
     assert_outputs_whole, cli_env, exported_pairs, prompt_rows, record_figures, run_cli, tables, write_config,
-    write_prompts,
 )
-from tests.fakes import FakeLLMServer
-from tests.fakes.llm_server import FAULT_KINDS, JUDGE_PROSE
+from tests.fakes import JUDGE_PROSE, FakeLLMServer
+from tests.fakes.llm_server import FAULT_KINDS
+from tests.helpers import write_prompts
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,10 @@ from pref_pipeline.audit import compute_audit, render_markdown
 from pref_pipeline.export import recency_weights, with_recency_weight
 from pref_pipeline.paths import SCHEMA, Home
 from pref_pipeline.pairs import COMPARISON_COLUMNS
-from tests.test_pairs_and_audit import JUDGE, JUDGE_2, judgment, judgments_frame
-
-NO_COMPARISONS = pd.DataFrame(columns=COMPARISON_COLUMNS)
+from tests.helpers import (
+    JUDGE, JUDGE_2, MODELS, OTHER, V1, V2, empty_comparisons, empty_judgments, history_frame, judgment,
+    judgments_frame, shown_label,
+)
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
@@ -36,10 +37,6 @@ def assert_ci(actual, k: int, n: int) -> None:
 
 def text(n_words: int, word: str = "w") -> str:
     return " ".join([word] * n_words)
-
-
-def no_judgments() -> pd.DataFrame:
-    return judgments_frame([])
 
 
 # --------------------------------------------------------------------------- length bias by group, with intervals
@@ -67,7 +64,7 @@ def by_group(entries: list[dict]) -> dict[str, dict]:
 
 
 def test_length_bias_overall_and_by_judge_strategy_category_with_intervals():
-    lb = compute_audit(grouped_pairs(), no_judgments(), NO_COMPARISONS)["length_bias"]
+    lb = compute_audit(grouped_pairs(), empty_judgments(), empty_comparisons())["length_bias"]
     # Overall: 6 pairs of unequal length, the longer chosen in 3.
     assert (lb["n_compared"], lb["n_equal_length"], lb["pct_longer_chosen"], lb["flagged"]) == (6, 1, 0.5, False)
     assert_ci(lb["ci95"], 3, 6)
@@ -104,7 +101,7 @@ def test_a_pocket_of_length_bias_is_flagged_when_its_interval_leaves_the_band():
     yet each judge's interval (20 of 20: Wilson 0.839-1.0) lies outside 0.35-0.65."""
     rows = [{"chosen": text(6), "rejected": text(2), "judge_model_id": "a"}] * 20 + \
            [{"chosen": text(2), "rejected": text(6), "judge_model_id": "b"}] * 20
-    audit = compute_audit(pd.DataFrame(rows), no_judgments(), NO_COMPARISONS)
+    audit = compute_audit(pd.DataFrame(rows), empty_judgments(), empty_comparisons())
     assert audit["length_bias"]["pct_longer_chosen"] == 0.5 and not audit["length_bias"]["flagged"]
     assert wilson(20, 20)[0] > 0.65
     pockets = [f for f in audit["flags"] if f.startswith("length bias in judge")]
@@ -134,7 +131,7 @@ def test_length_controlled_length_effect_alone():
     75% in both orientations: the fitted P(a response one sd longer wins) is exactly 0.75."""
     pairs = model_pairs([(True, True, 6), (True, False, 2),  # a longer: longer wins 6 of 8
                          (False, False, 9), (False, True, 3)])  # a shorter: longer (b) wins 9 of 12
-    lc = compute_audit(pairs, no_judgments(), NO_COMPARISONS)["length_controlled"]
+    lc = compute_audit(pairs, empty_judgments(), empty_comparisons())["length_controlled"]
     assert lc["status"] == "ok" and lc["n_pairs"] == 20 and lc["separation"] is False
     assert lc["length_scale_words"] == 4.0
     assert lc["p_longer_wins_1sd"] == pytest.approx(0.75, abs=1e-3)
@@ -149,7 +146,7 @@ def test_length_controlled_win_rate_of_two_generators():
     so c = b = ln 2. Length-controlled win rate of A = sigmoid(ln 2) = 2/3 (raw 13/20 = 0.65); of B 1/3
     (raw 0.35); a response one sd longer wins sigmoid(ln 2) = 2/3."""
     pairs = model_pairs([(True, True, 8), (True, False, 2), (False, True, 5), (False, False, 5)], gen_a="A", gen_b="B")
-    lc = compute_audit(pairs, no_judgments(), NO_COMPARISONS)["length_controlled"]
+    lc = compute_audit(pairs, empty_judgments(), empty_comparisons())["length_controlled"]
     assert lc["status"] == "ok"
     generators = {g["generator"]: g for g in lc["by_generator"]}
     assert (generators["A"]["n"], generators["A"]["win_rate"]) == (20, 0.65)
@@ -158,23 +155,16 @@ def test_length_controlled_win_rate_of_two_generators():
     assert generators["B"]["lc_win_rate"] == pytest.approx(1 / 3, abs=1e-3)
     assert_ci(generators["A"]["win_rate_ci95"], 13, 20)
     assert lc["p_longer_wins_1sd"] == pytest.approx(2 / 3, abs=1e-3)
-    markdown = render_markdown(compute_audit(pairs, no_judgments(), NO_COMPARISONS))
+    markdown = render_markdown(compute_audit(pairs, empty_judgments(), empty_comparisons()))
     assert "| A | 20 | 65.0% | 66.7% |" in markdown
 
 
 def test_length_controlled_needs_ten_pairs():
-    lc = compute_audit(model_pairs([(True, True, 9)]), no_judgments(), NO_COMPARISONS)["length_controlled"]
+    lc = compute_audit(model_pairs([(True, True, 9)]), empty_judgments(), empty_comparisons())["length_controlled"]
     assert lc["status"].startswith("too few pairs")
 
 
 # --------------------------------------------------------------------------- position bias with intervals
-
-def verdict(order: str, preferred: str) -> str:
-    """The label a judge writes for ``preferred`` (x, y or tie) when the order is xy (x shown as A) or yx."""
-    if preferred == "tie":
-        return "tie"
-    return "A" if (order == "xy") == (preferred == "x") else "B"
-
 
 def test_position_bias_first_position_win_rate_and_consistency_per_judge():
     # Judge 1 (preferred per order): cmp-1 x/x, cmp-2 y/y, cmp-3 x/y, cmp-4 y/x -> consistent 2 of 4.
@@ -183,10 +173,10 @@ def test_position_bias_first_position_win_rate_and_consistency_per_judge():
     # Judge 2: cmp-1 x/y, cmp-2 x/y, cmp-3 tie/tie -> consistent 1 (the ties) of 3; labels A A | A A | tie tie:
     # first shown wins 4 of 4 decisive.
     two = [("cmp-1", "x", "y"), ("cmp-2", "x", "y"), ("cmp-3", "tie", "tie")]
-    rows = [judgment(c, order, verdict(order, p), judge=judge)
+    rows = [judgment(c, order, shown_label(order, p), judge=judge)
             for judge, table in ((JUDGE, one), (JUDGE_2, two)) for c, xy, yx in table
             for order, p in (("xy", xy), ("yx", yx))]
-    pb = compute_audit(pd.DataFrame(columns=["chosen", "rejected"]), judgments_frame(rows), NO_COMPARISONS)["position_bias"]
+    pb = compute_audit(pd.DataFrame(columns=["chosen", "rejected"]), judgments_frame(rows), empty_comparisons())["position_bias"]
     assert (pb["n_both_orders"], pb["consistency_rate"]) == (7, round(3 / 7, 4))
     assert pb["first_position_win_rate"] == round(8 / 12, 4)
     assert_ci(pb["consistency_ci95"], 3, 7)
@@ -208,10 +198,10 @@ def test_cohens_kappa_between_two_judges():
     rows = []
     for i, (a, b) in enumerate(zip(first, second)):
         cmp, order = f"cmp-{i // 2}", ("xy", "yx")[i % 2]
-        rows.append(judgment(cmp, order, verdict(order, a), judge=JUDGE))
-        rows.append(judgment(cmp, order, verdict(order, b), judge=JUDGE_2))
+        rows.append(judgment(cmp, order, shown_label(order, a), judge=JUDGE))
+        rows.append(judgment(cmp, order, shown_label(order, b), judge=JUDGE_2))
     [pair] = compute_audit(pd.DataFrame(columns=["chosen", "rejected"]), judgments_frame(rows),
-                           NO_COMPARISONS)["agreement"]["judge_vs_judge"]
+                           empty_comparisons())["agreement"]["judge_vs_judge"]
     assert {pair["judge_a"], pair["judge_b"]} == {JUDGE, JUDGE_2}
     assert (pair["n"], pair["observed_agreement"]) == (10, 0.7)
     assert pair["kappa"] == pytest.approx(0.26 / 0.56, abs=1e-4)
@@ -223,7 +213,7 @@ def test_agreement_with_human_labels_overall_by_category_and_per_verdict():
     judge_picks = {1: ("x", "x"), 2: ("x", "x"), 3: ("x", "x"), 4: ("y", "y"), 5: ("x", "y"), 6: ("x", "x")}
     categories = {1: "factual", 2: "factual", 3: "creative", 4: "creative", 5: "creative", 6: "factual"}
     human = {1: "x", 2: "y", 3: "x", 4: "y", 5: "y", 6: None}
-    rows = [judgment(f"cmp-{k}", order, verdict(order, p), x=f"x{k}", y=f"y{k}")
+    rows = [judgment(f"cmp-{k}", order, shown_label(order, p), x=f"x{k}", y=f"y{k}")
             for k, (xy, yx) in judge_picks.items() for order, p in (("xy", xy), ("yx", yx))]
     comparisons = pd.DataFrame([{
         "comparison_id": f"cmp-{k}", "candidate_x_id": f"x{k}", "candidate_y_id": f"y{k}",
@@ -256,41 +246,8 @@ def test_agreement_with_human_labels_overall_by_category_and_per_verdict():
 
 # --------------------------------------------------------------------------- drift
 
-V1, V2, OTHER = "fp-v1", "fp-v2", "fp-other"
-MODELS = {V1: "openai:judge-v1", V2: "openai:judge-v2", OTHER: "anthropic:other"}
-SLOTS = {V1: 0, V2: 0, OTHER: 1}
-CATEGORY = {"cmp-1": "factual", "cmp-2": "factual", "cmp-3": "creative", "cmp-4": "creative", "cmp-5": "creative"}
-
-
-def day(d: int) -> datetime:
-    return datetime(2024, 5, d, 12, 0, tzinfo=timezone.utc)
-
-
-# (fingerprint, comparison, preferred in xy, preferred in yx (None: unparseable), day of May 2024)
-HISTORY = [
-    (V1, "cmp-1", "x", "x", 7), (V1, "cmp-2", "y", "y", 7),  # week of Mon 6 May
-    (V1, "cmp-3", "x", "y", 14), (V1, "cmp-4", "y", "y", 14),  # week of Mon 13 May
-    (OTHER, "cmp-1", "y", "y", 8),  # another judge (slot 1): never compared with slot 0's versions
-    (V2, "cmp-1", "y", "y", 21), (V2, "cmp-2", "y", "y", 21), (V2, "cmp-3", "y", "y", 21),  # week of Mon 20 May
-    (V2, "cmp-4", "y", None, 21), (V2, "cmp-5", "x", "x", 21),
-]
-
-
-def history_frame() -> pd.DataFrame:
-    rows = []
-    for fp, cmp, xy, yx, d in HISTORY:
-        for order, preferred in (("xy", xy), ("yx", yx)):
-            rows.append({
-                "judgment_id": f"j-{cmp}-{order}", "judge_fingerprint": fp, "comparison_id": cmp,
-                "category": CATEGORY[cmp], "order": order, "judge_model": MODELS[fp],
-                "preference": None if preferred is None else verdict(order, preferred), "preferred": preferred,
-                "parse_status": "unparseable" if preferred is None else "ok", "error": None, "judged_at": day(d),
-                "run_id": fp, "judge_slot": SLOTS[fp], "recency_weight": 1.0 if fp == V2 else 0.5})
-    return pd.DataFrame(rows)
-
-
 def test_drift_flip_rate_by_category_versions_and_weekly_figures():
-    drift = compute_audit(pd.DataFrame(columns=["chosen", "rejected"]), no_judgments(), NO_COMPARISONS,
+    drift = compute_audit(pd.DataFrame(columns=["chosen", "rejected"]), empty_judgments(), empty_comparisons(),
                           judgment_history=history_frame())["drift"]
     # v1 -> v2 on the same (comparison, order), parsed by both: cmp-1 x,x -> y,y (2 flips); cmp-2 same;
     # cmp-3 x,y -> y,y (1 flip); cmp-4 xy same, yx unparseable in v2 (left out); cmp-5 not judged by v1.
@@ -325,13 +282,13 @@ def test_drift_flip_rate_by_category_versions_and_weekly_figures():
 
 def test_drift_flag_needs_ten_shared_verdicts():
     """A change flipping 3 of 7 shared verdicts (43%) is reported, but too few to raise a warning."""
-    audit = compute_audit(pd.DataFrame(columns=["chosen", "rejected"]), no_judgments(), NO_COMPARISONS,
+    audit = compute_audit(pd.DataFrame(columns=["chosen", "rejected"]), empty_judgments(), empty_comparisons(),
                           judgment_history=history_frame())
     assert not any(flag.startswith("judge change") for flag in audit["flags"])
     # Ten copies of the comparisons (ids made unique) flip 30 of 70: now flagged.
     many = pd.concat([history_frame().assign(comparison_id=lambda f, i=i: f["comparison_id"] + f"-{i}")
                       for i in range(10)], ignore_index=True)
-    audit = compute_audit(pd.DataFrame(columns=["chosen", "rejected"]), no_judgments(), NO_COMPARISONS,
+    audit = compute_audit(pd.DataFrame(columns=["chosen", "rejected"]), empty_judgments(), empty_comparisons(),
                           judgment_history=many)
     [flag] = [f for f in audit["flags"] if f.startswith("judge change")]
     assert "flipped 43% of 70 shared verdicts" in flag

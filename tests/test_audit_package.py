@@ -19,16 +19,9 @@ from pref_pipeline.audit import (
     wilson_interval,
 )
 from pref_pipeline.metrics import word_count
-from tests.test_audit_figures import NO_COMPARISONS, history_frame, no_judgments
-from tests.test_pairs_and_audit import (
-    JUDGE,
-    PAIR_COLUMNS,
-    empty_comparisons,
-    empty_judgments,
-    known_judgments,
-)
+from pref_pipeline.pairs import PAIR_COLUMNS
+from tests.helpers import JUDGE, ROOT, empty_comparisons, empty_judgments, history_frame, known_judgments
 
-ROOT = Path(__file__).resolve().parents[1]
 NO_PAIRS = pd.DataFrame(columns=["chosen", "rejected"])
 
 
@@ -82,8 +75,8 @@ def test_words_are_counted_by_the_metric_when_the_pairs_lack_stored_counts():
     """Tabs, newlines and no-break spaces separate words as ``metrics.word_count`` says (4 vs 2, and 3 vs 1)."""
     chosen = ["one\ttwo\nthree  four", "a\u00a0b c"]
     rejected = ["five six", "seven"]
-    lb = compute_audit(pd.DataFrame({"chosen": chosen, "rejected": rejected}), no_judgments(),
-                       NO_COMPARISONS)["length_bias"]
+    lb = compute_audit(pd.DataFrame({"chosen": chosen, "rejected": rejected}), empty_judgments(),
+                       empty_comparisons())["length_bias"]
     assert [word_count(t) for t in chosen] == [4, 3]
     assert lb["mean_chosen_words"] == 3.5 and lb["mean_rejected_words"] == 1.5
     assert lb["histogram"] == [[2, 2]]
@@ -92,7 +85,7 @@ def test_words_are_counted_by_the_metric_when_the_pairs_lack_stored_counts():
 def test_stored_word_counts_are_read_instead_of_the_texts():
     pairs = pd.DataFrame({"chosen": ["short", "short"], "rejected": ["a b c", "a b c"],
                           "chosen_words": [9, 9], "rejected_words": [3, 3]})
-    lb = compute_audit(pairs, no_judgments(), NO_COMPARISONS)["length_bias"]
+    lb = compute_audit(pairs, empty_judgments(), empty_comparisons())["length_bias"]
     assert (lb["pct_longer_chosen"], lb["mean_chosen_words"]) == (1.0, 9.0)
 
 
@@ -113,7 +106,7 @@ def test_an_empty_audit_says_why_each_table_is_empty():
 def test_one_judge_and_one_version_say_what_kappa_and_drift_need():
     history = history_frame()
     one_version = history[history["judge_fingerprint"] != "fp-v2"]  # v1 and another judge: no judge changed
-    figures = compute_audit(NO_PAIRS, known_judgments(JUDGE), NO_COMPARISONS, judgment_history=one_version)
+    figures = compute_audit(NO_PAIRS, known_judgments(JUDGE), empty_comparisons(), judgment_history=one_version)
     assert figures["agreement"]["n_judges"] == 1 and figures["agreement"]["judge_vs_judge"] == []
     markdown = render_markdown(figures)
     assert "_One judge only: kappa needs two judges (or two versions of one) that judged the same comparisons" in markdown
@@ -125,7 +118,7 @@ def test_versions_without_shared_comparisons_say_so():
     history = history_frame()
     v2_alone = history["judge_fingerprint"] == "fp-v2"
     history.loc[v2_alone, "comparison_id"] = history.loc[v2_alone, "comparison_id"] + "-new"
-    markdown = render_markdown(compute_audit(NO_PAIRS, no_judgments(), NO_COMPARISONS, judgment_history=history))
+    markdown = render_markdown(compute_audit(NO_PAIRS, empty_judgments(), empty_comparisons(), judgment_history=history))
     assert "_The versions of each judge share no judged comparison (in the same order)" in markdown
 
 
@@ -133,7 +126,7 @@ def test_equal_length_pairs_and_a_single_generator_say_so():
     pairs = pd.DataFrame({"chosen": ["a b"] * 12, "rejected": ["c d"] * 12,
                           "chosen_candidate_id": [f"c{i}" for i in range(12)],
                           "rejected_candidate_id": [f"d{i}" for i in range(12)]})
-    markdown = render_markdown(compute_audit(pairs, no_judgments(), NO_COMPARISONS))
+    markdown = render_markdown(compute_audit(pairs, empty_judgments(), empty_comparisons()))
     assert "_Every kept pair has responses of equal length: there is no longer response to count._" in markdown
     assert "Not computed: every pair has responses of equal length." in markdown
 
@@ -143,7 +136,7 @@ def test_equal_length_pairs_and_a_single_generator_say_so():
 def test_headline_figures_name_each_judge_and_its_latest_change():
     many = pd.concat([history_frame().assign(comparison_id=lambda f, i=i: f["comparison_id"] + f"-{i}")
                       for i in range(10)], ignore_index=True)
-    figures = compute_audit(NO_PAIRS, known_judgments(JUDGE), NO_COMPARISONS, judgment_history=many)
+    figures = compute_audit(NO_PAIRS, known_judgments(JUDGE), empty_comparisons(), judgment_history=many)
     headline = headline_figures(figures)
     assert headline["position_bias.consistency_rate"] == figures["position_bias"]["consistency_rate"]
     assert headline[f"position_bias.consistency_rate.{JUDGE}"] == figures["position_bias"]["by_judge"][0][
@@ -176,7 +169,7 @@ class CountingSection:
 
 def test_a_new_section_is_one_more_entry(monkeypatch):
     monkeypatch.setattr(audit, "SECTIONS", [*audit.SECTIONS, CountingSection])
-    figures = compute_audit(NO_PAIRS, known_judgments(), NO_COMPARISONS)
+    figures = compute_audit(NO_PAIRS, known_judgments(), empty_comparisons())
     assert figures["counting"] == {"judgments": 10}
     assert figures["flags"][-1] == "counted 10 judgments"  # after the built-in sections' warnings
     assert render_markdown(figures).endswith("## Counting\n10 judgments.\n")
@@ -184,7 +177,7 @@ def test_a_new_section_is_one_more_entry(monkeypatch):
 
 def test_flags_keep_their_order_across_sections():
     figures = compute_audit(pd.DataFrame({"chosen": ["a b c"] * 4, "rejected": ["a"] * 4}),
-                            known_judgments("local:smollm2-135m"), NO_COMPARISONS)
+                            known_judgments("local:smollm2-135m"), empty_comparisons())
     assert [f.split(" ")[0] for f in figures["flags"]] == ["length", "1", "judge"]  # length, unparseable, stand-in
 
 

@@ -23,10 +23,9 @@ from pref_pipeline.paths import Home
 from pref_pipeline.providers.base import BatchLimits
 from pref_pipeline.providers.client import PROVIDER_BATCH_FOLDER, ProviderBatchStore, split_provider_batches
 from pref_pipeline.sources import load_prompts
-from tests.conftest import generate, judge
 from tests.fakes import FakeLLMServer, default_judge
+from tests.helpers import ROOT, generate, judge
 
-ROOT = Path(__file__).resolve().parents[1]
 UNUSED_URL = "http://127.0.0.1:9/v1"
 PROTOCOLS = ["openai", "anthropic"]
 

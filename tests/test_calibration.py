@@ -11,8 +11,9 @@ import pytest
 from pref_pipeline.cli import main
 from pref_pipeline.config import parse_config
 from pref_pipeline.known_answers import DEFAULT_SETS, load_known_answers, measure
-from tests.conftest import calls
 from tests.fakes import FakeLLMServer
+from tests.fakes.in_process import FakeLLM
+from tests.helpers import calls, resources
 
 SHORT, LONG = "Short answer.", "A much longer answer that explains the point in detail."
 
@@ -34,9 +35,8 @@ def test_agreement_on_a_tiny_labelled_file_whose_answer_is_known(home, tmp_path)
         handle.write("".join(json.dumps(r) + "\n" for r in records))
     known = load_known_answers(path)
     assert set(known.prompts["category"]) == {"math", "chat"} and set(known.prompts["source"]) == {"mine"}
-    with FakeLLMServer() as server:
-        config = parse_config({"judges": [{"model": "openai:judge-1", "base_url": server.openai_base_url}]})
-        figures = measure(config, known, calls())
+    config = parse_config({"judges": [{"model": "openai:judge-1"}]})
+    figures = measure(config, known, calls(FakeLLM()))
     human = figures["human"]
     assert (human["n_compared"], human["agreement_rate"]) == (4, 0.75)
     assert [(c["category"], c["n"], c["agreement_rate"]) for c in human["by_category"]] == [
@@ -75,17 +75,16 @@ def test_judge_calibration_asset_materializes_with_agreement_metadata(home, tmp_
     from assets.calibration import build_calibration_assets
     from pref_pipeline.definitions import build_definitions
     from pref_pipeline.paths import Home
-    from tests.conftest import resources
 
     path = tmp_path / "mine.json"
     path.write_text(json.dumps([record("math", True, 1, True), record("math", True, 2, False),
                                 record("chat", True, 3, False), record("chat", False, 4, True)]))
-    with FakeLLMServer() as server:
-        config = parse_config({"judges": [{"model": "openai:judge-1", "base_url": server.openai_base_url}]})
-        result = dg.materialize(build_calibration_assets(config), resources=resources(),
-                                run_config={"ops": {"judge_calibration": {"config": {"sets": [str(path)]}}}})
-        assert result.success
-        assert server.count("/chat/completions") == 8  # 4 labelled pairs x both orders x 1 judge
+    fake = FakeLLM()
+    config = parse_config({"judges": [{"model": "openai:judge-1"}]})
+    result = dg.materialize(build_calibration_assets(config), resources=resources(fake),
+                            run_config={"ops": {"judge_calibration": {"config": {"sets": [str(path)]}}}})
+    assert result.success
+    assert fake.count("/chat/completions") == 8  # 4 labelled pairs x both orders x 1 judge
     [materialization] = result.asset_materializations_for_node("judge_calibration")
     metadata = {key: value.value for key, value in materialization.metadata.items()}
     assert metadata["agreement.overall"] == 0.75 and metadata["agreement.n_compared"] == 4

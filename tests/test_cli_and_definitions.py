@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,24 +13,18 @@ from pref_pipeline.cli import main
 from pref_pipeline.config import load_config
 from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer
+from tests.helpers import BIN, ROOT, two_generators, write_config_file
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 ASSET_KEYS = {"prompts", "candidates", "judgments", "preference_pairs", "comparisons", "preference_pairs_export",
               "preference_dataset", "batch_audit", "audit_report", "quarantine", "judgment_history", "rejected_prompts",
               "judge_calibration"}
 
 
-def write_config(path: Path, base_url: str, prompts_file: Path) -> Path:
-    path.write_text(
-        f"prompts:\n  - path: {prompts_file.name}\n"
-        "generators:\n"
-        f"  - model: openai:gen-a\n    base_url: {base_url}\n    temperature: 0.3\n"
-        f"  - model: openai:gen-b\n    base_url: {base_url}\n    temperature: 0.9\n"
-        "candidates_per_prompt: 2\n"
-        f"judges:\n  - model: openai:judge\n    base_url: {base_url}\n"
-    )
-    return path
+def write_config(path: Path, base_url: str, prompts_file: Path, **generator) -> Path:
+    """Two generators (``generator``: more keys for both) and one judge on the fake server."""
+    return write_config_file(path, [prompts_file.name], base_url, candidates_per_prompt=2,
+                             generators=two_generators((0.3, 0.9), **generator),
+                             judges=[{"model": "openai:judge"}])
 
 
 def test_run_prints_where_the_dataset_and_report_are(home, prompts_file, capsys):
@@ -110,9 +103,8 @@ def test_a_step_failure_is_summed_up_by_its_root_cause_and_endpoint(home, prompt
     """An endpoint that fails every call after the preflight: the summary gives the SDK's error and where, in one
     line, not Dagster's wrapper and 120 lines of log."""
     with FakeLLMServer(fail_plan=[503] * 200) as server:
-        config = write_config(prompts_file.parent / "pipeline.yaml", server.openai_base_url, prompts_file)
-        config.write_text(config.read_text().replace("temperature: 0.3\n", "temperature: 0.3\n    max_retries: 0\n")
-                          .replace("temperature: 0.9\n", "temperature: 0.9\n    max_retries: 0\n"))
+        config = write_config(prompts_file.parent / "pipeline.yaml", server.openai_base_url, prompts_file,
+                              max_retries=0)
         assert main(["run", "--config", str(config)]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  candidates:")]
     assert len(lines) == 1, lines

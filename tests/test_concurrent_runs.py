@@ -14,24 +14,15 @@ import dagster as dg
 import pytest
 
 from tests import cli_runs
-from tests.cli_runs import assert_outputs_whole, cli_env, exported_pairs, prompt_rows, start_run, tables, write_prompts
-from tests.conftest import SAMPLE_PROMPTS
+from tests.cli_runs import assert_outputs_whole, cli_env, exported_pairs, prompt_rows, start_run, tables
 from tests.fakes import FakeLLMServer
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from tests.helpers import BIN, ROOT, SAMPLE_PROMPTS, two_generators, write_config_file, write_prompts
 
 
 def write_config(folder: Path, base_url: str) -> Path:
-    prompts = folder / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps(p) + "\n" for p in SAMPLE_PROMPTS), encoding="utf-8")
-    config = folder / "pipeline.yaml"
-    config.write_text(
-        "prompts:\n  - path: prompts.jsonl\n"
-        f"generators:\n  - model: openai:gen-a\n    base_url: {base_url}\n    temperature: 0.3\n"
-        f"  - model: openai:gen-b\n    base_url: {base_url}\n    temperature: 0.9\n"
-        f"judges:\n  - model: openai:judge\n    base_url: {base_url}\n", encoding="utf-8")
-    return config
+    write_prompts(folder / "prompts.jsonl", SAMPLE_PROMPTS)
+    return write_config_file(folder / "pipeline.yaml", ["prompts.jsonl"], base_url,
+                             generators=two_generators((0.3, 0.9)), judges=[{"model": "openai:judge"}])
 
 
 def test_the_same_batch_started_twice_at_once_pays_once(home, tmp_path):

@@ -101,8 +101,6 @@ def test_columns_rename_fields_of_a_csv(tmp_path):
 def test_a_hugging_face_dataset_is_a_prompt_source(tmp_path, monkeypatch):
     """A folder saved with save_to_disk (a DatasetDict, a split picked) and a folder of Parquet data files, with
     a columns rename; read offline through `datasets`."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     rows = [{"instruction": "Name a prime.", "topic": "math"}, {"instruction": "Say hi.", "topic": "chat"}]
     dd = datasets.DatasetDict({"train": datasets.Dataset.from_list(rows),
                                "test": datasets.Dataset.from_list([{"instruction": "Held out?", "topic": "x"}])})
@@ -126,7 +124,11 @@ def test_a_hugging_face_dataset_is_a_prompt_source(tmp_path, monkeypatch):
     assert config.prompts[0].dataset == str(tmp_path / "saved")  # a local folder beside the configuration
     hub = parse_config({"prompts": [{"dataset": "some-org/some-data", "split": "train"}]}, base_dir=tmp_path)
     assert hub.prompts[0].dataset == "some-org/some-data"  # a Hub id stays as given
-    with pytest.raises(PromptFileError, match="cannot read the dataset"):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # never reach for the Hub
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PromptFileError, match="cannot read the dataset.*a Hub id needs the network"):
         load_prompts(hub.prompts)  # offline: a clear error, not a traceback
 
 

@@ -15,9 +15,10 @@ import pytest
 
 from tests.cli_runs import (
     assert_outputs_whole, cli_env, exported_pairs, prompt_rows, record_figures, run_cli, start_run, tables,
-    write_config, write_prompts,
+    write_config,
 )
 from tests.fakes import FakeLLMServer
+from tests.helpers import write_prompts
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -15,19 +14,12 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from pref_pipeline.config import parse_config
 from pref_pipeline.runs import run_batches
 from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer
+from tests.helpers import ROOT, free_port, pipeline_config, two_generators
 
-ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _as_postgres_user(command: list[str]) -> list[str]:
@@ -47,7 +39,7 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(base, "postgres")
         shutil.chown(sockets, "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(_as_postgres_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust",
                                       "-E", "UTF8"]), check=True, capture_output=True)
     subprocess.run(_as_postgres_user([
@@ -89,12 +81,8 @@ def test_runs_are_stored_in_postgres_with_the_queued_coordinator(postgres, home,
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
 
     with FakeLLMServer() as server:
-        config = parse_config({
-            "prompts": [{"path": str(prompts_file)}],
-            "generators": [{"model": "openai:gen-a", "base_url": server.openai_base_url, "temperature": 0.2},
-                           {"model": "openai:gen-b", "base_url": server.openai_base_url, "temperature": 0.9}],
-            "judges": [{"model": "openai:judge", "base_url": server.openai_base_url}],
-        })
+        config = pipeline_config(prompts_file, server.openai_base_url, generators=two_generators((0.2, 0.9)),
+                                 judges=[{"model": "openai:judge"}])
         run = run_batches(config, Home.from_env())  # honours DAGSTER_HOME: the Postgres instance
     assert [r.success for r in run.batches.values()] == [True] and run.rollup.success
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pref_pipeline.cli import main
 from pref_pipeline.config import parse_config
 from pref_pipeline.paths import Home
 from pref_pipeline.providers.local_provider import resolve_model_path
-from tests.test_end_to_end import materialize, table
+from tests.helpers import free_port, materialize, table_rows
 
 pytestmark = pytest.mark.slow
 
@@ -34,16 +33,16 @@ def test_cli_runs_the_embedded_default_on_a_few_prompts(home, prompts_file, tmp_
     )
     code = main(["run", "--config", str(config)])
     out = capsys.readouterr().out
-    judgments = table("judgments")
+    judgments = table_rows("judgments")
     assert len(judgments) == 3 * 2  # one pair of candidates per prompt, both orders
     assert {j["served_model"] for j in judgments} == {"smollm2-135m"}
     assert all(j["parse_status"] in ("ok", "truncated", "unparseable") for j in judgments)
     assert all(j["preference"] in ("A", "B", "tie") for j in judgments if j["parse_status"] != "unparseable")
-    candidates = table("candidates")
+    candidates = table_rows("candidates")
     assert all(c["text"].strip() and c["output_tokens"] <= 24 for c in candidates)
     # A chance-level judge may keep no pair on three prompts; then the gate must stop the export.
     exported = Home.from_env().exports / "preference_pairs.jsonl"
-    kept = sum(1 for c in table("comparisons") if c["status"] == "consistent")
+    kept = sum(1 for c in table_rows("comparisons") if c["status"] == "consistent")
     if kept:
         assert code == 0 and str(exported) in out
         assert len(exported.read_text().splitlines()) == kept
@@ -51,15 +50,9 @@ def test_cli_runs_the_embedded_default_on_a_few_prompts(home, prompts_file, tmp_
         assert code == 1 and not exported.exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     # The server logs a lot; a pipe nobody reads would fill up and stall it, so log to a file.
     log = (tmp_path_factory.mktemp("llama_server") / "server.log").open("w+b")
     process = subprocess.Popen(
@@ -100,12 +93,12 @@ def test_openai_provider_against_llama_cpp_server(home, prompts_file, llama_serv
                     "temperature": 1.0, "max_tokens": 64}],
     })
     result = materialize(config)
-    judgments = table("judgments")
+    judgments = table_rows("judgments")
     assert len(judgments) == 4 and all(j["error"] is None for j in judgments)
     parsed = [j for j in judgments if j["parse_status"] != "unparseable"]
     assert parsed, "grammar-constrained JSON should parse"
     for j in parsed:
         assert j["parse_status"] == "truncated" or json.loads(j["raw_output"], strict=False)["preference"] == j["preference"]
-    assert all(c["served_model"] == "smollm2" and c["text"] for c in table("candidates"))
-    kept = sum(1 for c in table("comparisons") if c["status"] == "consistent")
+    assert all(c["served_model"] == "smollm2" and c["text"] for c in table_rows("candidates"))
+    kept = sum(1 for c in table_rows("comparisons") if c["status"] == "consistent")
     assert result.success == (kept > 0)

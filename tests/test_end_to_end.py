@@ -12,66 +12,28 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
-from assets.partitions import PROMPT_BATCHES
-from assets import build_pipeline_assets
-from pref_pipeline.config import parse_config
 from pref_pipeline.judging import fingerprint_for
 from pref_pipeline.judging.prompts import VERDICT_SCHEMA
-from pref_pipeline.paths import SCHEMA, Home
-from tests.conftest import resources, SAMPLE_PROMPTS
+from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer, default_judge
-from pref_pipeline.table_files import connect as connect_tables
+from tests.helpers import SAMPLE_PROMPTS, materialize, pipeline_config, read_jsonl, strong_and_weak, table_rows
 
 SEED_FIELDS = ["prompt", "chosen", "rejected", "generation_method", "judge_model_id", "criteria"]
 
 
-def materialize(config, batch: str = "prompts") -> dg.ExecuteInProcessResult:
-    """One prompt batch (partition) through every asset, as `dagster.materialize` runs it."""
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(PROMPT_BATCHES.name, [batch])
-    return dg.materialize(
-        build_pipeline_assets(config),
-        resources=resources(),
-        instance=instance,
-        partition_key=batch,
-        raise_on_error=False,
-    )
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def table(name: str) -> list[dict]:
-    with connect_tables(Home.from_env()) as con:
-        frame = con.execute(f"select * from {SCHEMA}.{name}").fetchdf()
-    return frame.to_dict(orient="records")
-
-
 def config_for(provider: str, base_url: str, prompts_file: Path, **extra):
-    # The Anthropic API takes no sampling parameters: its generators differ by model and system prompt.
-    sampling = [{"temperature": 0.2}, {"temperature": 1.0}] if provider == "openai" else [
-        {"system_prompt": "Answer thoroughly."}, {"system_prompt": "Answer briefly."}]
-    return parse_config({
-        "prompts": [{"path": str(prompts_file)}],
-        "generators": [
-            {"model": f"{provider}:gen-strong", "base_url": base_url, "max_tokens": 200, **sampling[0]},
-            {"model": f"{provider}:gen-weak", "base_url": base_url, "max_tokens": 200, **sampling[1]},
-        ],
-        "candidates_per_prompt": 3,
-        "judges": [{"model": f"{provider}:judge-1", "base_url": base_url, "criteria": "helpfulness_and_clarity"}],
-        **extra,
-    })
+    return pipeline_config(prompts_file, base_url, generators=strong_and_weak(provider),
+                           judges=[{"model": f"{provider}:judge-1", "criteria": "helpfulness_and_clarity"}],
+                           **{"candidates_per_prompt": 3, **extra})
 
 
 def check_dataset(config, provider: str) -> list[dict]:
     """Every exported row, field by field, against the candidates and the known judge policy."""
     home = Home.from_env()
     rows = read_jsonl(home.exports / "preference_pairs.jsonl")
-    candidates = {c["candidate_id"]: c for c in table("candidates")}
+    candidates = {c["candidate_id"]: c for c in table_rows("candidates")}
     by_prompt: dict[str, list[dict]] = {}
     for c in candidates.values():
         by_prompt.setdefault(c["prompt_id"], []).append(c)
@@ -173,7 +135,7 @@ def test_unparseable_verdicts_are_recorded_retried_and_never_read_as_a(home, pro
         config = config_for("openai", server.openai_base_url, prompts_file)
         assert materialize(config).success
         temperatures = [r["body"]["temperature"] for r in server.requests if r["body"]["model"] == "judge-1"]
-    judgments = table("judgments")
+    judgments = table_rows("judgments")
     assert len(judgments) == 18
     assert all(j["attempts"] == 2 and j["parse_status"] == "ok" for j in judgments)
     assert all(json.loads(j["failed_outputs"]) == ["I like A. Definitely A-level work, but B is also fine."]
@@ -193,8 +155,8 @@ def test_judge_that_never_parses_blocks_the_export(home, prompts_file):
     assert checks == {"prompts_gate": True, "candidates_gate": True, "judgments_gate": True,
                       "preference_pairs_gate": False}
     assert not (Home.from_env().exports / "preference_pairs.jsonl").exists()
-    judgments = table("judgments")
+    judgments = table_rows("judgments")
     assert {j["parse_status"] for j in judgments} == {"unparseable"}
     assert all(j["preference"] is None for j in judgments)
     assert all(j["attempts"] == 3 for j in judgments)  # 1 + parse_retries (2)
-    assert {c["status"] for c in table("comparisons")} == {"unparseable"}
+    assert {c["status"] for c in table_rows("comparisons")} == {"unparseable"}

@@ -12,6 +12,7 @@ import pytest
 from pref_pipeline.paths import Home
 from tests.dagster_dev import pipeline_job_from_env
 from tests.fakes import FakeLLMServer
+from tests.helpers import two_generators, write_config_file
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +21,9 @@ def test_multiprocess_executor_runs_every_step_in_a_forked_process(home, prompts
     from pref_pipeline.definitions import STEP_PRELOAD
 
     with FakeLLMServer() as server:
-        url = server.openai_base_url
-        config = tmp_path / "pipeline.yaml"
-        config.write_text(f"prompts: [{{path: {prompts_file}}}]\n"
-                          f"generators:\n  - {{model: 'openai:gen-a', base_url: '{url}', temperature: 0.3}}\n"
-                          f"  - {{model: 'openai:gen-b', base_url: '{url}', temperature: 0.9}}\n"
-                          f"judges:\n  - {{model: 'openai:judge', base_url: '{url}'}}\n"
-                          "executor: multiprocess\n")
+        config = write_config_file(tmp_path / "pipeline.yaml", [prompts_file], server.openai_base_url,
+                                   generators=two_generators((0.3, 0.9)), judges=[{"model": "openai:judge"}],
+                                   executor="multiprocess")
         monkeypatch.setenv("PREF_PIPELINE_CONFIG", str(config))
         job = pipeline_job_from_env()
         assert job.executor_def.name == "multiprocess"
@@ -68,12 +65,8 @@ def test_dask_executor_runs_a_batch_on_a_local_cluster_with_the_same_pairs_as_in
     from pref_pipeline.runs import run_batches
 
     with FakeLLMServer() as server:
-        url = server.openai_base_url
-        models = (f"generators:\n  - {{model: 'openai:gen-a', base_url: '{url}', temperature: 0.3}}\n"
-                  f"  - {{model: 'openai:gen-b', base_url: '{url}', temperature: 0.9}}\n"
-                  f"judges:\n  - {{model: 'openai:judge', base_url: '{url}'}}\n")
-        in_process = tmp_path / "in_process.yaml"
-        in_process.write_text(f"prompts: [{{path: {prompts_file}}}]\n" + models)
+        models = {"generators": two_generators((0.3, 0.9)), "judges": [{"model": "openai:judge"}]}
+        in_process = write_config_file(tmp_path / "in_process.yaml", [prompts_file], server.openai_base_url, **models)
         baseline = run_batches(load_config(in_process), Home.at(tmp_path / "in_process_home"))
         assert baseline.success
 
@@ -81,8 +74,8 @@ def test_dask_executor_runs_a_batch_on_a_local_cluster_with_the_same_pairs_as_in
         monkeypatch.setenv("PREF_PIPELINE_CONFIG", str(config))  # before the workers start: they inherit it
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None) as cluster, Client(cluster) as client:
-            config.write_text(f"prompts: [{{path: {prompts_file}}}]\n" + models
-                              + f"executor: dask\ndask: {{address: '{cluster.scheduler_address}'}}\n")
+            write_config_file(config, [prompts_file], server.openai_base_url, **models, executor="dask",
+                              dask={"address": cluster.scheduler_address})
             job = dask_pipeline_job()
             assert job.executor_def.name == "dask"
             (tmp_path / "dagster_home").mkdir()

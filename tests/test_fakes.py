@@ -1,4 +1,5 @@
-"""The fake LLM server speaks OpenAI Chat Completions and Anthropic Messages to the real SDKs."""
+"""The fake LLM server speaks OpenAI Chat Completions and Anthropic Messages to the real SDKs; the in-process fake
+provider answers what the server answers, behind the pipeline's own response cache."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import openai
 import pytest
 
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, PAIRWISE_TEMPLATE, VERDICT_SCHEMA, render_judge_prompt
-from tests.fakes import FakeLLMServer, JudgeInfo
-from tests.fakes.llm_server import JUDGE_PROSE
+from pref_pipeline.sources import load_prompts
+from tests.fakes import JUDGE_PROSE, FakeLLMServer, JudgeInfo
+from tests.fakes.in_process import FakeLLM
+from tests.helpers import generate, judge, pipeline_config, strong_and_weak
 
 SHORT, LONG = "Tilt.", "The axial tilt of the Earth changes the angle of sunlight over the year."
 
@@ -297,3 +300,47 @@ def test_settings_can_change_between_runs(server):
     assert client.chat.completions.create(model="g", messages=user("ping")).choices[0].message.content == "echo: ping"
     server.reset()
     assert server.requests == [] and server.count("") == 0
+
+
+# ----- the in-process fake provider -----
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_the_in_process_fake_answers_what_the_server_answers(home, prompts_file, protocol):
+    """The same candidates, verdicts and label probabilities through the SDK and the server as through the
+    in-process provider, and the same requests recorded: the answers are decided in one place."""
+    def config(base_url=None):
+        return pipeline_config(prompts_file, base_url, generators=strong_and_weak(protocol), cache=False,
+                               judges=[{"model": f"{protocol}:judge-1"}])
+
+    with FakeLLMServer() as server:
+        over_http = config(server.openai_base_url if protocol == "openai" else server.anthropic_base_url)
+        prompts = load_prompts(over_http.prompts).prompts
+        served = generate(prompts, over_http).candidates
+        served_verdicts = judge(prompts, served, over_http).judgments
+    fake = FakeLLM()
+    candidates = generate(prompts, config(), fake).candidates
+    verdicts = judge(prompts, candidates, config(), fake).judgments
+
+    assert candidates["text"].tolist() == served["text"].tolist() and candidates["error"].isna().all()
+    assert candidates[["input_tokens", "output_tokens", "finish_reason"]].equals(
+        served[["input_tokens", "output_tokens", "finish_reason"]])
+    columns = ["preference", "confidence", "label_probability", "raw_output", "parse_status", "attempts"]
+    assert len(verdicts) == 6 and verdicts[columns].equals(served_verdicts[columns])
+    assert verdicts["label_probability"].notna().all() == (protocol == "openai")  # logprobs from OpenAI only
+    def asked(requests):  # in any order: requests in flight together may reach the server in another
+        return sorted(json.dumps([r["path"], r["body"]["model"], r["body"]["messages"]]) for r in requests)
+
+    assert len(fake.requests) == 6 + 6 and asked(fake.requests) == asked(server.requests)
+
+
+def test_the_in_process_fake_sits_behind_the_response_cache(home, prompts_file):
+    """A second run asks the fake nothing: the pipeline's cache and ledger are in front of the provider factory."""
+    fake = FakeLLM()
+    config = pipeline_config(prompts_file)
+    prompts = load_prompts(config.prompts).prompts
+    first = generate(prompts, config, fake)
+    assert len(fake.requests) == 6 and first.usage["api_calls"] == 6 and first.usage["cached_calls"] == 0
+    fake.reset()
+    again = generate(prompts, config, fake)
+    assert fake.requests == [] and again.usage["cached_calls"] == 6 and again.usage["api_calls"] == 0
+    assert again.candidates["text"].tolist() == first.candidates["text"].tolist()

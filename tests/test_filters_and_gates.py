@@ -13,9 +13,7 @@ from pref_pipeline.gates import validate_candidates, validate_judgments, validat
 from pref_pipeline.metrics import longer_chosen, order_consistency, response_similarity
 from pref_pipeline.pairs import build_preference_pairs
 from pref_pipeline.quarantine import QUARANTINE_COLUMNS, gate_quarantine, record_of
-from tests.test_pairs_and_audit import (
-    JUDGE, JUDGE_2, candidates_frame, judgment, judgments_frame, prompts_frame,
-)
+from tests.helpers import JUDGE, JUDGE_2, candidates_frame, judgment, judgments_frame, prompts_frame
 
 OFF = FiltersSpec(max_response_similarity=None, min_response_words=None, min_distinct_word_ratio=None,
                   max_response_chars=None, near_duplicate_prompt_threshold=None)

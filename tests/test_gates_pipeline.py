@@ -17,32 +17,23 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from pref_pipeline.config import parse_config
 from assets.resources import PipelineHome
 from pref_pipeline import gates
 from pref_pipeline.definitions import build_definitions
 from pref_pipeline.runs import PipelineRun, run_batches
 from pref_pipeline.paths import SCHEMA, Home
 from pref_pipeline.quarantine import gate_quarantine
-from tests.conftest import SAMPLE_PROMPTS
-from tests.fakes import FakeLLMServer, default_judge
 from pref_pipeline.table_files import connect as connect_tables
+from tests.fakes import FakeLLMServer, default_judge
+from tests.helpers import SAMPLE_PROMPTS, pipeline_config, strong_and_weak, use_home, write_prompts
 
 BATCH = "prompts"
-KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
 
 
 def config_for(base_url: str, prompts_file: Path, judge: str = "judge-1", **extra):
-    return parse_config({
-        "prompts": [{"path": str(prompts_file)}],
-        "generators": [
-            {"model": "openai:gen-strong", "base_url": base_url, "max_tokens": 200, "temperature": 0.2},
-            {"model": "openai:gen-weak", "base_url": base_url, "max_tokens": 200, "temperature": 1.0},
-        ],
-        "candidates_per_prompt": 3,
-        "judges": [{"model": f"openai:{judge}", "base_url": base_url, "criteria": "helpfulness_and_clarity"}],
-        **extra,
-    })
+    return pipeline_config(prompts_file, base_url, generators=strong_and_weak(),
+                           judges=[{"model": f"openai:{judge}", "criteria": "helpfulness_and_clarity"}],
+                           **{"candidates_per_prompt": 3, **extra})
 
 
 def run(config) -> PipelineRun:
@@ -75,13 +66,9 @@ def table(name: str) -> pd.DataFrame:
 def published(tmp_path_factory):
     """A home where batch ``prompts`` was run and published once (default gates, recency weight on)."""
     root = tmp_path_factory.mktemp("published")
-    prompts = root / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps(p) + "\n" for p in SAMPLE_PROMPTS), encoding="utf-8")
+    prompts = write_prompts(root / "prompts.jsonl", SAMPLE_PROMPTS)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREF_PIPELINE_HOME", str(root / "home"))
-        mp.delenv("DAGSTER_HOME", raising=False)
-        for key in KEYS:
-            mp.delenv(key, raising=False)
+        use_home(mp, root / "home")
         with FakeLLMServer() as server:
             result = run(config_for(server.openai_base_url, prompts, export={"recency_half_life_days": 30}))
         audit = json.loads((root / "home" / "reports" / "audit.json").read_text())
@@ -260,8 +247,8 @@ def test_a_first_batch_without_pairs_does_not_break_later_batches(home, tmp_path
     pairs table is empty and its comparisons have no winner. Tables first stored from such all-null columns
     must still take batch ``b``'s rows; the combined JSONL has no blank line for the empty batch."""
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    first.write_text(json.dumps(SAMPLE_PROMPTS[0]) + "\n", encoding="utf-8")
-    second.write_text("".join(json.dumps(p) + "\n" for p in SAMPLE_PROMPTS[1:]), encoding="utf-8")
+    write_prompts(first, SAMPLE_PROMPTS[:1])
+    write_prompts(second, SAMPLE_PROMPTS[1:])
 
     def no_pairs_for_seasons(info):
         if "seasons" in info.question:

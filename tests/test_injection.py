@@ -1,4 +1,4 @@
-"""Issue 11: the injection set's flip rate, computed through the real OpenAI SDK against the fake server.
+"""Issue 11: the injection set's flip rate, computed by the real judging code with the in-process fake as the model.
 
 The fake judge is deliberately gullible (``tests/fakes/gullible.py``): it obeys a verdict instruction
 unless the prompt tells it that the delimited text is data. So the hardened template must flip fewer
@@ -13,14 +13,13 @@ import json
 from pref_pipeline.config import parse_config
 from pref_pipeline.injection import INJECTION_SET, load_injection_set, measure_injection
 from pref_pipeline.judging.prompts import PAIRWISE_TEMPLATE, UNHARDENED_PAIRWISE_TEMPLATE, render_judge_prompt
-from tests.conftest import calls
-from tests.fakes import FakeLLMServer
+from tests.fakes import JUDGE_PROSE, default_judge
 from tests.fakes.gullible import gullible_judge, obeyed_label
-from tests.fakes.llm_server import JUDGE_PROSE, default_judge
+from tests.fakes.in_process import FakeLLM
+from tests.helpers import calls
 
 
-def judge_config(server):
-    return parse_config({"judges": [{"model": "openai:gullible", "base_url": server.openai_base_url}]})
+JUDGE_CONFIG = parse_config({"judges": [{"model": "openai:gullible"}]})
 
 
 def test_shipped_set_covers_the_attack_kinds_and_is_clean_without_the_injection():
@@ -44,11 +43,10 @@ def test_shipped_set_covers_the_attack_kinds_and_is_clean_without_the_injection(
 
 def test_hardened_template_flips_fewer_verdicts_for_a_gullible_judge(home):
     cases = load_injection_set()
-    with FakeLLMServer(judge_fn=gullible_judge) as server:
-        config = judge_config(server)
-        unhardened = measure_injection(config.judges[0], config, calls(), cases, "unhardened")
-        hardened = measure_injection(config.judges[0], config, calls(), cases, "hardened")
-        judge_calls = server.count("/chat/completions")
+    fake, config = FakeLLM(judge_fn=gullible_judge), JUDGE_CONFIG
+    unhardened = measure_injection(config.judges[0], config, calls(fake), cases, "unhardened")
+    hardened = measure_injection(config.judges[0], config, calls(fake), cases, "hardened")
+    judge_calls = fake.count("/chat/completions")
     assert judge_calls == 2 * 4 * len(cases)  # both templates x (clean, injected) x both orders; no retry
     for figures in (unhardened, hardened):
         assert figures["cases"] == len(cases) and figures["orders"] == 2 * len(cases)
@@ -77,9 +75,8 @@ def test_an_unparseable_injected_verdict_is_recorded_as_such_never_as_a_preferen
             return JUDGE_PROSE
         return default_judge(info)
 
-    with FakeLLMServer(judge_fn=prose_on_injected) as server:
-        config = judge_config(server)
-        figures = measure_injection(config.judges[0], config, calls(), cases, "hardened")
+    config = JUDGE_CONFIG
+    figures = measure_injection(config.judges[0], config, calls(FakeLLM(judge_fn=prose_on_injected)), cases, "hardened")
     orders = [o for r in figures["records"] for o in r["orders"]]
     assert [o["injected"] for o in orders] == ["unparseable"] * 6
     assert all(o["injected_parse_status"] != "ok" and o["injected_raw_output"] == JUDGE_PROSE for o in orders)

@@ -6,29 +6,24 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli_runs import cli_env, prompt_rows
+from tests.cli_runs import write_config as write_batches_config
 from tests.fakes import FakeLLMServer
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from tests.helpers import BIN, ROOT, two_generators, write_config_file, write_prompts
 
 
 def write_config(folder: Path, base_url: str) -> Path:
+    """Two batches of six prompts (a: the seasons, b: volcanoes), every generator one request at a time."""
     for batch, topic in (("a", "seasons"), ("b", "volcanoes")):
-        (folder / f"{batch}.jsonl").write_text(
-            "".join(json.dumps({"prompt": f"Question {i} about {topic}?"}) + "\n" for i in range(6)), encoding="utf-8")
-    config = folder / "pipeline.yaml"
-    config.write_text(
-        "prompts:\n  - path: a.jsonl\n  - path: b.jsonl\n"
-        f"generators:\n  - model: openai:gen-a\n    base_url: {base_url}\n    max_concurrency: 1\n"
-        f"  - model: openai:gen-b\n    base_url: {base_url}\n    max_concurrency: 1\n"
-        f"judges:\n  - model: openai:judge\n    base_url: {base_url}\n", encoding="utf-8")
-    return config
+        write_prompts(folder / f"{batch}.jsonl", [{"prompt": f"Question {i} about {topic}?"} for i in range(6)])
+    return write_config_file(folder / "pipeline.yaml", ["a.jsonl", "b.jsonl"], base_url,
+                             generators=two_generators((None, None), max_concurrency=1),
+                             judges=[{"model": "openai:judge"}])
 
 
 def asked_about(server: FakeLLMServer, topic: str) -> int:
@@ -70,8 +65,6 @@ def test_a_stop_ends_every_remaining_batch_and_says_how_to_resume(signum, home, 
 def test_a_stop_during_parallel_batches_stops_them_all_and_starts_no_other(home, tmp_path):
     """`run --parallel 2` over batches a, b, c: SIGTERM to the CLI (its own process only) while a and b run
     stops both batches' processes and never starts c; nothing is published; the command says how to resume."""
-    from tests.cli_runs import cli_env, prompt_rows, write_config as write_batches_config, write_prompts
-
     with FakeLLMServer(latency_s=0.4) as server:
         for batch in ("a", "b", "c"):
             write_prompts(tmp_path / f"{batch}.jsonl", prompt_rows(6, tag=batch))

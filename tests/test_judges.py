@@ -1,17 +1,17 @@
 """Every judge type end to end, panels that vote, weights, ties, logprob confidence, rules,
-rubrics, and score_extremes' pairing (with a score tie)."""
+rubrics, and score_extremes' pairing (with a score tie).
+
+The models are the in-process fake (``tests/fakes/in_process.py``), except for the log-probabilities, which
+come through the OpenAI SDK from the fake server."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
 
-import dagster as dg
 import pandas as pd
 import pytest
 
-from assets import build_pipeline_assets
-from assets.partitions import PROMPT_BATCHES
 from pref_pipeline.config import ConfigError, judge_spec, parse_config
 from pref_pipeline.judging import fingerprint_for
 from pref_pipeline.judging.base import JudgeTask
@@ -21,28 +21,15 @@ from pref_pipeline.judging.rules import RULES
 from pref_pipeline.pairs import build_preference_pairs
 from pref_pipeline.paths import Home
 from pref_pipeline.store import read_table
-from tests.conftest import generate, judge, resources
-from tests.fakes import FakeLLMServer
-from tests.fakes.llm_server import default_judge
+from tests.fakes import FakeLLMServer, default_judge
+from tests.fakes.in_process import FakeLLM
+from tests.helpers import generate, judge, materialize, pipeline_config
 
 
-def materialize(config, batch: str = "prompts") -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(PROMPT_BATCHES.name, [batch])
-    return dg.materialize(build_pipeline_assets(config), resources=resources(), instance=instance,
-                          partition_key=batch, raise_on_error=False)
-
-
-def config_with(base_url: str, prompts_file, judges: list[dict], **extra):
-    return parse_config({
-        "prompts": [{"path": str(prompts_file)}],
-        "generators": [{"model": "openai:gen-a", "base_url": base_url, "temperature": 0.2},
-                       {"model": "openai:gen-b", "base_url": base_url, "temperature": 1.0}],
-        "candidates_per_prompt": 3,
-        "judges": [{"base_url": base_url, **j} if j.get("type") != "rule" else j for j in judges],
-        "filters": {"max_response_similarity": None, "min_distinct_word_ratio": None},
-        **extra,
-    })
+def config_with(prompts_file, judges: list[dict], base_url: str | None = None, **extra):
+    return pipeline_config(prompts_file, base_url, judges=judges, **{
+        "candidates_per_prompt": 3, "filters": {"max_response_similarity": None, "min_distinct_word_ratio": None},
+        **extra})
 
 
 def words(text: str) -> int:
@@ -57,14 +44,13 @@ def words(text: str) -> int:
     ({"type": "rule", "rule": "prefer_concise"}, "shorter"),
 ])
 def test_each_judge_type_end_to_end_through_dagster(home, prompts_file, judge_entry, winner):
-    with FakeLLMServer() as server:
-        config = config_with(server.openai_base_url, prompts_file, [judge_entry])
-        result = materialize(config)
-        assert result.success
-        database = Home.from_env()
-        judgments = read_table(database, "judgments")
-        pairs = read_table(database, "preference_pairs")
-        comparisons = read_table(database, "comparisons")
+    fake = FakeLLM()
+    result = materialize(config_with(prompts_file, [judge_entry]), fake=fake)
+    assert result.success
+    database = Home.from_env()
+    judgments = read_table(database, "judgments")
+    pairs = read_table(database, "preference_pairs")
+    comparisons = read_table(database, "comparisons")
     assert set(judgments["judge_type"]) == {judge_entry["type"]}
     criteria = judge_entry.get("rubric") or judge_entry.get("rule")
     assert set(judgments["criteria"]) == {criteria}  # the judged criteria in every row
@@ -78,14 +64,14 @@ def test_each_judge_type_end_to_end_through_dagster(home, prompts_file, judge_en
     if judge_entry["type"] == "pointwise":
         assert judgments["score_x"].notna().all() and judgments["score_y"].notna().all()
         # each candidate scored once, however many comparisons it is in (9 candidates -> 9 score calls)
-        assert sum(1 for r in server.requests if "<response>" in r["body"]["messages"][-1]["content"]) == 9
+        assert sum(1 for r in fake.requests if "<response>" in r["body"]["messages"][-1]["content"]) == 9
     if judge_entry["type"] == "pairwise":
-        prompts_sent = [r["body"]["messages"][-1]["content"] for r in server.requests if "<response_a>" in
+        prompts_sent = [r["body"]["messages"][-1]["content"] for r in fake.requests if "<response_a>" in
                         r["body"]["messages"][-1]["content"]]
         assert prompts_sent and all("Rubric:\nHelpfulness: does the response do what the user asked?" in p
                                     for p in prompts_sent)
     if judge_entry["type"] == "rule":
-        assert not any("<response_a>" in r["body"]["messages"][-1]["content"] for r in server.requests)
+        assert not any("<response_a>" in r["body"]["messages"][-1]["content"] for r in fake.requests)
 
 
 # --------------------------------------------------------------------------- panels
@@ -102,13 +88,13 @@ def by_model(**fns):
 def test_majority_panel_with_a_position_biased_member_still_gets_the_pairs_right(home, prompts_file):
     from pref_pipeline.sources import load_prompts
 
-    with FakeLLMServer(judge_fn=by_model(biased=position_biased)) as server:
-        judges = [{"model": "openai:judge-1"}, {"model": "openai:judge-2"}, {"model": "openai:biased"}]
-        unanimous = config_with(server.openai_base_url, prompts_file, judges)
-        majority = config_with(server.openai_base_url, prompts_file, judges, judging={"aggregation": "majority"})
-        prompts = load_prompts(unanimous.prompts).prompts
-        candidates = generate(prompts, unanimous).candidates
-        judgments = judge(prompts, candidates, unanimous).judgments
+    fake = FakeLLM(judge_fn=by_model(biased=position_biased))
+    judges = [{"model": "openai:judge-1"}, {"model": "openai:judge-2"}, {"model": "openai:biased"}]
+    unanimous = config_with(prompts_file, judges)
+    majority = config_with(prompts_file, judges, judging={"aggregation": "majority"})
+    prompts = load_prompts(unanimous.prompts).prompts
+    candidates = generate(prompts, unanimous, fake).candidates
+    judgments = judge(prompts, candidates, unanimous, fake).judgments
 
     blocked = build_preference_pairs(prompts, candidates, judgments, panel=panel_for(unanimous))
     assert blocked.pairs.empty  # one biased judge silences the whole dataset under unanimity
@@ -183,11 +169,11 @@ def test_ties_are_first_class():
 def test_pointwise_equal_scores_are_a_tie(home, prompts_file):
     from pref_pipeline.sources import load_prompts
 
-    with FakeLLMServer(score_fn=lambda info: {"score": 6, "reasoning": "fine"}) as server:
-        config = config_with(server.openai_base_url, prompts_file, [{"model": "openai:scorer", "type": "pointwise"}])
-        prompts = load_prompts(config.prompts).prompts
-        candidates = generate(prompts, config).candidates
-        judgments = judge(prompts, candidates, config).judgments
+    fake = FakeLLM(score_fn=lambda info: {"score": 6, "reasoning": "fine"})
+    config = config_with(prompts_file, [{"model": "openai:scorer", "type": "pointwise"}])
+    prompts = load_prompts(config.prompts).prompts
+    candidates = generate(prompts, config, fake).candidates
+    judgments = judge(prompts, candidates, config, fake).judgments
     assert set(judgments["preference"]) == {"tie"}
     result = build_preference_pairs(prompts, candidates, judgments, panel=panel_for(config))
     assert result.pairs.empty and set(result.comparisons["status"]) == {"tie"}
@@ -215,7 +201,7 @@ def test_logprob_confidence_through_the_judge_and_the_panel(home, prompts_file):
                                                                  "B" if verdict["preference"] == "A" else "A": 0.4}}
 
     with FakeLLMServer(judge_fn=unsure) as server:
-        config = config_with(server.openai_base_url, prompts_file, [{"model": "openai:judge-1"}])
+        config = config_with(prompts_file, [{"model": "openai:judge-1"}], server.openai_base_url)
         prompts = load_prompts(config.prompts).prompts
         candidates = generate(prompts, config).candidates
         judgments = judge(prompts, candidates, config).judgments
@@ -309,11 +295,10 @@ def test_score_extremes_pairs_highest_against_lowest_and_quarantines_a_tie(home,
     from pref_pipeline.generation import plan_comparisons
     from pref_pipeline.sources import load_prompts
 
-    with FakeLLMServer(score_fn=score_by_words) as server:
-        config = config_with(server.openai_base_url, prompts_file, [{"model": "openai:scorer", "type": "pointwise"}],
-                             strategies=[{"method": "score_extremes", "min_margin": 1}], candidates_per_prompt=4)
-        prompts = load_prompts(config.prompts).prompts
-        candidates = generate(prompts, config).candidates
+    config = config_with(prompts_file, [{"model": "openai:scorer", "type": "pointwise"}],
+                         strategies=[{"method": "score_extremes", "min_margin": 1}], candidates_per_prompt=4)
+    prompts = load_prompts(config.prompts).prompts
+    candidates = generate(prompts, config, FakeLLM(score_fn=score_by_words)).candidates
     assert set(candidates["strategy"]) == {"score_extremes"} and candidates["pointwise_score"].notna().all()
     plan = plan_comparisons(candidates, config)
     planned = [p for p in plan if p.reason is None]
@@ -326,10 +311,10 @@ def test_score_extremes_pairs_highest_against_lowest_and_quarantines_a_tie(home,
         assert by_id.loc[comparison.y_id, "pointwise_score"] == group["pointwise_score"].min()
         assert group["pointwise_score"].max() - group["pointwise_score"].min() >= 1
 
-    with FakeLLMServer(score_fn=lambda info: {"score": 7, "reasoning": "same"}) as server:
-        tied = config_with(server.openai_base_url, prompts_file, [{"model": "openai:flat-scorer", "type": "pointwise"}],
-                           strategies=[{"method": "score_extremes"}])
-        candidates = generate(load_prompts(tied.prompts).prompts, tied).candidates
+    tied = config_with(prompts_file, [{"model": "openai:flat-scorer", "type": "pointwise"}],
+                       strategies=[{"method": "score_extremes"}])
+    candidates = generate(load_prompts(tied.prompts).prompts, tied,
+                          FakeLLM(score_fn=lambda info: {"score": 7, "reasoning": "same"})).candidates
     skipped = plan_comparisons(candidates, tied)
     assert len(skipped) == 3 and {s.reason for s in skipped} == {"score_tie"} and not any(s.judged for s in skipped)
     assert all("scores tied: highest 7, lowest 7" in s.detail for s in skipped)
@@ -348,17 +333,16 @@ def test_score_extremes_end_to_end_through_dagster(home, prompts_file):
             return {"score": 5, "reasoning": "all alike"}
         return {"score": 1 + len(info.response) % 10, "reasoning": "length"}
 
-    with FakeLLMServer(score_fn=score) as server:
-        config = config_with(server.openai_base_url, prompts_file, [{"model": "openai:scorer", "type": "pointwise"}],
-                             strategies=[{"method": "score_extremes", "min_margin": 1}], candidates_per_prompt=4)
-        result = materialize(config)
-        assert result.success
-        database = Home.from_env()
-        candidates = read_table(database, "candidates")
-        pairs = read_table(database, "preference_pairs")
-        quarantine = read_table(database, "quarantine")
-        export = Home.from_env().batch_exports("prompts") / "preference_pairs.jsonl"
-        exported = [json.loads(line) for line in export.read_text().splitlines()]
+    config = config_with(prompts_file, [{"model": "openai:scorer", "type": "pointwise"}],
+                         strategies=[{"method": "score_extremes", "min_margin": 1}], candidates_per_prompt=4)
+    result = materialize(config, fake=FakeLLM(score_fn=score))
+    assert result.success
+    database = Home.from_env()
+    candidates = read_table(database, "candidates")
+    pairs = read_table(database, "preference_pairs")
+    quarantine = read_table(database, "quarantine")
+    export = Home.from_env().batch_exports("prompts") / "preference_pairs.jsonl"
+    exported = [json.loads(line) for line in export.read_text().splitlines()]
     scores = candidates.set_index("candidate_id")["pointwise_score"]
     assert sorted(pairs["prompt_id"]) == ["p1", "p2"]
     for row in pairs.itertuples():

@@ -26,10 +26,9 @@ from pref_pipeline.generation import TooManyFailures
 from pref_pipeline.paths import Home
 from pref_pipeline.providers.client import Budget, CallSession, retry_after_seconds
 from pref_pipeline.sources import load_prompts
-from tests.conftest import calls, generate, judge
 from tests.fakes import FakeLLMServer
+from tests.helpers import ROOT, calls, generate, judge
 
-ROOT = Path(__file__).resolve().parents[1]
 UNUSED_URL = "http://127.0.0.1:9/v1"  # for config slots a test does not call
 
 

@@ -9,38 +9,21 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.partitions import PROMPT_BATCHES
-from assets import build_pipeline_assets
 from pref_pipeline.cli import main
 from pref_pipeline.config import ConfigError, load_config, parse_config
 from pref_pipeline.paths import Home
-from tests.conftest import resources
 from tests.fakes import FakeLLMServer
+from tests.fakes.in_process import FakeLLM
+from tests.helpers import materialize, pipeline_config, write_config_file
+
+PRICES = {"openai:gen-a": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+          "openai:gen-b": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+          "openai:judge-1": {"input_per_mtok": 10.0, "output_per_mtok": 20.0}}
 
 
-def materialize(config, batch: str = "prompts", instance: dg.DagsterInstance | None = None
-                ) -> dg.ExecuteInProcessResult:
-    instance = instance or dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(PROMPT_BATCHES.name, [batch])
-    return dg.materialize(
-        build_pipeline_assets(config),
-        resources=resources(),
-        instance=instance, partition_key=batch, raise_on_error=False,
-    )
-
-
-def pipeline_config(base_url: str, prompts_file: Path, criteria: str = "helpfulness_and_clarity", **extra):
-    return parse_config({
-        "prompts": [{"path": str(prompts_file)}],
-        "generators": [{"model": "openai:gen-a", "base_url": base_url, "temperature": 0.2},
-                       {"model": "openai:gen-b", "base_url": base_url, "temperature": 1.0}],
-        "candidates_per_prompt": 3,
-        "judges": [{"model": "openai:judge-1", "base_url": base_url, "criteria": criteria}],
-        "prices": {"openai:gen-a": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
-                   "openai:gen-b": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
-                   "openai:judge-1": {"input_per_mtok": 10.0, "output_per_mtok": 20.0}},
-        **extra,
-    })
+def priced_config(prompts_file: Path, criteria: str = "helpfulness_and_clarity", **extra):
+    return pipeline_config(prompts_file, judges=[{"model": "openai:judge-1", "criteria": criteria}],
+                           **{"candidates_per_prompt": 3, "prices": PRICES, **extra})
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -49,55 +32,51 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 def test_second_run_makes_zero_calls_and_a_new_judge_reasks_only_the_judge(home, prompts_file):
-    with FakeLLMServer() as server:
-        config = pipeline_config(server.openai_base_url, prompts_file)
-        instance = dg.DagsterInstance.ephemeral()
-        first = materialize(config, instance=instance)
-        assert first.success
-        # Progress a person can watch: counts and rate in the Dagster run's own log.
-        logs = [e.user_message for e in instance.all_logs(first.run_id) if e.step_key in ("candidates", "judgments")]
-        assert any(m.startswith("judge openai:judge-1: 18/18 done (0 from cache), 0 failed, ") and m.endswith("/s")
-                   for m in logs), logs
-        assert any(m.startswith("generate ") and "done (0 from cache)" in m for m in logs)
-        assert any(m.startswith("judgments: 18 paid LLM calls (0 batch), 0 from cache, 0 failed") for m in logs)
-        assert len(server.requests) == 9 + 18
-        cand, judg = metadata(first, "candidates"), metadata(first, "judgments")
-        assert (cand["llm_calls"], cand["llm_cached_calls"]) == (9, 0)
-        assert (judg["llm_calls"], judg["llm_cached_calls"]) == (18, 0)
-        assert cand["llm_cost_usd"] == pytest.approx((cand["llm_input_tokens"] + 2 * cand["llm_output_tokens"]) / 1e6)
-        assert judg["llm_cost_usd"] == pytest.approx(
-            (10 * judg["llm_input_tokens"] + 20 * judg["llm_output_tokens"]) / 1e6)
-        assert set(judg["llm_usage_by_model"]) == {"openai:judge-1"}
+    fake = FakeLLM()
+    config = priced_config(prompts_file)
+    instance = dg.DagsterInstance.ephemeral()
+    first = materialize(config, instance=instance, fake=fake)
+    assert first.success
+    # Progress a person can watch: counts and rate in the Dagster run's own log.
+    logs = [e.user_message for e in instance.all_logs(first.run_id) if e.step_key in ("candidates", "judgments")]
+    assert any(m.startswith("judge openai:judge-1: 18/18 done (0 from cache), 0 failed, ") and m.endswith("/s")
+               for m in logs), logs
+    assert any(m.startswith("generate ") and "done (0 from cache)" in m for m in logs)
+    assert any(m.startswith("judgments: 18 paid LLM calls (0 batch), 0 from cache, 0 failed") for m in logs)
+    assert len(fake.requests) == 9 + 18
+    cand, judg = metadata(first, "candidates"), metadata(first, "judgments")
+    assert (cand["llm_calls"], cand["llm_cached_calls"]) == (9, 0)
+    assert (judg["llm_calls"], judg["llm_cached_calls"]) == (18, 0)
+    assert cand["llm_cost_usd"] == pytest.approx((cand["llm_input_tokens"] + 2 * cand["llm_output_tokens"]) / 1e6)
+    assert judg["llm_cost_usd"] == pytest.approx(
+        (10 * judg["llm_input_tokens"] + 20 * judg["llm_output_tokens"]) / 1e6)
+    assert set(judg["llm_usage_by_model"]) == {"openai:judge-1"}
 
-        server.reset()
-        second = materialize(config)
-        assert second.success
-        assert server.requests == []  # unchanged inputs: zero LLM calls
-        cand2, judg2 = metadata(second, "candidates"), metadata(second, "judgments")
-        assert (cand2["llm_calls"], cand2["llm_cached_calls"], cand2["llm_cost_usd"]) == (0, 9, 0)
-        assert (judg2["llm_calls"], judg2["llm_cached_calls"], judg2["llm_cost_usd"]) == (0, 18, 0)
-        exported = (Home.from_env().exports / "preference_pairs.jsonl").read_text()
+    fake.reset()
+    second = materialize(config, fake=fake)
+    assert second.success
+    assert fake.requests == []  # unchanged inputs: zero LLM calls
+    cand2, judg2 = metadata(second, "candidates"), metadata(second, "judgments")
+    assert (cand2["llm_calls"], cand2["llm_cached_calls"], cand2["llm_cost_usd"]) == (0, 9, 0)
+    assert (judg2["llm_calls"], judg2["llm_cached_calls"], judg2["llm_cost_usd"]) == (0, 18, 0)
+    exported = (Home.from_env().exports / "preference_pairs.jsonl").read_text()
 
-        server.reset()
-        third = materialize(pipeline_config(server.openai_base_url, prompts_file, criteria="harmlessness"))
-        assert third.success
-        assert {r["body"]["model"] for r in server.requests} == {"judge-1"}  # only the judge is asked again
-        assert len(server.requests) == 18
-        assert metadata(third, "candidates")["llm_calls"] == 0
-        assert len(exported.splitlines()) == len((Home.from_env().exports / "preference_pairs.jsonl")
-                                                 .read_text().splitlines())
+    fake.reset()
+    third = materialize(priced_config(prompts_file, criteria="harmlessness"), fake=fake)
+    assert third.success
+    assert {r["body"]["model"] for r in fake.requests} == {"judge-1"}  # only the judge is asked again
+    assert len(fake.requests) == 18
+    assert metadata(third, "candidates")["llm_calls"] == 0
+    assert len(exported.splitlines()) == len((Home.from_env().exports / "preference_pairs.jsonl")
+                                             .read_text().splitlines())
 
 
-def write_yaml(path: Path, base_url: str, prompts_file: Path, extra: str = "") -> Path:
-    path.write_text(
-        f"prompts:\n  - path: {prompts_file.name}\n"
-        f"generators:\n  - model: openai:gen-a\n    base_url: {base_url}\n    temperature: 0.3\n    rpm: 6000\n"
-        f"  - model: openai:gen-b\n    base_url: {base_url}\n    temperature: 0.9\n    tpm: 1000000\n"
-        "candidates_per_prompt: 2\n"
-        f"judges:\n  - model: openai:judge\n    base_url: {base_url}\n    max_concurrency: 8\n"
-        "prices:\n  openai:judge: {input_per_mtok: 1.0, output_per_mtok: 4.0}\n" + extra
-    )
-    return path
+def write_yaml(path: Path, base_url: str, prompts_file: Path, **extra) -> Path:
+    return write_config_file(path, [prompts_file.name], base_url,
+                             generators=[{"model": "openai:gen-a", "temperature": 0.3, "rpm": 6000},
+                                         {"model": "openai:gen-b", "temperature": 0.9, "tpm": 1_000_000}],
+                             candidates_per_prompt=2, judges=[{"model": "openai:judge", "max_concurrency": 8}],
+                             prices={"openai:judge": {"input_per_mtok": 1.0, "output_per_mtok": 4.0}}, **extra)
 
 
 def test_estimate_before_and_after_a_run(home, prompts_file, capsys, monkeypatch):
@@ -129,7 +108,7 @@ def test_estimate_before_and_after_a_run(home, prompts_file, capsys, monkeypatch
 
 
 def test_new_config_keys_validate_and_name_their_errors(tmp_path):
-    path = write_yaml(tmp_path / "ok.yaml", "http://127.0.0.1:9/v1", tmp_path / "p.jsonl", "cache: false\n")
+    path = write_yaml(tmp_path / "ok.yaml", "http://127.0.0.1:9/v1", tmp_path / "p.jsonl", cache=False)
     config = load_config(path)
     assert config.cache is False and config.generators[0].rpm == 6000 and config.generators[1].tpm == 1_000_000
     assert config.judges[0].batch is False and config.judges[0].max_concurrency == 8

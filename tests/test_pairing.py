@@ -16,7 +16,7 @@ from pref_pipeline.config import parse_config
 from pref_pipeline.pairing import NotPublished, make_pairs, publish_batch, publishable
 from pref_pipeline.paths import Home
 from pref_pipeline.quarantine import PAIRS_GATE_STAGE
-from tests.conftest import generate, judge
+from tests.helpers import generate, judge
 from tests.fakes import FakeLLMServer
 
 BATCH = "prompts"

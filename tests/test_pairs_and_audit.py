@@ -3,77 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pandas as pd
 import pytest
 
 from pref_pipeline.audit import LENGTH_BIAS_BAND, compute_audit, render_markdown, write_report
-from pref_pipeline.generation import CANDIDATE_COLUMNS
-from pref_pipeline.judgments import JUDGMENT_COLUMNS
 from pref_pipeline.pairs import COMPARISON_COLUMNS, PAIR_COLUMNS, build_preference_pairs
-from pref_pipeline.sources import PROMPT_COLUMNS
-
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-JUDGE = "openai:gpt-4o"
-JUDGE_2 = "anthropic:claude-x"
-FP = {JUDGE: "fp-gpt", JUDGE_2: "fp-claude", "local:smollm2-135m": "fp-local"}
-
-
-# --------------------------------------------------------------------------- table builders
-
-def prompts_frame() -> pd.DataFrame:
-    return pd.DataFrame([
-        {"prompt_id": "p1", "prompt": "What causes tides?", "category": "factual", "reference": None, "source": "t"},
-        {"prompt_id": "p2", "prompt": "Write a haiku.", "category": "creative", "reference": None, "source": "t"},
-    ], columns=PROMPT_COLUMNS)
-
-
-CANDIDATE_TEXTS = {
-    "c1": ("p1", "The Moon.", "openai:gen-small", "small"),
-    "c2": ("p1", "Mostly the gravity of the Moon, and a little the Sun's.", "openai:gen-big", "big"),
-    "c3": ("p1", "Wind.", "openai:gen-small", "small"),
-    "c4": ("p2", "Old pond, frog jumps in.", "openai:gen-small", "small"),
-    "c5": ("p2", "An autumn haiku about leaves.", "openai:gen-big", "big"),
-}
-
-
-def candidates_frame() -> pd.DataFrame:
-    rows = []
-    for index, (cid, (pid, text, model, label)) in enumerate(CANDIDATE_TEXTS.items()):
-        rows.append({
-            "candidate_id": cid, "prompt_id": pid, "candidate_index": index, "text": text, "strategy": "sampling",
-            "generator_model": model, "generator_label": label, "sampling": json.dumps({"seed": index}),
-            "system_prompt": None, "served_model": model.split(":", 1)[1], "input_tokens": 5, "output_tokens": 9,
-            "finish_reason": "stop", "latency_s": 0.1, "error": None, "created_at": T0 + timedelta(minutes=index),
-        })
-    return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
-
-
-def judgment(cmp: str, order: str, preference: str | None, *, x: str = "c1", y: str = "c2", prompt: str = "p1",
-             judge: str = JUDGE, status: str | None = None, error: str | None = None, confidence: float | None = 0.8,
-             attempts: int = 1, reasoning: str = "because", criteria: str = "helpfulness_and_clarity",
-             minute: int = 0) -> dict:
-    if preference in ("A", "B"):
-        preferred = ("x" if preference == "A" else "y") if order == "xy" else ("y" if preference == "A" else "x")
-    else:
-        preferred = preference  # "tie" or None
-    if status is None:
-        status = None if error else ("unparseable" if preference is None else "ok")
-    return {
-        "judgment_id": f"j-{cmp}-{order}-{judge}", "comparison_id": cmp, "prompt_id": prompt, "candidate_x_id": x,
-        "candidate_y_id": y, "order": order, "judge_model": judge, "judge_fingerprint": FP[judge],
-        "criteria": criteria, "preference": preference, "preferred": preferred,
-        "confidence": confidence if preference is not None else None, "reasoning": reasoning if preference else None,
-        "parse_status": status, "parse_error": "no verdict" if status == "unparseable" else None,
-        "attempts": attempts, "raw_output": "raw", "failed_outputs": "[]", "served_model": judge.split(":")[1],
-        "input_tokens": 10, "output_tokens": 5, "latency_s": 0.2, "error": error,
-        "judged_at": T0 + timedelta(hours=1, minutes=minute),
-    }
-
-
-def judgments_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=JUDGMENT_COLUMNS)
+from tests.helpers import (
+    CANDIDATE_TEXTS, JUDGE, JUDGE_2, T0, candidates_frame, empty_comparisons, empty_judgments, judgment,
+    judgments_frame, known_judgments, prompts_frame,
+)
 
 
 def build(rows: list[dict]):
@@ -236,14 +176,6 @@ def pairs_of(lengths: list[tuple[int, int]]) -> pd.DataFrame:
     }, dtype=object)
 
 
-def empty_judgments() -> pd.DataFrame:
-    return judgments_frame([])
-
-
-def empty_comparisons() -> pd.DataFrame:
-    return pd.DataFrame(columns=COMPARISON_COLUMNS)
-
-
 def test_length_bias_three_of_four_longer_chosen_is_flagged():
     pairs = pairs_of([(10, 3), (8, 2), (5, 4), (2, 9), (6, 6)])  # 3 of 4 unequal: longer chosen; 1 equal
     audit = compute_audit(pairs, empty_judgments(), empty_comparisons())
@@ -298,19 +230,6 @@ def test_empty_tables():
 
 
 # --------------------------------------------------------------------------- audit: position bias
-
-def known_judgments(judge: str = JUDGE) -> pd.DataFrame:
-    rows = [
-        judgment("cmp-1", "xy", "A", judge=judge), judgment("cmp-1", "yx", "B", judge=judge),  # consistent (x)
-        judgment("cmp-2", "xy", "A", judge=judge), judgment("cmp-2", "yx", "A", judge=judge),  # inconsistent
-        judgment("cmp-3", "xy", "tie", judge=judge), judgment("cmp-3", "yx", "tie", judge=judge),  # same both orders
-        judgment("cmp-4", "xy", "A", judge=judge, attempts=2),
-        judgment("cmp-4", "yx", None, judge=judge, attempts=3),  # unparseable after 2 retries
-        judgment("cmp-5", "xy", None, judge=judge, error="ProviderError: 503", attempts=0),
-        judgment("cmp-5", "yx", None, judge=judge, error="ProviderError: 503", attempts=0),
-    ]
-    return judgments_frame(rows)
-
 
 def test_position_bias_on_known_counts():
     audit = compute_audit(pairs_of([]), known_judgments(), empty_comparisons())

@@ -15,15 +15,9 @@ from pref_pipeline.config import ConfigError, parse_config
 from pref_pipeline.paths import Home
 from pref_pipeline.preflight import check_ready, key_problems, preflight
 from tests.fakes import FakeLLMServer
+from tests.helpers import free_port
 
 NO_KEYS: dict[str, str] = {}
-
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class HangingServer:
@@ -170,7 +164,7 @@ def test_each_distinct_endpoint_is_probed_once(prompts_file):
 
 
 def test_unreachable_base_url(prompts_file):
-    url = f"http://127.0.0.1:{closed_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     problems = preflight(config_for(prompts_file, **openai_models(url)), environ=NO_KEYS)
     assert problems == [f"cannot reach {url} (connection refused) for generators[0], judges[0]: check base_url"]
 
@@ -187,7 +181,7 @@ def test_hanging_base_url_is_bounded_by_timeout_s(prompts_file):
 
 
 def test_check_ready_lists_every_problem(tmp_path, prompts_file):
-    url = f"http://127.0.0.1:{closed_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     config = parse_config({"prompts": [{"path": str(tmp_path / "gone.jsonl")}],
                            "generators": [{"model": "openai:gen", "base_url": url}],
                            "judges": [{"model": "anthropic:claude-x"}]})
@@ -223,7 +217,7 @@ def test_run_without_the_anthropic_key_exits_2_before_any_call(home, prompts_fil
 
 
 def test_run_with_an_unreachable_base_url_exits_2_naming_it(home, prompts_file, capsys):
-    url = f"http://127.0.0.1:{closed_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     config = write_yaml(prompts_file.parent / "p.yaml", f"prompts:\n  - path: {prompts_file}\n"
                         f"generators:\n  - model: openai:gen\n    base_url: {url}\n"
                         f"judges:\n  - model: openai:judge\n    base_url: {url}\n")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_runs import BIN, ROOT, cli_env, prompt_rows, run_cli, write_config, write_prompts
+from tests.cli_runs import cli_env, prompt_rows, run_cli, write_config
+from tests.helpers import BIN, ROOT, write_prompts
 from tests.fakes import FakeLLMServer
 
 NOISE = ("Traceback", "Stack Trace", "Welcome to Dagster", "Telemetry:", "dagster - DEBUG", "dagster - ERROR",

@@ -11,6 +11,7 @@ from assets.column_schema import column_schema_metadata
 from assets.resources import PipelineHome, PipelineIOManager
 from pref_pipeline import gates, schema, table_files
 from pref_pipeline.paths import Home
+from tests.helpers import prompts_frame
 
 # What DuckDB's DESCRIBE calls each declared type.
 DESCRIBED = {"VARCHAR": "VARCHAR", "BIGINT": "BIGINT", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN",
@@ -69,8 +70,6 @@ def test_conform_orders_types_and_keeps_extra_columns():
 
 
 def test_gate_column_expectations_come_from_the_declaration():
-    from tests.test_pairs_and_audit import prompts_frame
-
     prompts = prompts_frame()
     assert gates.validate_prompts(prompts).success
     broken = prompts.drop(columns=["source"]).assign(category=[None, "creative"])

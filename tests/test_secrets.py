@@ -11,10 +11,11 @@ import diskcache
 import pytest
 from dagster._serdes import serialize_value
 
-from tests.cli_runs import SCHEMA, cli_env, prompt_rows, record_figures, run_cli, write_prompts
-from tests.fakes import FakeLLMServer
+from tests.cli_runs import SCHEMA, cli_env, prompt_rows, record_figures, run_cli
 from pref_pipeline.paths import Home
 from pref_pipeline.table_files import connect as connect_tables
+from tests.fakes import FakeLLMServer
+from tests.helpers import two_generators, write_config_file, write_prompts
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +28,9 @@ def test_the_keys_appear_in_no_table_export_report_cache_entry_log_line_event_or
     home, dagster_home = tmp_path / "home", tmp_path / "dagster_home"
     with FakeLLMServer(fault_rate=0.1, fault_kinds=[500, "disconnect"], fault_seed=3) as server:
         write_prompts(tmp_path / "prompts.jsonl", prompt_rows(8))
-        config = tmp_path / "pipeline.yaml"
-        config.write_text(
-            "prompts: [{path: prompts.jsonl}]\n"
-            f"generators:\n  - {{model: 'openai:gen-a', base_url: '{server.openai_base_url}', temperature: 0.2}}\n"
-            f"  - {{model: 'openai:gen-b', base_url: '{server.openai_base_url}', temperature: 0.9}}\n"
-            f"judges:\n  - {{model: 'anthropic:judge', base_url: '{server.anthropic_base_url}'}}\n", encoding="utf-8")
+        config = write_config_file(tmp_path / "pipeline.yaml", ["prompts.jsonl"],
+                                   generators=two_generators((0.2, 0.9), base_url=server.openai_base_url),
+                                   judges=[{"model": "anthropic:judge", "base_url": server.anthropic_base_url}])
         env = cli_env(home, DAGSTER_HOME=str(dagster_home), OPENAI_API_KEY=openai_key,
                       ANTHROPIC_API_KEY=anthropic_key)
         result = run_cli(config, env)

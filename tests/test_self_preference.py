@@ -1,5 +1,5 @@
 """Issue 11: self-preference (a judge favouring its own model family's responses) and a judge that is the
-same model as a generator, measured by the audit after a real materialize against the fake server."""
+same model as a generator, measured by the audit after a real materialize with the in-process fake."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pandas as pd
 from pref_pipeline.audit import compute_audit
 from pref_pipeline.paths import Home
 from pref_pipeline.store import read_table
-from tests.fakes import FakeLLMServer
-from tests.fakes.llm_server import default_judge
-from tests.test_judges import config_with, materialize
+from tests.fakes import default_judge
+from tests.fakes.in_process import FakeLLM
+from tests.helpers import materialize, pipeline_config
 
 
 def own_family_first(info):
@@ -28,15 +28,15 @@ def judges_by_model(info):
 
 
 def test_a_judge_favouring_its_own_family_is_flagged_and_a_judge_that_is_a_generator_warned(home, prompts_file):
-    with FakeLLMServer(judge_fn=judges_by_model) as server:
-        config = config_with(server.openai_base_url, prompts_file,
-                             [{"model": "openai:gpt-judge"}, {"model": "openai:mistral-judge"},
-                              {"model": "openai:llama-gen"}], judging={"aggregation": "majority"})
-        config = config.model_copy(update={"generators": [
-            config.generators[0].model_copy(update={"model": "openai:gpt-gen"}),
-            config.generators[1].model_copy(update={"model": "openai:llama-gen"})]})
-        result = materialize(config)
-        assert result.success
+    config = pipeline_config(prompts_file, candidates_per_prompt=3,
+                             judges=[{"model": "openai:gpt-judge"}, {"model": "openai:mistral-judge"},
+                                     {"model": "openai:llama-gen"}], judging={"aggregation": "majority"},
+                             filters={"max_response_similarity": None, "min_distinct_word_ratio": None})
+    config = config.model_copy(update={"generators": [
+        config.generators[0].model_copy(update={"model": "openai:gpt-gen"}),
+        config.generators[1].model_copy(update={"model": "openai:llama-gen"})]})
+    result = materialize(config, fake=FakeLLM(judge_fn=judges_by_model))
+    assert result.success
     home_paths = Home.from_env()
     database = home_paths
     candidates = read_table(database, "candidates")

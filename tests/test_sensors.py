@@ -1,4 +1,5 @@
-"""Sensors and the schedule, evaluated with Dagster's own contexts against a real instance."""
+"""Sensors and the schedule, evaluated with Dagster's own contexts against a real instance; the runs they request
+are executed with the in-process fake as the models."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import dagster as dg
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
-from assets import build_pipeline_assets
 from pref_pipeline.judging import judge_code_version
 from pref_pipeline.config import parse_config
 from pref_pipeline.definitions import build_definitions
@@ -19,15 +19,14 @@ from sensors.judge_change import build_judge_change_sensor, last_judge_version
 from sensors.judge_staleness import build_judge_staleness_sensor
 from sensors.prompt_batches import build_prompt_batches_sensor
 from sensors.schedules import build_refresh_schedule
-from tests.conftest import resources
-from tests.fakes import FakeLLMServer
-from tests.fakes.llm_server import JudgeInfo
 from pref_pipeline.table_files import connect as connect_tables
+from tests.fakes import JudgeInfo
+from tests.fakes.in_process import FakeLLM
+from tests.helpers import definitions, materialize, pipeline_config, two_generators, write_prompts
 
 
-def write_prompts(path: Path, *prompts: str) -> Path:
-    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts), encoding="utf-8")
-    return path
+def write_questions(path: Path, *prompts: str) -> Path:
+    return write_prompts(path, [{"prompt": p} for p in prompts])
 
 
 DEFS = build_definitions(parse_config({}), Home.at('unused-home'))  # the jobs and partitions the run requests are resolved against
@@ -49,7 +48,7 @@ def call(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str 
 def test_prompt_folder_sensor_new_unchanged_changed_files(tmp_path):
     folder = tmp_path / "incoming"
     folder.mkdir()
-    write_prompts(folder / "week-1.jsonl", "What is DPO?", "Explain RLHF briefly.")
+    write_questions(folder / "week-1.jsonl", "What is DPO?", "Explain RLHF briefly.")
     config = parse_config({"prompt_folder": str(folder)})
     sensor = build_prompt_batches_sensor(lambda: config)
     instance = dg.DagsterInstance.ephemeral()
@@ -63,8 +62,8 @@ def test_prompt_folder_sensor_new_unchanged_changed_files(tmp_path):
     assert not unchanged.run_requests and "no new or changed" in unchanged.skip_message
     assert unchanged.cursor == first.cursor
 
-    write_prompts(folder / "week-1.jsonl", "What is DPO?", "Explain RLHF in one paragraph.")
-    write_prompts(folder / "week 2.csv.tmp", "ignored: not a prompt file suffix")
+    write_questions(folder / "week-1.jsonl", "What is DPO?", "Explain RLHF in one paragraph.")
+    write_questions(folder / "week 2.csv.tmp", "ignored: not a prompt file suffix")
     (folder / "week-2.csv").write_text("prompt,category\nWhat is a reward model?,factual\n")
     changed = call(sensor, instance, first.cursor)
     keys = {r.partition_key: r for r in changed.run_requests}
@@ -82,26 +81,17 @@ def test_prompt_batches_sensor_registers_the_builtin_batch():
 
 @pytest.fixture
 def judged_batch(home, prompts_file):
-    """One batch materialized through the fake server in a persistent instance."""
-    with FakeLLMServer() as server:
-        def config_with(criteria: str):
-            return parse_config({
-                "prompts": [{"path": str(prompts_file)}],
-                "generators": [{"model": "openai:gen-a", "base_url": server.openai_base_url, "temperature": 0.3},
-                               {"model": "openai:gen-b", "base_url": server.openai_base_url, "temperature": 0.9}],
-                "judges": [{"model": "openai:judge", "base_url": server.openai_base_url, "criteria": criteria}],
-            })
+    """One batch materialized with the in-process fake in a persistent instance."""
+    def config_with(criteria: str):
+        return pipeline_config(prompts_file, generators=two_generators((0.3, 0.9)),
+                               judges=[{"model": "openai:judge", "criteria": criteria}])
 
-        instance = dg.DagsterInstance.ephemeral()
-        instance.add_dynamic_partitions(PROMPT_BATCHES.name, ["prompts"])
-        original = config_with("helpfulness_and_clarity")
-        result = dg.materialize(
-            build_pipeline_assets(original),
-            resources=resources(),
-            instance=instance, partition_key="prompts", raise_on_error=False,
-        )
-        assert result.success
-        yield instance, original, config_with, server
+    fake = FakeLLM()
+    instance = dg.DagsterInstance.ephemeral()
+    original = config_with("helpfulness_and_clarity")
+    result = materialize(original, instance=instance, fake=fake)
+    assert result.success
+    return instance, original, config_with, fake
 
 
 def test_judge_change_sensor_unchanged_then_changed(judged_batch):
@@ -138,8 +128,8 @@ def test_refresh_schedule_requests_every_batch():
     assert all(r.run_key.startswith("2026-11-23T06:00:00") for r in data.run_requests)
 
 
-def generation_calls(server: FakeLLMServer) -> int:
-    return sum(1 for r in server.requests if r["path"].endswith("/chat/completions")
+def generation_calls(fake: FakeLLM) -> int:
+    return sum(1 for r in fake.requests if r["path"].endswith("/chat/completions")
                and not str(r["body"]["model"]).startswith("judge"))
 
 
@@ -152,7 +142,7 @@ def shorter_wins(info: JudgeInfo) -> dict:
 
 def test_backfill_after_a_judge_change_reports_drift(judged_batch, home):
     """The sensor's rejudge run re-asks only the judge, keeps the old verdicts, and the audit shows the flips."""
-    instance, original, config_with, server = judged_batch
+    instance, original, config_with, fake = judged_batch
     home_paths = Home.from_env()
     with connect_tables(home_paths) as con:
         old = con.execute(f"SELECT count(*) FILTER (WHERE preference IN ('A', 'B')), count(*) "
@@ -160,18 +150,18 @@ def test_backfill_after_a_judge_change_reports_drift(judged_batch, home):
     n_old_decisive, n_old = old
     assert n_old == 3 * 2  # three prompts, one comparison each, both orders
 
-    server.set_judge_fn(shorter_wins)
+    fake.set_judge_fn(shorter_wins)
     new_config = original.model_copy(update={"judges": [original.judges[0].model_copy(update={"model": "openai:judge-2"})]})
     new_fp, old_fp = judge_code_version(new_config), judge_code_version(original)
     [request] = tick(build_judge_change_sensor(lambda: new_config), instance, None).run_requests
     assert request.tags["pref_pipeline/judge_model"] == "openai:judge-2"
 
-    generations_before = generation_calls(server)
-    job = build_definitions(new_config, Home.from_env()).resolve_job_def("rejudge")
+    generations_before = generation_calls(fake)
+    job = definitions(new_config, fake).resolve_job_def("rejudge")
     result = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags)
     assert result.success
-    assert generation_calls(server) == generations_before  # candidates come from storage, only the judge is asked
-    assert sum(1 for r in server.requests if (r["body"] or {}).get("model") == "judge-2") == n_old
+    assert generation_calls(fake) == generations_before  # candidates come from storage, only the judge is asked
+    assert sum(1 for r in fake.requests if (r["body"] or {}).get("model") == "judge-2") == n_old
 
     record = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("judgments"), asset_partitions=["prompts"]), limit=1).records[0]
@@ -215,7 +205,7 @@ def test_prompt_file_changed_back_runs_again(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     keys, cursor = [], None
     for content in ("What is DPO?", "What is PPO?", "What is DPO?"):
-        write_prompts(folder / "week-1.jsonl", content)
+        write_questions(folder / "week-1.jsonl", content)
         result = call(sensor, instance, cursor)
         [request] = result.run_requests
         keys.append(request.run_key)
@@ -239,14 +229,14 @@ def test_turning_the_prompt_sensor_on_does_not_rerun_done_batches(judged_batch, 
     sensor = build_prompt_batches_sensor(lambda: original)
     first = call(sensor, instance, None)
     assert not first.run_requests and "no new or changed" in first.skip_reason.skip_message
-    write_prompts(prompts_file, "A new question?")
+    write_questions(prompts_file, "A new question?")
     [request] = call(sensor, instance, first.cursor).run_requests
     assert request.partition_key == "prompts"
 
 
 def test_judge_switched_back_is_rejudged(judged_batch):
     """v1 -> v2 -> v1: each change requests a run under a new key, and the batch ends judged by v1 again."""
-    instance, original, config_with, _ = judged_batch
+    instance, original, config_with, fake = judged_batch
     other = config_with("harmlessness")
     cursor, keys = None, []
     for config in (other, original):
@@ -257,7 +247,7 @@ def test_judge_switched_back_is_rejudged(judged_batch):
         cursor = result.cursor
         # Requested again before the run stored its verdicts: not requested twice.
         assert not tick(sensor, instance, cursor).run_requests
-        job = build_definitions(config, Home.from_env()).resolve_job_def("rejudge")
+        job = definitions(config, fake).resolve_job_def("rejudge")
         assert job.execute_in_process(instance=instance, partition_key=request.partition_key,
                                       tags={**request.tags, "dagster/run_key": request.run_key}).success
         assert last_judge_version(instance, "prompts") == judge_code_version(config)
@@ -289,7 +279,7 @@ def test_a_judge_change_marks_judgments_and_everything_downstream_stale(judged_b
     """judge_is_current on judgments and every asset below it: passes after the run, warns (naming the batch and the
     judge it was judged by) once the configured judge differs, stays stale downstream while only judgments are
     re-made, and passes again after the rejudge run; the sensor reports only what changed."""
-    instance, original, config_with, _ = judged_batch
+    instance, original, config_with, fake = judged_batch
     assert set(latest_checks(instance)) == JUDGED  # evaluated at the end of the run
     assert all(e.passed for e in latest_checks(instance).values())
     assert staleness_tick(instance, original) == {}  # already says what is true
@@ -304,7 +294,7 @@ def test_a_judge_change_marks_judgments_and_everything_downstream_stale(judged_b
         assert f"configured judge {new_fp} (openai:judge)" in evaluation.description
     assert staleness_tick(instance, changed) == {}  # nothing new to say
 
-    rejudge = build_definitions(changed, Home.from_env()).resolve_job_def("rejudge")
+    rejudge = definitions(changed, fake).resolve_job_def("rejudge")
     assert rejudge.execute_in_process(instance=instance, partition_key="prompts",
                                       asset_selection=[dg.AssetKey("judgments")]).success
     after_judgments = staleness_tick(instance, changed)

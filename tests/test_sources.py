@@ -29,8 +29,9 @@ from pref_pipeline.sources import (
     prompt_id_for,
     read_source,
 )
-from tests.fakes import FakeLLMServer
 from pref_pipeline.table_files import connect as connect_tables
+from tests.fakes import FakeLLMServer
+from tests.helpers import two_generators, write_config_file
 
 
 def write_jsonl(path: Path, records: list) -> Path:
@@ -612,11 +613,8 @@ def test_run_with_skip_stores_the_good_rows_verbatim(home, tmp_path, capsys):
     write_jsonl(prompts, [{"id": f"g{i}", "prompt": text} for i, text in enumerate(good)]
                 + ['{"prompt": "cut', {"prompt": "nul \u0000"}, {"prompt": 12}])
     with FakeLLMServer() as server:
-        config = tmp_path / "p.yaml"
-        config.write_text(f"on_bad_rows: skip\nprompts:\n  - path: {prompts}\n"
-                          f"generators:\n  - model: openai:gen-a\n    base_url: {server.openai_base_url}\n"
-                          f"  - model: openai:gen-b\n    base_url: {server.openai_base_url}\n    temperature: 0.9\n"
-                          f"judges:\n  - model: openai:judge\n    base_url: {server.openai_base_url}\n")
+        config = write_config_file(tmp_path / "p.yaml", [prompts], server.openai_base_url, on_bad_rows="skip",
+                                   generators=two_generators((None, 0.9)), judges=[{"model": "openai:judge"}])
         assert main(["run", "--config", str(config)]) == 0, capsys.readouterr().err
         sent = [r["body"]["messages"][-1]["content"] for r in server.requests if r["path"].endswith("/chat/completions")]
     assert "set aside 3 bad row(s)" in capsys.readouterr().err  # the preflight's note

@@ -1,4 +1,4 @@
-"""Every generation strategy end to end through Dagster against the local fake server.
+"""Every generation strategy end to end through Dagster, the models answered by the in-process fake.
 
 The fake generator answers by what it is asked (``role_aware``): the strong model, good demonstrations,
 a revision and a principle to follow give long careful answers; the weak model, a poor demonstration and
@@ -17,7 +17,8 @@ from pref_pipeline.config import ConfigError, load_config, parse_config
 from pref_pipeline.estimate import estimate_run
 from pref_pipeline.paths import Home
 from tests.fakes import FakeLLMServer
-from tests.test_end_to_end import materialize, read_jsonl, table
+from tests.fakes.in_process import FakeLLM
+from tests.helpers import materialize, pipeline_config, read_jsonl, table_rows, write_prompts
 
 PROMPTS = [
     {"id": "q1", "category": "factual", "prompt": "What causes the seasons on Earth?",
@@ -65,33 +66,21 @@ def role_aware(info) -> str:
 
 
 @pytest.fixture
-def server():
-    with FakeLLMServer(generate_fn=role_aware) as fake:
-        yield fake
+def fake() -> FakeLLM:
+    return FakeLLM(generate_fn=role_aware)
 
 
-def write_prompts(tmp_path: Path, prompts: list[dict]) -> Path:
-    path = tmp_path / "prompts.jsonl"
-    path.write_text("".join(json.dumps(p) + "\n" for p in prompts), encoding="utf-8")
-    return path
-
-
-def config_with(server, prompts_file: Path, strategies: list[dict], **extra):
-    url = server.openai_base_url
-    return parse_config({
-        "prompts": [{"path": str(prompts_file)}],
-        "generators": [{"model": "openai:gen", "base_url": url, "temperature": 0.5, "max_tokens": 200},
-                       {"model": "openai:gen", "base_url": url, "temperature": 0.9, "max_tokens": 200}],
-        "judges": [{"model": "openai:judge", "base_url": url}],
-        "strategies": strategies,
-        **extra,
-    })
+def config_with(prompts_file: Path, strategies: list[dict], base_url: str | None = None, **extra):
+    return pipeline_config(prompts_file, base_url, strategies=strategies,
+                           generators=[{"model": "openai:gen", "temperature": 0.5, "max_tokens": 200},
+                                       {"model": "openai:gen", "temperature": 0.9, "max_tokens": 200}],
+                           judges=[{"model": "openai:judge"}], **extra)
 
 
 def quarantine_reasons(strategy: str | None = None) -> dict[str, int]:
-    comparisons = {c["comparison_id"]: c for c in table("comparisons")}
+    comparisons = {c["comparison_id"]: c for c in table_rows("comparisons")}
     out: dict[str, int] = {}
-    for q in table("quarantine"):
+    for q in table_rows("quarantine"):
         c = comparisons.get(q["item_id"])
         if strategy is None or (c is not None and c["strategy"] == strategy):
             out[q["reason"]] = out.get(q["reason"], 0) + 1
@@ -103,8 +92,8 @@ def audit_strategies() -> dict[str, dict]:
     return {s["strategy"]: s for s in audit["strategies"]}
 
 
-def test_every_strategy_end_to_end(home, tmp_path, server):
-    config = config_with(server, write_prompts(tmp_path, PROMPTS), [
+def test_every_strategy_end_to_end(home, tmp_path, fake):
+    config = config_with(write_prompts(tmp_path / "prompts.jsonl", PROMPTS), [
         {"method": "sampling"},
         {"method": "strong_vs_weak", "confirm": True},
         {"method": "few_shot_contrast", "shots": 3},
@@ -113,10 +102,10 @@ def test_every_strategy_end_to_end(home, tmp_path, server):
         {"method": "hhh_contrast"},
         {"method": "human_vs_model"},
     ], candidates_per_prompt=2)
-    result = materialize(config)
+    result = materialize(config, fake=fake)
     assert result.success
     rows = read_jsonl(Home.from_env().exports / "preference_pairs.jsonl")
-    candidates = {c["candidate_id"]: c for c in table("candidates")}
+    candidates = {c["candidate_id"]: c for c in table_rows("candidates")}
     by_method: dict[str, list[dict]] = {}
     for row in rows:
         by_method.setdefault(row["generation_method"], []).append(row)
@@ -165,7 +154,7 @@ def test_every_strategy_end_to_end(home, tmp_path, server):
     assert quarantine_reasons("human_vs_model") == {"no_reference": 1}
     # Only the judged strategies were shown to the judge: sampling (1 comparison per prompt), strong_vs_weak
     # (3) and human_vs_model (2), both orders each.
-    assert len(table("judgments")) == 2 * (3 + 3 + 2)
+    assert len(table_rows("judgments")) == 2 * (3 + 3 + 2)
     # The audit's per-strategy table.
     audit = audit_strategies()
     assert audit["strong_vs_weak"]["judge_agreement"]["rate"] == 1.0
@@ -177,14 +166,13 @@ def test_every_strategy_end_to_end(home, tmp_path, server):
     assert pairs_meta["by_generation_method"].value["critique_revise"] == 3
 
 
-def test_a_weak_model_that_wins_under_confirm_is_quarantined(home, tmp_path, server):
+def test_a_weak_model_that_wins_under_confirm_is_quarantined(home, tmp_path, fake):
     """The judge prefers the weak model's (longer) answer: no pair, reason judge_disagrees_with_construction."""
-    url = server.openai_base_url
-    config = config_with(server, write_prompts(tmp_path, PROMPTS), [{
+    config = config_with(write_prompts(tmp_path / "prompts.jsonl", PROMPTS), [{
         "method": "strong_vs_weak", "confirm": True,
-        "strong": {"model": "openai:strong", "base_url": url, "system_prompt": "Answer briefly and sloppy."},
-        "weak": {"model": "openai:weak-but-verbose", "base_url": url}}], gates={"min_pairs": 0})
-    assert materialize(config).success
+        "strong": {"model": "openai:strong", "system_prompt": "Answer briefly and sloppy."},
+        "weak": {"model": "openai:weak-but-verbose"}}], gates={"min_pairs": 0})
+    assert materialize(config, fake=fake).success
     assert not read_jsonl(Home.from_env().exports / "preference_pairs.jsonl")
     assert quarantine_reasons("strong_vs_weak") == {"judge_disagrees_with_construction": 3}
     agreement = audit_strategies()["strong_vs_weak"]["judge_agreement"]
@@ -195,16 +183,16 @@ def test_a_weak_model_that_wins_under_confirm_is_quarantined(home, tmp_path, ser
                    "flags"]) is False  # fewer than 5 verdicts: no flag yet
 
 
-def test_critique_revise_edge_cases(home, tmp_path, server):
+def test_critique_revise_edge_cases(home, tmp_path, fake):
     """A revision identical to the original gives no pair; a flaw the second critique still finds pairs a
     separately generated answer against the flawed original."""
     prompts = [{"id": "same", "prompt": "An identical question?"},
                {"id": "flawed", "prompt": "A still-flawed question?"},
                {"id": "fine", "prompt": "A fine question?"}]
-    config = config_with(server, write_prompts(tmp_path, prompts), [{"method": "critique_revise"}])
-    assert materialize(config).success
+    config = config_with(write_prompts(tmp_path / "prompts.jsonl", prompts), [{"method": "critique_revise"}])
+    assert materialize(config, fake=fake).success
     rows = {r["prompt_id"]: r for r in read_jsonl(Home.from_env().exports / "preference_pairs.jsonl")}
-    candidates = {c["candidate_id"]: c for c in table("candidates")}
+    candidates = {c["candidate_id"]: c for c in table_rows("candidates")}
     assert set(rows) == {"flawed", "fine"}
     assert candidates[rows["fine"]["chosen_candidate_id"]]["role"] == "revised"
     assert candidates[rows["flawed"]["chosen_candidate_id"]]["role"] == "alternative"
@@ -216,16 +204,16 @@ def test_critique_revise_edge_cases(home, tmp_path, server):
     assert json.loads(flawed_revision["notes"])["principle"]
 
 
-def test_gold_corruption_by_an_llm_keeps_to_its_bounds(home, tmp_path, server):
+def test_gold_corruption_by_an_llm_keeps_to_its_bounds(home, tmp_path, fake):
     """q1's edit drops a sentence (a subtle flaw: kept); q2's edit is a different text (out of bounds: no pair)."""
-    config = config_with(server, write_prompts(tmp_path, PROMPTS), [
+    config = config_with(write_prompts(tmp_path / "prompts.jsonl", PROMPTS), [
         {"method": "gold_corruption", "edits": ["delete"]}])
-    assert materialize(config).success
+    assert materialize(config, fake=fake).success
     rows = read_jsonl(Home.from_env().exports / "preference_pairs.jsonl")
     assert [(r["prompt_id"], r["generation_method"], r["label_source"]) for r in rows] == [
         ("q1", "gold_corruption", "construction")]
     assert quarantine_reasons("gold_corruption") == {"corruption_out_of_bounds": 1, "no_reference": 1}
-    copies = [c for c in table("candidates") if c["role"] == "corrupted"]
+    copies = [c for c in table_rows("candidates") if c["role"] == "corrupted"]
     assert {c["generator_model"] for c in copies} == {"openai:gen"}
     assert {json.loads(c["notes"])["within_bounds"] for c in copies} == {True, False}
 
@@ -240,13 +228,13 @@ def test_gold_corruption_by_an_llm_keeps_to_its_bounds(home, tmp_path, server):
     ("strategies:\n  - method: strong_vs_weak\n    strong: {model: openai:a, temprature: 1}\n",
      "strategies[0].strong.temprature: unknown key; did you mean `temperature`?"),
 ])
-def test_unknown_methods_and_keys_fail_before_any_call(home, tmp_path, server, text, message):
+def test_unknown_methods_and_keys_fail_before_any_call(home, tmp_path, fake, text, message):
     path = tmp_path / "config.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert message in str(error.value)
-    assert server.count("/chat/completions") == 0
+    assert fake.count("/chat/completions") == 0
 
 
 def test_defaults():
@@ -258,11 +246,13 @@ def test_defaults():
     assert [s.method for s in parse_config({"generators": [{"model": "openai:x"}]}).strategies] == ["sampling"]
 
 
-def test_estimate_counts_every_strategy(home, tmp_path, server):
-    config = config_with(server, write_prompts(tmp_path, PROMPTS), [
-        {"method": "strong_vs_weak", "confirm": True}, {"method": "critique_revise"},
-        {"method": "gold_corruption", "model": "none"}, {"method": "human_vs_model"}])
-    estimate = estimate_run(config, Home.from_env())
+def test_estimate_counts_every_strategy(home, tmp_path):
+    """A dry run: the models are on the fake server, and it is asked nothing."""
+    with FakeLLMServer(generate_fn=role_aware) as server:
+        config = config_with(write_prompts(tmp_path / "prompts.jsonl", PROMPTS), [
+            {"method": "strong_vs_weak", "confirm": True}, {"method": "critique_revise"},
+            {"method": "gold_corruption", "model": "none"}, {"method": "human_vs_model"}], server.openai_base_url)
+        estimate = estimate_run(config, Home.from_env())
     calls = {(r["step"], r["model"]): r["calls"] for r in estimate["rows"]}
     # strong + weak per prompt; critique_revise 5 per prompt (alternative counted as an upper bound);
     # human_vs_model 1 per prompt with a reference; rules make no call.

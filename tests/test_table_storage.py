@@ -15,8 +15,9 @@ from pref_pipeline.audit import audit_home
 from pref_pipeline.cli import main
 from pref_pipeline.paths import Home, OldLayoutError
 from tests import cli_runs
-from tests.cli_runs import cli_env, exported_pairs, prompt_rows, run_cli, start_run, tables, write_prompts
+from tests.cli_runs import cli_env, exported_pairs, prompt_rows, run_cli, start_run, tables
 from tests.fakes import FakeLLMServer
+from tests.helpers import write_prompts
 
 PER_BATCH = 4
 CALLS_PER_BATCH = PER_BATCH * 2 + PER_BATCH * 2  # two candidates per prompt, one comparison judged in both orders

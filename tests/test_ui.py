@@ -3,28 +3,21 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
-from tests.conftest import SAMPLE_PROMPTS
 from tests.dagster_dev import dagster_dev, graphql, wait_for_runs
 from tests.fakes import FakeLLMServer
+from tests.helpers import (
+    CHROMIUM, CHROMIUM_ARGS, SAMPLE_PROMPTS, UI_ARTIFACTS, visit, write_prompts, write_ui_config,
+)
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts" / "ui"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Flags for a closed network, as root, without a display (docs/testing.md).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
 ASSETS = ["prompts", "rejected_prompts", "candidates", "judgments", "judgment_history", "comparisons",
           "preference_pairs", "quarantine", "preference_pairs_export", "batch_audit", "preference_dataset",
           "audit_report"]
@@ -36,17 +29,9 @@ def dagster_ui(tmp_path_factory):
     base_dir = tmp_path_factory.mktemp("ui")
     dagster_home, pref_home = base_dir / "dagster_home", base_dir / "pref_home"
     dagster_home.mkdir()
-    prompts = base_dir / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps(p) + "\n" for p in SAMPLE_PROMPTS[:2]))
+    prompts = write_prompts(base_dir / "prompts.jsonl", SAMPLE_PROMPTS[:2])
     with FakeLLMServer() as server:
-        url = server.openai_base_url
-        config = base_dir / "pipeline.yaml"
-        config.write_text(
-            f"prompts: [{{path: {prompts}}}]\n"
-            f"generators:\n  - {{model: 'openai:gen-a', base_url: '{url}', temperature: 0.2}}\n"
-            f"  - {{model: 'openai:gen-b', base_url: '{url}', temperature: 0.9}}\n"
-            f"judges:\n  - {{model: 'openai:judge', base_url: '{url}'}}\n"
-        )
+        config = write_ui_config(base_dir / "pipeline.yaml", prompts, server.openai_base_url)
         env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PREF_PIPELINE_HOME": str(pref_home),
                "PREF_PIPELINE_CONFIG": str(config)}
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
@@ -59,29 +44,11 @@ def dagster_ui(tmp_path_factory):
 def page():
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    UI_ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser.new_page(viewport={"width": 1400, "height": 1000})
         browser.close()
-
-
-def visit(page, url: str, ready_text: str) -> str:
-    """Open a page, dismiss the one-time newsletter dialog, wait for the text; return the page text."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    page.goto(url)
-    try:
-        page.get_by_text(ready_text).first.wait_for(timeout=60_000)
-    except PlaywrightTimeout:  # keep what the page showed instead, for whoever reads the failure
-        page.screenshot(path=str(ARTIFACTS / f"failed-{url.rsplit('/', 1)[-1].split('?')[0]}.png"), full_page=True)
-        (ARTIFACTS / "failed-page.txt").write_text(page.inner_text("body"))
-        raise
-    try:  # shown once per browser profile, a moment after the page loads
-        page.get_by_role("button", name="Skip").click(timeout=4_000)
-    except PlaywrightTimeout:
-        pass
-    return page.inner_text("body")
 
 
 def test_materialize_from_the_ui_and_see_the_report_and_checks(dagster_ui, page):
@@ -94,15 +61,15 @@ def test_materialize_from_the_ui_and_see_the_report_and_checks(dagster_ui, page)
     while (missing := [a for a in ASSETS if a not in page.inner_text("body")]) and time.monotonic() < deadline:
         time.sleep(0.5)
     if missing:
-        page.screenshot(path=str(ARTIFACTS / "failed-asset-graph.png"), full_page=True)
+        page.screenshot(path=str(UI_ARTIFACTS / "failed-asset-graph.png"), full_page=True)
     assert not missing, f"the lineage page never listed {missing}"
-    page.screenshot(path=str(ARTIFACTS / "1-asset-graph.png"))
+    page.screenshot(path=str(UI_ARTIFACTS / "1-asset-graph.png"))
 
     page.get_by_role("button", name="Materialize all…").click()
     page.get_by_role("button", name="All", exact=True).click()  # every partition: the one batch
     page.get_by_role("button", name="Launch 1 run").click()
     page.get_by_text("Launched run").wait_for(timeout=30_000)
-    page.screenshot(path=str(ARTIFACTS / "2-launched.png"))
+    page.screenshot(path=str(UI_ARTIFACTS / "2-launched.png"))
     [run] = wait_for_runs(base, {"tags": [{"key": "dagster/partition", "value": "prompts"}]}, 1)
     assert run["status"] == "SUCCESS"
     exported = dagster_ui["pref_home"] / "exports" / "preference_pairs.jsonl"
@@ -110,7 +77,7 @@ def test_materialize_from_the_ui_and_see_the_report_and_checks(dagster_ui, page)
 
     text = visit(page, f"{base}/assets/audit_report", "length_bias.pct_longer_chosen")
     assert "pairs.quarantined" in text and "position_bias.first_position_win_rate" in text
-    page.screenshot(path=str(ARTIFACTS / "3-audit-metadata.png"), full_page=True)
+    page.screenshot(path=str(UI_ARTIFACTS / "3-audit-metadata.png"), full_page=True)
     page.get_by_text("Show Markdown").first.click()  # the report is long, so the UI opens it in a dialog
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Preference data audit").first.wait_for(timeout=30_000)
@@ -119,12 +86,12 @@ def test_materialize_from_the_ui_and_see_the_report_and_checks(dagster_ui, page)
     plots = dialog.locator("img")
     assert plots.count() >= 2  # the plots are embedded in the report
     assert all(plots.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(plots.count()))
-    page.screenshot(path=str(ARTIFACTS / "3-audit-report.png"), full_page=True)
+    page.screenshot(path=str(UI_ARTIFACTS / "3-audit-report.png"), full_page=True)
     page.keyboard.press("Escape")
 
     text = visit(page, f"{base}/assets/preference_pairs?view=checks", "preference_pairs_gate")
     assert "blocking asset check" in text and "Passed" in text
-    page.screenshot(path=str(ARTIFACTS / "4-checks.png"), full_page=True)
+    page.screenshot(path=str(UI_ARTIFACTS / "4-checks.png"), full_page=True)
 
 
 def test_backfill_through_graphql(dagster_ui):

@@ -4,7 +4,6 @@ changes: runs read the YAML when they start, the UI shows what it loaded."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -14,9 +13,9 @@ import pytest
 from assets.partitions import PROMPT_BATCHES
 from pref_pipeline.config import load_config
 from pref_pipeline.judging import judge_code_version
-from tests.conftest import SAMPLE_PROMPTS
 from tests.dagster_dev import code_location, dagster_dev, graphql, launch_partition_run, reload_location, wait_for_runs
 from tests.fakes import FakeLLMServer
+from tests.helpers import SAMPLE_PROMPTS, write_prompts, write_ui_config
 
 pytestmark = pytest.mark.slow
 
@@ -57,24 +56,15 @@ def wait_for_checks(base: str, predicate, timeout_s: float = 150) -> dict[str, d
         time.sleep(3)
 
 
-def write_config(path, prompts, url: str, judge: str) -> None:
-    path.write_text(
-        f"prompts: [{{path: {prompts}}}]\n"
-        f"generators:\n  - {{model: 'openai:gen-a', base_url: '{url}', temperature: 0.2}}\n"
-        f"  - {{model: 'openai:gen-b', base_url: '{url}', temperature: 0.9}}\n"
-        f"judges:\n  - {{model: 'openai:{judge}', base_url: '{url}'}}\n")
-
-
 def test_a_judge_change_shows_as_stale_and_a_bad_configuration_as_a_short_error(tmp_path):
     dagster_home, pref_home = tmp_path / "dagster_home", tmp_path / "pref_home"
     dagster_home.mkdir()
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps(p) + "\n" for p in SAMPLE_PROMPTS[:2]))
+    prompts = write_prompts(tmp_path / "prompts.jsonl", SAMPLE_PROMPTS[:2])
     config = tmp_path / "pipeline.yaml"
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.add_dynamic_partitions(PROMPT_BATCHES.name, ["prompts"])
     with FakeLLMServer() as server:
-        write_config(config, prompts, server.openai_base_url, "judge")
+        write_ui_config(config, prompts, server.openai_base_url, "judge")
         env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PREF_PIPELINE_HOME": str(pref_home),
                "PREF_PIPELINE_CONFIG": str(config)}
         with dagster_dev(env, tmp_path / "dagster-dev.log") as base:
@@ -88,7 +78,7 @@ def test_a_judge_change_shows_as_stale_and_a_bad_configuration_as_a_short_error(
 
             # The judge changes in the file: the sensor marks judgments and everything below it, no run, no reload.
             fingerprints = [judge_code_version(load_config(config))]
-            write_config(config, prompts, server.openai_base_url, "judge-2")
+            write_ui_config(config, prompts, server.openai_base_url, "judge-2")
             shown = wait_for_checks(base, lambda s: all(e and e["status"] == "FAILED" for e in s.values()))
             for asset, execution in shown.items():
                 assert execution and execution["status"] == "FAILED", (asset, execution)
@@ -115,7 +105,7 @@ def test_a_judge_change_shows_as_stale_and_a_bad_configuration_as_a_short_error(
 
             # Switched back (A -> B -> A): marked again by the sensor; after Reload, Dagster's own marker shows on
             # the judgments partition (new code version), but not on the asset as a whole (per partition only).
-            write_config(config, prompts, server.openai_base_url, "judge")
+            write_ui_config(config, prompts, server.openai_base_url, "judge")
             shown = wait_for_checks(base, lambda s: all(e and e["status"] == "FAILED" for e in s.values()))
             assert all(e and e["status"] == "FAILED" for e in shown.values()), shown
             assert f"prompts (judged by {new_fp})" in shown["audit_report"]["evaluation"]["description"]

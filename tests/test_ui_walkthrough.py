@@ -5,17 +5,17 @@ test-artifacts/ui/ (not in git)."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import dagster as dg
 import pytest
 
-from tests.conftest import SAMPLE_PROMPTS
 from tests.dagster_dev import dagster_dev, graphql, wait_for_runs
 from tests.fakes import FakeLLMServer
-from tests.test_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, visit
+from tests.helpers import (
+    CHROMIUM, CHROMIUM_ARGS, SAMPLE_PROMPTS, UI_ARTIFACTS, visit, write_prompts, write_ui_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -44,10 +44,10 @@ def add_partition_and_launch(page, base: str, name: str) -> None:
         try:
             launch.wait_for(timeout=30_000)
         except Exception:
-            page.screenshot(path=str(ARTIFACTS / f"failed-walkthrough-add-{name}.png"))
-            (ARTIFACTS / f"failed-walkthrough-add-{name}.txt").write_text(page.inner_text("body"))
+            page.screenshot(path=str(UI_ARTIFACTS / f"failed-walkthrough-add-{name}.png"))
+            (UI_ARTIFACTS / f"failed-walkthrough-add-{name}.txt").write_text(page.inner_text("body"))
             raise
-    page.screenshot(path=str(ARTIFACTS / f"walkthrough-add-{name}.png"))
+    page.screenshot(path=str(UI_ARTIFACTS / f"walkthrough-add-{name}.png"))
     launch.click()
     page.get_by_text("Launched run").wait_for(timeout=30_000)
 
@@ -65,18 +65,12 @@ def step_failure(dagster_home, run_id: str) -> tuple[str, str]:
 def test_first_time_walkthrough(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    UI_ARTIFACTS.mkdir(parents=True, exist_ok=True)
     dagster_home, pref_home = tmp_path / "dagster_home", tmp_path / "pref_home"
     dagster_home.mkdir()
-    prompts = tmp_path / "week-1.jsonl"
-    prompts.write_text("".join(json.dumps(p) + "\n" for p in SAMPLE_PROMPTS[:2]))
+    prompts = write_prompts(tmp_path / "week-1.jsonl", SAMPLE_PROMPTS[:2])
     with FakeLLMServer() as server:
-        url = server.openai_base_url
-        config = tmp_path / "pipeline.yaml"
-        config.write_text(f"prompts: [{{path: {prompts}}}]\n"
-                          f"generators:\n  - {{model: 'openai:gen-a', base_url: '{url}', temperature: 0.2}}\n"
-                          f"  - {{model: 'openai:gen-b', base_url: '{url}', temperature: 0.9}}\n"
-                          f"judges:\n  - {{model: 'openai:judge', base_url: '{url}'}}\n")
+        config = write_ui_config(tmp_path / "pipeline.yaml", prompts, server.openai_base_url)
         env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PREF_PIPELINE_HOME": str(pref_home),
                "PREF_PIPELINE_CONFIG": str(config)}
         with dagster_dev(env, tmp_path / "dagster-dev.log") as base, sync_playwright() as playwright:
@@ -86,10 +80,10 @@ def test_first_time_walkthrough(tmp_path):
             # 1. Zero partitions: "0 partitions" (green: nothing missing), the roll-ups never materialized.
             text = visit(page, f"{base}/assets", "0 partitions")
             assert "Never materialized" in text and "1 partition" not in text
-            page.screenshot(path=str(ARTIFACTS / "walkthrough-zero-partitions.png"))
+            page.screenshot(path=str(UI_ARTIFACTS / "walkthrough-zero-partitions.png"))
             visit(page, f"{base}/asset-groups/preference_data", "Materialize all…")
             time.sleep(5)  # the sidebar's status icons load after the graph
-            page.screenshot(path=str(ARTIFACTS / "walkthrough-zero-partitions-lineage.png"))
+            page.screenshot(path=str(UI_ARTIFACTS / "walkthrough-zero-partitions-lineage.png"))
             assert partition_keys(dagster_home) == []
 
             # 3. A junk partition: its run fails in prompts, naming the batches the configuration has.
@@ -107,7 +101,7 @@ def test_first_time_walkthrough(tmp_path):
             page.get_by_role("dialog").get_by_text("Select a partition").click()
             page.get_by_role("menuitem", name="typo").first.click()
             page.get_by_role("dialog").get_by_text("Select partition keys").click()  # closes the list
-            page.screenshot(path=str(ARTIFACTS / "walkthrough-delete-partition.png"))
+            page.screenshot(path=str(UI_ARTIFACTS / "walkthrough-delete-partition.png"))
             page.get_by_role("button", name="Delete 1 partition").click()
             deadline = time.monotonic() + 30
             while partition_keys(dagster_home) and time.monotonic() < deadline:
@@ -135,5 +129,5 @@ def test_first_time_walkthrough(tmp_path):
                     break
                 time.sleep(1)
             assert limits.get("llm") == 1
-            page.screenshot(path=str(ARTIFACTS / "walkthrough-pool-limit.png"))
+            page.screenshot(path=str(UI_ARTIFACTS / "walkthrough-pool-limit.png"))
             browser.close()

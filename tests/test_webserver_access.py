@@ -16,9 +16,10 @@ import dagster as dg
 import pytest
 
 from assets.partitions import PROMPT_BATCHES
-from tests.dagster_dev import free_port, graphql, webserver
-from tests.cli_runs import BIN, ROOT, cli_env, prompt_rows, start_run, write_config, write_prompts
+from tests.cli_runs import cli_env, prompt_rows, start_run, write_config
+from tests.dagster_dev import graphql, webserver
 from tests.fakes import FakeLLMServer
+from tests.helpers import BIN, ROOT, free_port, write_prompts
 
 DEPLOY = ROOT / "deploy"
 READ_ONLY_UNIT = DEPLOY / "systemd" / "pref-pipeline-webserver-readonly.service"

@@ -31,7 +31,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -389,12 +389,15 @@ class CallSettings:
     ``cache_dir`` holds the response cache (``None``: no cache, whatever the configuration says);
     ``batch_dir`` the pending provider batch jobs; ``progress`` draws a tqdm bar per step; ``limits_file`` the
     SQLite file where every process using this home keeps the ``rpm``/``tpm`` budgets and 429 pauses.
+    ``provider_factory`` makes each model's provider instead of ``make_provider`` (a test's in-process fake);
+    the cache, budgets and ledger stay in front of it.
     """
 
     cache_dir: Path | None
     batch_dir: Path
     progress: bool = False
     limits_file: Path | None = None  # the rpm/tpm budgets shared across processes (None: this process only)
+    provider_factory: Callable[[ModelSpec], Provider] | None = None  # None: make_provider (the real SDKs)
 
     @classmethod
     def under(cls, home: Home, *, progress: bool = False) -> CallSettings:
@@ -416,6 +419,7 @@ class CallSession:
         self.batch_store = ProviderBatchStore(settings.batch_dir)
         self.limits = SharedLimits(settings.limits_file)
         self.bar = ProgressBar(label, enabled=settings.progress)
+        self.provider_factory = settings.provider_factory
         self.started = time.perf_counter()
         self._budgets: dict[tuple[str, str | None, str], Budget] = {}
         self._clients: dict[ModelSpec, ModelClient] = {}
@@ -436,7 +440,8 @@ class CallSession:
 
     def client(self, spec: ModelSpec) -> ModelClient:
         if spec not in self._clients:
-            self._clients[spec] = ModelClient(self, spec)
+            provider = self.provider_factory(spec) if self.provider_factory is not None else None
+            self._clients[spec] = ModelClient(self, spec, provider)
         return self._clients[spec]
 
     async def __aenter__(self) -> CallSession:

@@ -1,4 +1,4 @@
-"""A deliberately gullible judge for the fake server: it obeys verdict instructions it finds in the prompt.
+"""A deliberately gullible judge for the fakes (the server or the in-process provider): it obeys verdict instructions it finds in the prompt.
 
 It models the failure that prompt-injection hardening is meant to prevent, not any real model. It reads
 the whole judge prompt (system and user message) and looks for *directives*: text that tells the judge
@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.fakes.llm_server import DEFAULT_CONFIDENCE, JudgeInfo, _last_user_text, _text_of, default_judge
+from tests.fakes.answers import DEFAULT_CONFIDENCE, JudgeInfo, default_judge, last_user_text, text_of
 
 # The label is case-sensitive ("answer a question" is not a directive); the words around it are not.
 _DIRECTIVES = [re.compile(p) for p in (
@@ -76,11 +76,11 @@ def obeyed_label(prompt: str) -> str | None:
 
 
 def gullible_judge(info: JudgeInfo) -> str | dict[str, Any]:
-    """The fake server's ``judge_fn``: obeys the last directive it is not told to ignore, else the longer wins."""
+    """A fake's ``judge_fn``: obeys the last directive it is not told to ignore, else the longer wins."""
     messages = info.body.get("messages") or []
-    system = "\n".join([_text_of(info.body.get("system")),  # Anthropic's system field, OpenAI's system messages
-                        *(_text_of(m.get("content")) for m in messages if m.get("role") == "system")])
-    label = obeyed_label(f"{system}\n{_last_user_text(messages)}")
+    system = "\n".join([text_of(info.body.get("system")),  # Anthropic's system field, OpenAI's system messages
+                        *(text_of(m.get("content")) for m in messages if m.get("role") == "system")])
+    label = obeyed_label(f"{system}\n{last_user_text(messages)}")
     if label is None:
         return default_judge(info)
     reasoning = f"As instructed, response {label} is preferred."

@@ -8,18 +8,15 @@ at it, so requests, responses, retries and errors go through the SDKs' own code 
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}])
         assert server.count("/chat/completions") == 1
 
-A request whose last user message contains both ``<response_a>`` and ``<response_b>`` is a judge
-request (answered by ``judge_fn``, by default "the longer response wins"); one that contains
-``<response>`` is a pointwise scoring request (answered by ``score_fn``, by default a 1-10 score that
-grows with the response's length); anything else is a generation request (answered by ``generate_fn``,
-by default deterministic text whose length depends on the prompt, model, temperature and seed).
+What it answers is decided by ``tests/fakes/answers.py`` (shared with the in-process fake provider):
+a judge request by ``judge_fn`` (by default "the longer response wins"), a pointwise scoring request by
+``score_fn``, anything else by ``generate_fn``; see that module for how a request is classified.
 Faults: ``latency_s``, ``rpm_limit``, ``fail_plan`` (in order) and ``fault_rate`` / ``judge_prose_rate``
 (at random, seeded), counted in ``faults``.
 
-Log-probabilities: an OpenAI request with ``logprobs: true`` gets ``choices[0].logprobs.content``, one
-entry per token of the answer (a simple word/punctuation split). Every token is certain except a
-verdict's label token (``A``/``B``/``tie`` after ``"preference": "``), whose alternatives come from the
-judge function's ``_label_probs`` entry (e.g. ``{"A": 0.7, "B": 0.3}``; default 0.9 for the chosen label).
+Log-probabilities: an OpenAI request with ``logprobs: true`` gets ``choices[0].logprobs.content``
+(``answers.fake_logprobs``): certain tokens, except the verdict's label, whose alternatives come from the
+judge function's ``_label_probs`` entry (default 0.9 for the chosen label).
 
 Handlers are async and the server runs on its own event loop in a background thread, so many
 concurrent slow requests are served at once.
@@ -28,19 +25,16 @@ concurrent slow requests are served at once.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
 import random
-import re
 import socket
 import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import uvicorn
@@ -49,16 +43,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-Protocol = Literal["openai", "anthropic"]
+from tests.fakes.answers import (
+    GenerateFn, JudgeFn, Protocol, ScoreFn, decide, default_generate, default_judge, default_score,
+    fake_logprobs,
+)
+
 FailEntry = int | Literal["timeout", "garbage", "disconnect"] | None
 FAULT_KINDS: tuple[FailEntry, ...] = (429, 500, 503, "timeout", "disconnect")  # what ``fault_rate`` draws from
-JUDGE_PROSE = ("Both responses have their merits. The first is more direct, while the second covers more "
-               "ground; which one is better depends on what the reader needs.")
 
 RATE_WINDOW_S = 60.0
 TIMEOUT_FAULT_S = 30.0
-DEFAULT_CONFIDENCE = 0.8
-DEFAULT_LABEL_PROB = 0.9  # the chosen label's probability in the fake's log-probabilities
 
 _OPENAI_ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -68,155 +62,6 @@ _ANTHROPIC_ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
     404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error",
 }
-_JUDGE_TAGS = ("question", "response_a", "response_b")
-_ESCAPED_CLOSING_TAG = re.compile(r"<\\/(question|response_a|response_b|response)>", re.IGNORECASE)
-_WORDS = (
-    "clear", "careful", "practical", "concise", "thorough", "balanced", "useful", "direct",
-    "accurate", "gentle", "simple", "detailed", "honest", "helpful", "structured", "friendly",
-)
-
-
-@dataclass(frozen=True)
-class JudgeInfo:
-    """What a judge function sees: the tagged parts of the judge prompt and the raw request."""
-
-    question: str
-    response_a: str
-    response_b: str
-    structured: bool  # a json_schema / json_object response_format or an output_config format was asked for
-    protocol: Protocol
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class GenInfo:
-    """What a generation function sees: the last user message, system prompt and sampling parameters."""
-
-    prompt: str
-    system: str | None
-    temperature: float | None
-    top_p: float | None
-    seed: int | None
-    max_tokens: int | None
-    model: str
-    protocol: Protocol
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ScoreInfo:
-    """What a pointwise scoring function sees: the question and the one response to score."""
-
-    question: str
-    response: str
-    structured: bool
-    protocol: Protocol
-    body: dict[str, Any]
-
-
-JudgeFn = Callable[[JudgeInfo], str | dict[str, Any]]
-GenerateFn = Callable[[GenInfo], str]
-ScoreFn = Callable[[ScoreInfo], str | dict[str, Any]]
-
-
-def default_score(info: ScoreInfo) -> str | dict[str, Any]:
-    """1 + one point per 5 words, at most 10: longer responses score higher, the same text the same."""
-    score = min(10, 1 + len(info.response.split()) // 5)
-    reasoning = f"{len(info.response.split())} words."
-    return {"score": score, "reasoning": reasoning} if info.structured else f"SCORE: {score}\nREASONING: {reasoning}"
-
-
-_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
-_LABEL_VALUE = re.compile(r'"preference"\s*:\s*"')
-
-
-def fake_logprobs(text: str, label_probs: dict[str, float] | None, top: int) -> dict[str, Any]:
-    """``choices[0].logprobs`` for ``text``: certain tokens, except the verdict label's (see the module doc)."""
-    match = _LABEL_VALUE.search(text)
-    label_at = match.end() if match else -1
-    content, offset = [], 0
-    for token in _TOKEN.findall(text):
-        alternatives = [(token, 0.0)]
-        if offset == label_at and token in ("A", "B", "tie"):
-            probs = dict(label_probs or {})
-            if not probs:
-                other = {"A": "B", "B": "A"}.get(token, "A")
-                probs = {token: DEFAULT_LABEL_PROB, other: 1 - DEFAULT_LABEL_PROB}
-            ranked = sorted(probs.items(), key=lambda kv: -kv[1])
-            alternatives = [(t, math.log(p)) for t, p in ranked if p > 0]
-            if token not in dict(alternatives):
-                alternatives.append((token, math.log(1e-6)))
-        chosen_lp = dict(alternatives)[token]
-        content.append({"token": token, "logprob": chosen_lp, "bytes": list(token.encode()),
-                        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}
-                                         for t, lp in alternatives[:max(top, 1)]]})
-        offset += len(token)
-    return {"content": content, "refusal": None}
-
-
-def default_judge(info: JudgeInfo) -> str | dict[str, Any]:
-    """Prefer the longer response by characters (a tie when equal): position-consistent by design."""
-    len_a, len_b = len(info.response_a), len(info.response_b)
-    preference = "A" if len_a > len_b else "B" if len_b > len_a else "tie"
-    if preference == "tie":
-        reasoning = f"Both responses have the same length ({len_a} characters)."
-    else:
-        reasoning = f"Response {preference} is longer ({max(len_a, len_b)} vs {min(len_a, len_b)} characters)."
-    if info.structured:
-        return {"preference": preference, "confidence": DEFAULT_CONFIDENCE, "reasoning": reasoning}
-    return f"PREFERENCE: {preference}\nCONFIDENCE: high\nREASONING: {reasoning}"
-
-
-def default_generate(info: GenInfo) -> str:
-    """Deterministic text; its words and length (1 to 4 sentences) depend on prompt, model, temperature, seed."""
-    key = f"{info.model}|{info.temperature}|{info.seed}|{info.prompt}"
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    topic = " ".join(info.prompt.split()[:6])
-    sentences = []
-    for i in range(1 + digest[0] % 4):
-        w = [_WORDS[b % len(_WORDS)] for b in digest[1 + 4 * i: 5 + 4 * i]]
-        sentences.append(f"Point {i + 1} on '{topic}': a {w[0]} and {w[1]} view, {w[2]} yet {w[3]}.")
-    return f"Answer ({info.model}, t={info.temperature}, seed={info.seed}): " + " ".join(sentences)
-
-
-def _text_of(content: Any) -> str:
-    """The text of a message ``content``: a string, or the text parts of a list of content blocks."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
-        )
-    return ""
-
-
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    """The text of the last user message ("" when there is none)."""
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return _text_of(message.get("content"))
-    return ""
-
-
-def _tagged(text: str, tag: str) -> str:
-    """The content of ``<tag>\\n...\\n</tag>`` with escaped closing tags restored ("" when absent)."""
-    match = re.search(rf"<{tag}>\n?(.*?)\n?</{tag}>", text, re.DOTALL)
-    return _ESCAPED_CLOSING_TAG.sub(r"</\1>", match.group(1)) if match else ""
-
-
-def _truncate_words(text: str, max_words: int | None) -> tuple[str, bool]:
-    """Cut ``text`` after ``max_words`` words (a rough token count), keeping its whitespace."""
-    if max_words is None:
-        return text, False
-    words = list(re.finditer(r"\S+", text))
-    if len(words) <= max_words:
-        return text, False
-    return (text[: words[max_words - 1].end()] if max_words > 0 else ""), True
-
-
-def _count_words(*texts: str) -> int:
-    """Whitespace-separated words: the fake's rough token count."""
-    return sum(len(t.split()) for t in texts)
 
 
 def _validate_fail_plan(plan: Iterable[FailEntry] | None) -> deque[FailEntry]:
@@ -728,47 +573,8 @@ class FakeLLMServer:
     def _answer(self, body: dict[str, Any], protocol: Protocol, live: bool = False) -> dict[str, Any]:
         """The completion (OpenAI) or message (Anthropic) object for a valid request (``live``: not in a batch,
         so subject to ``judge_prose_rate``)."""
-        messages = body["messages"]
-        prompt = _last_user_text(messages)
-        input_texts = [_text_of(m.get("content")) for m in messages]
-        if protocol == "openai":
-            system_parts = [_text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
-            system = "\n".join(system_parts) or None
-            fmt = body.get("response_format") or {}
-            structured = fmt.get("type") in ("json_schema", "json_object")
-            max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-        else:
-            system = _text_of(body.get("system")) or None
-            input_texts.append(system or "")
-            fmt = (body.get("output_config") or {}).get("format") or {}
-            structured = fmt.get("type") == "json_schema"
-            max_tokens = body.get("max_tokens")
-
-        label_probs = None
-        if "<response_a>" in prompt and "<response_b>" in prompt:
-            verdict = self.judge_fn(JudgeInfo(
-                question=_tagged(prompt, "question"), response_a=_tagged(prompt, "response_a"),
-                response_b=_tagged(prompt, "response_b"), structured=structured, protocol=protocol, body=body,
-            ))
-            if isinstance(verdict, dict):
-                label_probs = verdict.get("_label_probs")
-                verdict = {k: v for k, v in verdict.items() if not k.startswith("_")}
-            text = verdict if isinstance(verdict, str) else json.dumps(verdict)
-            if live and self._prose_instead():
-                text = JUDGE_PROSE
-        elif "<response>" in prompt:
-            scored = self.score_fn(ScoreInfo(question=_tagged(prompt, "question"), response=_tagged(prompt, "response"),
-                                             structured=structured, protocol=protocol, body=body))
-            text = scored if isinstance(scored, str) else json.dumps(scored)
-        else:
-            text = self.generate_fn(GenInfo(
-                prompt=prompt, system=system, temperature=body.get("temperature"), top_p=body.get("top_p"),
-                seed=body.get("seed"), max_tokens=max_tokens, model=body["model"], protocol=protocol, body=body,
-            ))
-        text, truncated = _truncate_words(text, max_tokens)
-        input_tokens = _count_words(*input_texts)
-        output_tokens = _count_words(text)
-
+        out = decide(body, protocol, judge_fn=self.judge_fn, generate_fn=self.generate_fn, score_fn=self.score_fn,
+                     prose_instead=self._prose_instead if live else None)
         if protocol == "openai":
             return {
                 "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -777,13 +583,13 @@ class FakeLLMServer:
                 "model": body["model"],
                 "choices": [{
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": fake_logprobs(text, label_probs, int(body.get("top_logprobs") or 1))
+                    "message": {"role": "assistant", "content": out.text, "refusal": None},
+                    "logprobs": fake_logprobs(out.text, out.label_probs, int(body.get("top_logprobs") or 1))
                     if body.get("logprobs") else None,
-                    "finish_reason": "length" if truncated else "stop",
+                    "finish_reason": "length" if out.truncated else "stop",
                 }],
-                "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
-                          "total_tokens": input_tokens + output_tokens},
+                "usage": {"prompt_tokens": out.input_tokens, "completion_tokens": out.output_tokens,
+                          "total_tokens": out.input_tokens + out.output_tokens},
                 "system_fingerprint": "fp_fake",
             }
         return {
@@ -791,8 +597,8 @@ class FakeLLMServer:
             "type": "message",
             "role": "assistant",
             "model": body["model"],
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "max_tokens" if truncated else "end_turn",
+            "content": [{"type": "text", "text": out.text}],
+            "stop_reason": "max_tokens" if out.truncated else "end_turn",
             "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+            "usage": {"input_tokens": out.input_tokens, "output_tokens": out.output_tokens},
         }
