@@ -103,3 +103,50 @@ def test_conversations_through_every_step_and_out_as_a_trainer_ready_dataset(hom
     assert json.loads(chat_pair["messages"]) == ROWS[1]["messages"]
     assert datasets.load_dataset(str(exports / "hf"), cache_dir=str(home / "hf-cache-2"))["train"].features[
         "prompt"] == datasets.Value("string")
+
+
+def test_a_conversation_dataset_through_every_strategy_and_judge_type(home, tmp_path):
+    """A user's own Hugging Face dataset folder (save_to_disk) of conversations, each with a gold final answer,
+    through every strategy and every judge type (the in-process fake as the models): every model call carries
+    the conversation, and every pair's prompt is it."""
+    from tests.fakes.in_process import FakeLLM
+    from tests.helpers import materialize
+
+    rows = [{"id": f"chat-{i}", "category": topic, "turns": chat(i, topic),
+             "gold": f"Step one for {topic}: prepare. Step two: check the {topic} plan. Step three: review it twice."}
+            for i, topic in enumerate(["gardening", "cooking", "gardening", "cooking"])]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "my_chats"))
+    fake = FakeLLM()
+    config = parse_config(config_dict(
+        [], generators=[{"model": "openai:gen", "temperature": 0.5}, {"model": "openai:gen", "temperature": 0.9}],
+        judges=[{"model": "openai:judge"}, {"model": "openai:scorer", "type": "pointwise"},
+                {"type": "rule", "rule": "reference_match"}],
+        judging={"aggregation": "majority"},
+        prompts=[{"dataset": str(tmp_path / "my_chats"), "batch": "prompts",
+                  "columns": {"messages": "turns", "reference": "gold"}}],
+        strategies=[{"method": m} for m in ("sampling", "few_shot_contrast", "critique_revise", "hhh_contrast",
+                                            "human_vs_model", "score_extremes")]
+        + [{"method": "strong_vs_weak", "confirm": True}, {"method": "gold_corruption", "model": "none"}]))
+    assert materialize(config, fake=fake).success
+
+    generation = [r["body"] for r in fake.requests if "Compare two" not in str(r["body"]) and "score" not in
+                  str(r["body"].get("response_format", "")) and "Rate" not in str(r["body"]["messages"][-1])]
+    candidates = table_rows("candidates")
+    assert {c["strategy"] for c in candidates} == {"sampling", "few_shot_contrast", "critique_revise", "hhh_contrast",
+                                                   "human_vs_model", "score_extremes", "strong_vs_weak",
+                                                   "gold_corruption"}
+    assert all(c["error"] is None for c in candidates)
+    for row in rows:
+        earlier = row["turns"][2]["content"]
+        # Every asked-for answer continued the conversation (or, for critiques and edits, quoted it).
+        asked = [b for b in generation if any(earlier in m["content"] for m in b["messages"])]
+        assert len(asked) >= 8, row["id"]
+    judge_prompts = [m["content"] for r in fake.requests for m in r["body"]["messages"] if "<turn role=" in m["content"]]
+    assert any("<response_a>" in p for p in judge_prompts) and any("<response>" in p for p in judge_prompts)
+    pairs = table_rows("preference_pairs")
+    assert {p["generation_method"] for p in pairs} >= {"sampling", "hhh_contrast", "gold_corruption", "critique_revise"}
+    by_id = {row["id"]: row["turns"] for row in rows}
+    assert all(json.loads(p["messages"]) == by_id[p["prompt_id"]] for p in pairs)
+    assert {j["judge_type"] for j in table_rows("judgments")} == {"pairwise", "pointwise", "rule"}
+    gold = [p for p in pairs if p["generation_method"] == "gold_corruption"]
+    assert gold and all(p["chosen"] == next(r["gold"] for r in rows if r["id"] == p["prompt_id"]) for p in gold)

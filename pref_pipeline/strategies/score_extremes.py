@@ -24,7 +24,8 @@ from pref_pipeline.judging.pointwise import PointwiseJudge
 from pref_pipeline.judging.prompts import judge_questions
 from pref_pipeline.specs import StrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy, no_pair
-from pref_pipeline.strategies.sampling import SamplingStrategy, candidate_row, run_tasks
+from pref_pipeline.strategies.calls import candidate
+from pref_pipeline.strategies.sampling import ROLE, SamplingStrategy, run_tasks
 
 if TYPE_CHECKING:
     from pref_pipeline.config import PipelineConfig
@@ -61,7 +62,10 @@ class ScoreExtremesStrategy(Strategy):
         tasks = sampler.plan(self.prompts_of(prompts))
         outcomes = await run_tasks(tasks, session)
         now = datetime.now(timezone.utc)
-        rows = [candidate_row(t, o, self.method, now, self.strategy_params) for t, o in zip(tasks, outcomes)]
+        # Ids of its own (a hash of the strategy, its parameters and the ask), so that run beside ``sampling``, whose
+        # tasks these are, its candidates are never taken for sampling's.
+        rows = [candidate(self.method, self.strategy_params, t.prompt_id, t.index, ROLE, now, ask=t.ask(), outcome=o)
+                for t, o in zip(tasks, outcomes)]
         usable = [r for r in rows if r["error"] is None]
         questions = judge_questions(prompts)
         question_of = {r["candidate_id"]: questions[r["prompt_id"]] for r in usable}
