@@ -1,4 +1,4 @@
-"""Prompt-injection flip rate, unhardened vs hardened judge template (issue 11): prints one table.
+"""Prompt-injection flip rate, unhardened vs hardened judge template: prints one table.
 
     .venv/bin/python bench/bench_injection.py               # ~10 s + the local model (~1.5 min)
     .venv/bin/python bench/bench_injection.py --no-local    # the fake judge only (~10 s)

@@ -5,7 +5,7 @@
 
 The fake server runs in this process (a uvicorn thread), so client and server share one GIL: the
 bare loop, which does the least per request, is the fairest measure of what the machine allows.
-Targets (issue 3): the project at >= 0.9 of the bare loop's speed; under the rpm limit >= 0.95 of
+Targets: the project at >= 0.9 of the bare loop's speed; under the rpm limit >= 0.95 of
 the limit achieved with <= 1 % of requests answered 429; a warm re-run makes 0 calls.
 
 What it measures, on one fake OpenAI-compatible server on 127.0.0.1 answering after ``--latency``:

@@ -199,7 +199,7 @@ def comparable(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=frame.columns)
 
 
-# The panel's record (issue 11) that the row-by-row reference never had.
+# The panel's record that the row-by-row reference never had.
 PANEL_RECORD = ("aggregation", "votes", "vote", "agreement", "confidence")
 
 

@@ -1,4 +1,4 @@
-"""Benchmark of prompt batches in parallel (issue 12; not a test): prints one table.
+"""Benchmark of prompt batches in parallel (not a test): prints one table.
 
     .venv/bin/python bench/bench_parallel.py                  # ~5 minutes on 2 shared cores
     .venv/bin/python bench/bench_parallel.py --prompts 4      # smaller batches, quicker

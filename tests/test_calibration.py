@@ -1,4 +1,4 @@
-"""Issue 11: agreement with human labels on a tiny labelled file whose answer is known, by category and
+"""Agreement with human labels on a tiny labelled file whose answer is known, by category and
 source; the shipped sets load (hh-rlhf dialogues included)."""
 
 from __future__ import annotations

@@ -56,12 +56,12 @@ def check_dataset(config, provider: str) -> list[dict]:
         assert row["category"] == prompts[row["prompt_id"]]["category"]
         assert row["chosen"] == chosen["text"] and row["rejected"] == rejected["text"]
         assert len(row["chosen"]) > len(row["rejected"])  # the fake judge prefers the longer one
-        assert row["generation_method"] == "sampling" and row["label_source"] == "judge"  # issue 10: the method
+        assert row["generation_method"] == "sampling" and row["label_source"] == "judge"  # the strategy's method
         assert row["judge_model_id"] == "judge-1"
         assert row["criteria"] == "helpfulness_and_clarity"
         assert row["judge_fingerprint"] == fingerprint
         # openai: judges ask for logprobs, and the label's probability (the fake's 0.9) is the confidence;
-        # anthropic returns none, so the judge's stated 0.8 is (issue 11).
+        # anthropic returns none, so the judge's stated 0.8 is.
         assert row["confidence"] == pytest.approx(0.9 if provider == "openai" else 0.8)
         assert row["chosen_model"] == chosen["generator_model"]
         assert row["chosen_model"] in {f"{provider}:gen-strong", f"{provider}:gen-weak"}

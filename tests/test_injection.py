@@ -1,4 +1,4 @@
-"""Issue 11: the injection set's flip rate, computed by the real judging code with the in-process fake as the model.
+"""The injection set's flip rate, computed by the real judging code with the in-process fake as the model.
 
 The fake judge is deliberately gullible (``tests/fakes/gullible.py``): it obeys a verdict instruction
 unless the prompt tells it that the delimited text is data. So the hardened template must flip fewer

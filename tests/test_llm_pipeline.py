@@ -1,4 +1,4 @@
-"""Issue 3 through the real Dagster assets and the CLI: re-runs that cost nothing, usage metadata,
+"""The LLM-call layer through the real Dagster assets and the CLI: re-runs that cost nothing, usage metadata,
 the dry-run estimate, the progress bar, and the new configuration keys."""
 
 from __future__ import annotations

@@ -282,7 +282,7 @@ def test_deeply_nested_output_does_not_raise(depth):
     assert parse_verdict('{"a":' * depth + '\n{"preference": "B"}').preference == "B"
 
 
-# --------------------------------------------------------------------------- bad judge output (issue 14)
+# --------------------------------------------------------------------------- bad judge output
 
 @pytest.mark.parametrize(("text", "reason"), [
     ("", "empty output"),

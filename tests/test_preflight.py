@@ -202,7 +202,7 @@ def write_yaml(path: Path, text: str) -> Path:
 
 
 def test_run_without_the_anthropic_key_exits_2_before_any_call(home, prompts_file, capsys):
-    """Issue 14: this used to fail after the generation calls were paid, with an SDK TypeError."""
+    """This used to fail after the generation calls were paid, with an SDK TypeError."""
     with FakeLLMServer() as server:
         config = write_yaml(prompts_file.parent / "p.yaml",
                             f"prompts:\n  - path: {prompts_file}\n"

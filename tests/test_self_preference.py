@@ -1,4 +1,4 @@
-"""Issue 11: self-preference (a judge favouring its own model family's responses) and a judge that is the
+"""Self-preference (a judge favouring its own model family's responses) and a judge that is the
 same model as a generator, measured by the audit after a real materialize with the in-process fake."""
 
 from __future__ import annotations

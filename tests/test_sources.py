@@ -242,7 +242,7 @@ def test_ids_are_the_same_across_file_formats(tmp_path):
     assert read_source(source(jsonl))[0]["prompt_id"] == read_source(source(csv))[0]["prompt_id"]
 
 
-# --------------------------------------------------------------------------- bad input (issue 14)
+# --------------------------------------------------------------------------- bad input
 # Each class of bad prompt file ends in a PromptFileError naming the file and every bad line, or,
 # with on_bad_rows: skip, in rows set aside with a reason while the good rows go on.
 

@@ -1,4 +1,4 @@
-"""Tables as Parquet files per batch (issue 12): parallel runs on one home, a batch run twice, an object-store
+"""Tables as Parquet files per batch: parallel runs on one home, a batch run twice, an object-store
 home against a real local S3-compatible server (moto's ThreadedMotoServer), and a home of the old layout."""
 
 from __future__ import annotations
