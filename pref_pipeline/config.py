@@ -34,8 +34,6 @@ from pref_pipeline.specs import (  # noqa: F401 (the configuration's parts, impo
 from pref_pipeline.strategies import STRATEGIES
 from pref_pipeline.strategies.sampling import SamplingSpec
 
-_Strict = Strict
-
 # --------------------------------------------------------------------------- plug-ins
 # The strategies and judge types declare their own parameters (``strategies/*.py``, ``judging/*.py``); the
 # configuration's ``strategies`` and ``judges`` entries are unions of those declarations, told apart by
@@ -50,8 +48,8 @@ def _judge_type(value: Any) -> str:
     return (value.get("type") if isinstance(value, dict) else getattr(value, "type", None)) or DEFAULT_JUDGE_TYPE
 
 
-AnyStrategySpec = Annotated[Union[tuple(STRATEGY_SPECS.values())], Field(discriminator="method")]  # noqa: UP007
-AnyJudgeSpec = Annotated[Union[tuple(Annotated[cls, Tag(name)] for name, cls in JUDGE_SPECS.items())],  # noqa: UP007
+AnyStrategySpec = Annotated[Union[tuple(STRATEGY_SPECS.values())], Field(discriminator="method")]
+AnyJudgeSpec = Annotated[Union[tuple(Annotated[cls, Tag(name)] for name, cls in JUDGE_SPECS.items())],
                          Discriminator(_judge_type)]
 # Configuration fields whose entries are told apart by a key: the key, the spec of each of its values, and what
 # an entry is called in messages.
@@ -65,7 +63,7 @@ def judge_spec(**keys: Any) -> JudgeSpec:
     return _JUDGE.validate_python(keys)
 
 
-class JudgingSpec(_Strict):
+class JudgingSpec(Strict):
     """How the judges' verdicts become one decision per comparison (``pref_pipeline/judging/panel.py``).
 
     ``unanimous``: every judge must prefer the same response in both orders (one dissent blocks the pair).
@@ -82,7 +80,7 @@ class JudgingSpec(_Strict):
 SOURCE_FIELDS = ("prompt", "messages", "id", "category", "reference")  # what a prompt source's rows may hold
 
 
-class PromptSource(_Strict):
+class PromptSource(Strict):
     """Prompts from a file (``path``: JSONL, CSV or Parquet) or a Hugging Face dataset (``dataset``). A row has a
     ``prompt`` (text) or ``messages`` (a conversation: ``[{role, content}, ...]`` ending with a user turn), and
     optional ``id``, ``category`` and ``reference`` (a gold answer: the final assistant turn)."""
@@ -146,14 +144,14 @@ class PromptSource(_Strict):
         return self.columns.get(field, field)
 
 
-class ScheduleSpec(_Strict):
+class ScheduleSpec(Strict):
     """The regular run: every prompt batch, re-run on a cron schedule (off until turned on in the UI)."""
 
     cron: str = "0 3 * * *"
     timezone: str = "UTC"
 
 
-class GatesSpec(_Strict):
+class GatesSpec(Strict):
     """Thresholds of the Great Expectations gates (blocking checks; a failing batch is not exported).
 
     The dataset-level bounds are off (``None``) by default: the embedded stand-in judge is at chance
@@ -172,7 +170,7 @@ class GatesSpec(_Strict):
     max_length_bias: Annotated[float, Field(ge=0.0, le=0.5)] | None = None
 
 
-class FiltersSpec(_Strict):
+class FiltersSpec(Strict):
     """Row filters applied to the pairs before the gate; every dropped row lands in ``quarantine``.
 
     Ties, position-inconsistent, unparseable and failed comparisons never become pairs (their
@@ -191,7 +189,7 @@ class FiltersSpec(_Strict):
     near_duplicate_prompt_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = 0.8
 
 
-class ExportSpec(_Strict):
+class ExportSpec(Strict):
     """How the validated pairs are published."""
 
     # Drop pairs so that the longer response is chosen in about half of the exported pairs.
@@ -208,7 +206,7 @@ class ExportSpec(_Strict):
     pretty_name: str | None = None  # the dataset card's title; unset: "Synthetic preference pairs"
 
 
-class AuditSpec(_Strict):
+class AuditSpec(Strict):
     """The audit report."""
 
     length_bias_band: Annotated[float, Field(gt=0.0, le=0.5)] = 0.15  # flag outside 0.5 ± this
@@ -217,7 +215,7 @@ class AuditSpec(_Strict):
     recency_half_life_days: Annotated[float, Field(gt=0.0)] = 30.0  # weights in judgment_history
 
 
-class DaskSpec(_Strict):
+class DaskSpec(Strict):
     """Where ``executor: dask`` runs a run's steps: a running Dask scheduler (``address``, e.g.
     ``tcp://10.0.0.5:8786``), or else a ``distributed.LocalCluster`` of ``n_workers`` processes that each run
     starts and stops (one thread each: a Dagster step is not thread-safe)."""
@@ -226,7 +224,7 @@ class DaskSpec(_Strict):
     n_workers: Annotated[int, Field(ge=1)] = 2
 
 
-class PriceSpec(_Strict):
+class PriceSpec(Strict):
     """What a model costs, in US dollars per million tokens (batch calls cost half; cached ones nothing)."""
 
     input_per_mtok: Annotated[float, Field(ge=0.0)]
@@ -244,7 +242,7 @@ def embedded_default_strategies() -> list[dict[str, Any]]:
     ]
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(Strict):
     """Everything a run needs. The defaults are the embedded offline run."""
 
     prompts: list[PromptSource] = Field(default_factory=list)  # empty: the built-in prompt set
