@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from pref_pipeline.audit.report import table
 from pref_pipeline.export import trainer_format
 
 FOLDER = "hf"
@@ -80,8 +81,8 @@ def write_folder(folder: Path, pairs: pd.DataFrame, *, fmt: str, test_share: flo
     try:
         (staging / "data").mkdir()
         for name, frame in splits.items():
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            pq.write_table(table, staging / "data" / f"{name}-00000-of-00001.parquet")
+            arrow = pa.Table.from_pandas(frame, preserve_index=False)
+            pq.write_table(arrow, staging / "data" / f"{name}-00000-of-00001.parquet")
         card = dataset_card(pairs, splits, fmt=fmt, audit=audit, license=license, pretty_name=pretty_name)
         (staging / "README.md").write_text(card, encoding="utf-8")
         old = folder.with_name(f".{folder.name}-old")
@@ -125,14 +126,6 @@ def dataset_card(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], *, fmt: s
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{_card_text(pairs, splits, fmt, audit, title)}"))
 
 
-def _table(header: list[str], rows: list[list[object]]) -> str:
-    if not rows:
-        return "(none)\n"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def _card_text(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], fmt: str, audit: dict[str, Any] | None,
                title: str) -> str:
     audit = audit or {}
@@ -158,10 +151,14 @@ def _card_text(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], fmt: str, a
         "winner is known by how the responses were made, `judge` when LLM judges chose it in both orders, "
         "`construction+judge` when both agree):",
         "",
-        _table(["generation_method", "label_source", "pairs"], _tally(pairs, ["generation_method", "label_source"])),
+        table(["generation_method", "label_source", "pairs"], _tally(pairs, ["generation_method", "label_source"]),
+              why_empty="No pairs."),
+        "",
         "## Judges",
         "",
-        _table(["judge models", "judge fingerprints", "pairs"], _tally(pairs, ["judge_model_id", "judge_fingerprint"])),
+        table(["judge models", "judge fingerprints", "pairs"], _tally(pairs, ["judge_model_id", "judge_fingerprint"]),
+              why_empty="No pairs."),
+        "",
         "A fingerprint is a hash of everything that decides a judge's verdict (model, prompt template, criteria, "
         "sampling); every pair carries its judges' fingerprints.",
         "",
@@ -173,17 +170,20 @@ def _card_text(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], fmt: str, a
     trust = "\n".join([
         "## How far to trust it (the audit)",
         "",
-        _table(["figure", "value"], [
+        table(["figure", "value"], [
             ["share of pairs where the longer response was chosen", _pct(length.get("pct_longer_chosen"))],
             ["length bias flagged", length.get("flagged", "n/a")],
             ["judges' verdicts the same in both orders (position consistency)",
              _pct(position.get("consistency_rate"))],
             ["agreement with human labels", _pct(human.get("agreement_rate"))
              + (f" on {human['n']} labels" if human.get("n") else " (no human labels)")],
-        ]),
+        ], why_empty=""),
+        "",
         "### Set aside (quarantine), by stage and reason",
         "",
-        _table(["stage", "reason", "rows"], [[q["stage"], q["reason"], q["n"]] for q in quarantine]),
+        table(["stage", "reason", "rows"], [[q["stage"], q["reason"], q["n"]] for q in quarantine],
+              why_empty="Nothing was set aside."),
+        "",
         "### Warnings",
         "",
         "\n".join(f"- {flag}" for flag in audit.get("flags") or []) or "(none)",
