@@ -13,7 +13,9 @@ How the figures are made:
 * **Strategies** (``strategies``): each counts the calls it would make; a call whose input depends on
   an earlier answer (a critique, a revision) is counted with a ``max_tokens``-long stand-in answer, and
   ``critique_revise``'s alternative answer (made only when the second critique still finds the flaw)
-  is counted for every prompt (an upper bound). ``gold_corruption`` with ``model: none`` makes no call.
+  is counted for every prompt (an upper bound). ``gold_corruption`` counts its model's answers with
+  ``source: model`` and, with a model, every step of its chain for every prompt (an upper bound: a chain that
+  leaves its bounds ends early); with ``model: none`` its edits make no call.
 * **Judge calls** assume every candidate call succeeds: for ``sampling`` C(n, 2) pairs per prompt, both
   orders, per judge; for ``strong_vs_weak`` with ``confirm`` and ``human_vs_model`` one comparison per
   prompt (with a reference), both orders, per judge. When a prompt's candidates are all cached, its judge prompts are built from the real

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from pref_pipeline import schema
 from pref_pipeline.config import PipelineConfig
+from pref_pipeline.ids import short_hash
 from pref_pipeline.providers.client import CallSession, CallSettings
 from pref_pipeline.strategies import STRATEGIES, PlannedComparison, Strategy
 
@@ -44,9 +46,25 @@ def check_failures(errors: list[str], total: int, limit: float, what: str) -> No
 
 
 def configured_strategies(config: PipelineConfig) -> list[Strategy]:
-    """The strategies a configuration runs, in its order (``strategies``; absent: ``sampling``)."""
-    return [STRATEGIES[spec.method](config, spec.model_dump(exclude={"method"}, exclude_none=True))
-            for spec in config.strategies]
+    """The strategies a configuration runs, in its order (``strategies``; absent: ``sampling``). Several entries
+    may share a method (ALMoST's contrasts side by side); an entry identical to an earlier one (same method and
+    ``strategy_params``) would make the very same candidates, ids included, so it runs once."""
+    found: dict[tuple[str, str], Strategy] = {}
+    for spec in config.strategies:
+        strategy = STRATEGIES[spec.method](config, spec.model_dump(exclude={"method"}, exclude_none=True))
+        found.setdefault((strategy.method, strategy.strategy_params), strategy)
+    return list(found.values())
+
+
+def own_candidates(candidates: pd.DataFrame, strategy: Strategy) -> pd.DataFrame:
+    """The candidates one ``strategies`` entry made: its method's, with its own ``strategy_params`` (stored with
+    every candidate), so two entries of one method never plan with each other's candidates. A row without
+    ``strategy_params`` (made by hand, or by a writer that kept none) goes by its method alone."""
+    mine = (candidates["strategy"] == strategy.method).fillna(False).astype(bool)
+    if "strategy_params" in candidates.columns:
+        params = candidates["strategy_params"]
+        mine &= (params.isna() | (params == strategy.strategy_params).fillna(False)).astype(bool)
+    return candidates[mine]
 
 
 async def _generate(prompts: pd.DataFrame, config: PipelineConfig, calls: CallSettings,
@@ -72,10 +90,16 @@ def plan_comparisons(candidates: pd.DataFrame, config: PipelineConfig,
     stored candidates: judging and pairing recompute the same plan). With ``prompts``, also the no-pair
     entries the prompts alone decide (a prompt without a reference, for the strategies that need one)."""
     planned: list[PlannedComparison] = []
-    for strategy in configured_strategies(config):
-        planned += strategy.comparisons(candidates[candidates["strategy"] == strategy.method])
+    strategies = configured_strategies(config)
+    methods = Counter(s.method for s in strategies)
+    for strategy in strategies:
+        own = list(strategy.comparisons(own_candidates(candidates, strategy)))
         if prompts is not None:
-            planned += strategy.unpaired(prompts)
+            own += strategy.unpaired(prompts)
+        if methods[strategy.method] > 1:  # a no-pair entry may name no candidate: the entry tells them apart
+            entry = short_hash(strategy.strategy_params)
+            own = [replace(p, entry=entry) if p.reason else p for p in own]
+        planned += own
     return planned
 
 

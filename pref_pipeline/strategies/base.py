@@ -50,11 +50,17 @@ class PlannedComparison:
     # original, ...): no pair, and the reason is quarantined. ``judged`` is then False.
     reason: str | None = None
     detail: str | None = None
+    # Keys the pair adds to its strategy's ``strategy_params`` (e.g. a graded pair's ``edit_distance``), as JSON.
+    params: str | None = None
+    # Tells apart the no-pair entries of two ``strategies`` entries of one method (set by ``plan_comparisons``
+    # only then: a no-pair entry names no candidate, so the method alone would give both the same id).
+    entry: str | None = None
 
     @property
     def comparison_id(self) -> str:
         if self.reason:
-            return "cmp-" + short_hash(self.prompt_id, self.x_id, self.y_id, self.strategy, self.reason)
+            extra = (self.entry,) if self.entry else ()
+            return "cmp-" + short_hash(self.prompt_id, self.x_id, self.y_id, self.strategy, self.reason, *extra)
         return "cmp-" + short_hash(self.prompt_id, self.x_id, self.y_id)
 
 
@@ -129,7 +135,8 @@ class Strategy(ABC):
 
     @abstractmethod
     def comparisons(self, candidates: pd.DataFrame) -> Iterable[PlannedComparison]:
-        """The comparisons this strategy's candidates (rows whose ``strategy`` is ``method``) form."""
+        """The comparisons this strategy's candidates (rows whose ``strategy`` is ``method`` and whose
+        ``strategy_params`` are its own) form."""
 
 
 def all_pairs(candidates: pd.DataFrame, strategy: str) -> list[PlannedComparison]:

@@ -1,30 +1,41 @@
-"""``gold_corruption`` (AutoPM in-depth): the prompt's ``reference`` is chosen over a subtly flawed copy.
+"""``gold_corruption`` (AutoPM in-depth): a good response is chosen over subtly flawed copies of it.
 
-AutoPM's in-depth generation post-edits a good response with deletion, substitution and insertion, so
-the edited copy is worse by construction. Here the good response is the prompt's reference answer, and
-each prompt's copy gets one edit (the kind picked per prompt from ``edits``):
+AutoPM's in-depth generation is "a sequential post-editing process, applying edit actions (like deletion,
+substitution, insertion) … to vary their quality": the edited copies are worse by construction, and the more
+edits, the worse. The good response (the *source*) is the prompt's reference answer (``source: reference``,
+the default), or a model's answer to the prompt (``source: model``: ``model`` answers, or with ``model: none``
+the first of ``generators``). From it grows a chain of ``steps`` copies, each one edit away from the one
+before (the kind picked per prompt from ``edits``, rotating along the chain):
 
-- with a ``model``, an LLM makes the edit (``gold_corruption_edit.j2``); the copy must stay within
-  bounds: word 3-shingle similarity to the reference (``filters.response_similarity``) in
+- with a ``model``, an LLM makes each edit (``gold_corruption_edit.j2``); each copy must stay within bounds
+  *of its predecessor*: word 3-shingle similarity (``filters.response_similarity``) in
   [``min_similarity``, ``max_similarity``) and length ratio (words) in [``min_length_ratio``,
-  ``max_length_ratio``], so it is neither identical, nor a different text, nor nonsense; outside them,
-  no pair (``corruption_out_of_bounds``);
+  ``max_length_ratio``], so it is neither identical, nor a different text, nor nonsense;
 - with ``model: none``, rules make it, no LLM at all: ``delete`` drops the sentence most relevant to
   the prompt (most shared content words), ``substitute`` replaces it with a sentence of another
-  prompt's reference, ``insert`` adds an unrelated sentence in the middle. When an edit cannot apply
+  prompt's source, ``insert`` adds an unrelated sentence in the middle. When an edit cannot apply
   (one sentence to delete from) or leaves the bounds above, the next kind is tried.
+
+Every two links of the chain make a pair, fewer edits chosen over more and the source over all (``steps: 3``:
+6 pairs a prompt); a chain's pairs add their ``edit_distance`` to the pair's ``strategy_params``. A copy out of
+bounds ends the chain there (no pair with it, ``corruption_out_of_bounds`` quarantined with its step; the
+earlier links keep their pairs), as does a step no edit applies to (``edit_impossible``). Each copy's ``notes``
+hold its ``step`` and its ``history``: every edit from the source to it, with the bounds of each step.
+``steps: 1`` (the default) is one copy, one pair.
 
 The edit kinds are the functions registered with ``@rule_edit`` below (a new kind is a new function, and a
 branch of ``gold_corruption_edit.j2`` for the LLM's instructions); ``edits`` accepts exactly those.
 
-A prompt without a reference gives no pair (``no_reference``).
+A prompt without a reference gives no pair with ``source: reference`` (``no_reference``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
 from importlib import resources
@@ -44,8 +55,11 @@ from pref_pipeline.strategies.calls import (
     ask_all,
     by_prompt_and_role,
     candidate,
+    continuing,
+    conversations_of,
     has_text,
     notes_of,
+    placeholder,
     seed_for,
 )
 from pref_pipeline.strategies.templates import data, render
@@ -138,24 +152,50 @@ def _reference(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+FIRST_COPY = "corrupted"  # role of the copy one edit away (and, with ``steps: 1``, the only one)
+SOURCES = {"reference": "gold", "model": "answer"}  # role of the chain's source, by ``source``
+DEFAULT_STEPS, DEFAULT_SOURCE = 1, "reference"
+
+
+def copy_role(step: int) -> str:
+    """The role of the copy ``step`` edits away from the source: ``corrupted``, ``corrupted_2``, ..."""
+    return FIRST_COPY if step == 1 else f"{FIRST_COPY}_{step}"
+
+
 class GoldCorruptionSpec(StrategySpec):
-    """AutoPM in-depth: the prompt's ``reference`` is chosen over a subtly corrupted copy of it."""
+    """AutoPM in-depth: a good response (the reference, or a model's answer) is chosen over subtly corrupted copies."""
 
     method: Literal["gold_corruption"]
     model: GeneratorSpec | Literal["none"] | None = None  # "none": the edits are made by rules, no LLM
     edits: Annotated[list[Literal[tuple(EDITS)]], Field(min_length=1)] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(EDITS))
-    # Bounds on an LLM-edited copy (word 3-shingle Jaccard similarity to the reference, and length ratio in
-    # words): not identical, not a different text, not nonsense. Outside them: no pair, quarantined.
+    # Bounds on an edited copy against its predecessor (word 3-shingle Jaccard similarity, and length ratio in
+    # words): not identical, not a different text, not nonsense. Outside them: the chain ends, quarantined.
     min_similarity: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
     max_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
     min_length_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     max_length_ratio: Annotated[float, Field(ge=1.0)] = 1.5
+    # Copies in the chain, each one edit further from the source; pairs at every gap. Left out of
+    # ``strategy_params`` at their defaults, so today's configurations keep their identity.
+    steps: Annotated[int, Field(ge=1, le=8, exclude_if=lambda v: v == DEFAULT_STEPS)] = DEFAULT_STEPS
+    # What the chain starts from: the prompt's ``reference``, or a ``model``'s answer to the prompt.
+    source: Annotated[Literal["reference", "model"],
+                      Field(exclude_if=lambda v: v == DEFAULT_SOURCE)] = DEFAULT_SOURCE
 
     @field_validator("model", mode="before")
     @classmethod
     def _none_spelled_any_case(cls, value: Any) -> Any:
         return "none" if isinstance(value, str) and value.strip().lower() == "none" else value
+
+
+@dataclass
+class Link:
+    """The newest copy of a prompt's chain still within bounds: what the next step edits."""
+
+    question: str
+    candidate_id: str
+    text: str
+    history: list[dict[str, Any]]
 
 
 class GoldCorruptionStrategy(Strategy):
@@ -168,95 +208,179 @@ class GoldCorruptionStrategy(Strategy):
     def by_rules(self) -> bool:
         return self.spec.model == "none"
 
-    def edit_kind(self, prompt_id: str) -> list[str]:
-        """The edits to try for a prompt: the one picked for it first, then the others in order."""
+    @property
+    def source_role(self) -> str:
+        return SOURCES[self.spec.source]
+
+    def edit_kind(self, prompt_id: str, step: int = 1) -> list[str]:
+        """The edits to try for a prompt's ``step``: the one picked for it first, then the others in order (the
+        pick rotates along the chain, so its steps vary the edit)."""
         kinds = list(self.spec.edits)
-        start = derived_seed(prompt_id, self.method, "edit") % len(kinds)
+        start = (derived_seed(prompt_id, self.method, "edit") + step - 1) % len(kinds)
         return kinds[start:] + kinds[:start]
 
-    def _ask(self, prompt_id: str, question: str, reference: str, kind: str) -> Ask:
-        return Ask(prompt_id, "corrupted", self.model,
-                   render("gold_corruption_edit.j2", edit=kind, question=question, reference=reference),
-                   seed=seed_for(self.model, prompt_id, self.method, kind))
+    def _ask(self, prompt_id: str, question: str, text: str, kind: str, step: int = 1) -> Ask:
+        """The LLM edit of ``step``: ``kind`` applied to ``text`` (the source, or the copy before)."""
+        seed_parts = (prompt_id, self.method, kind) if step == 1 else (prompt_id, self.method, kind, step)
+        return Ask(prompt_id, copy_role(step), self.model,
+                   render("gold_corruption_edit.j2", edit=kind, question=question, reference=text),
+                   seed=seed_for(self.model, *seed_parts))
+
+    def _answer_asks(self, prompts: pd.DataFrame) -> list[Ask]:
+        """``source: model``: the model's answer to each prompt (a conversation continued)."""
+        return [continuing(pid, self.source_role, self.model, conversation,
+                           seed=seed_for(self.model, pid, self.method, self.source_role))
+                for pid, conversation in conversations_of(prompts).items()]
 
     def _with_reference(self, prompts: pd.DataFrame) -> list[tuple[str, str, str]]:
         refs = prompts["reference"] if "reference" in prompts.columns else [None] * len(prompts)
         return [(pid, q, ref) for pid, q, r in zip(prompts["prompt_id"], prompts["prompt"], refs)
                 if (ref := _reference(r)) is not None]
 
+    async def _sources(self, batch: pd.DataFrame, prompts: pd.DataFrame, session: CallSession, now: datetime,
+                       params: str) -> tuple[list[dict[str, Any]], dict[str, Link], dict[str, str]]:
+        """The source rows, the chains that start from them (a failed or empty answer starts none) and the pool of
+        other prompts' sources ``substitute`` draws from."""
+        rows: list[dict[str, Any]] = []
+        chains: dict[str, Link] = {}
+        if self.spec.source == "reference":
+            for pid, question, ref in self._with_reference(prompts):
+                rows.append(candidate(self.method, params, pid, 0, self.source_role, now, text=ref,
+                                      model=REFERENCE_MODEL))
+                chains[pid] = Link(question, rows[-1]["candidate_id"], ref, [])
+            return rows, chains, {pid: ref for pid, _, ref in self._with_reference(batch)}
+        asks = self._answer_asks(prompts)
+        questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))
+        for ask, outcome in zip(asks, await ask_all(asks, session, self.method)):
+            rows.append(candidate(self.method, params, ask.prompt_id, 0, self.source_role, now, ask=ask,
+                                  outcome=outcome))
+            if outcome.error is None and has_text(rows[-1]["text"]):
+                chains[ask.prompt_id] = Link(questions[ask.prompt_id], rows[-1]["candidate_id"], rows[-1]["text"], [])
+        return rows, chains, {pid: link.text for pid, link in chains.items()}
+
+    def _rule_step(self, pid: str, link: Link, step: int, pool: dict[str, str]) -> tuple[str, str, dict] | None:
+        """``step``'s copy of ``link`` by rules: (kind, copy, bounds against ``link``), the first edit within bounds,
+        else the first that applied; None when none applies."""
+        source_text = pool.get(pid, link.text)
+        others = [t for p, t in pool.items() if p != pid] or [r for r in builtin_references() if r != source_text]
+        seed = derived_seed(pid, self.method, "rule") if step == 1 else derived_seed(pid, self.method, "rule", step)
+        made = []
+        for kind in self.edit_kind(pid, step):
+            copy = edited_by_rules(kind, link.text, link.question, others, seed)
+            if copy is not None:
+                made.append((kind, copy, bounds(link.text, copy, self.spec)))
+                if made[-1][2]["within_bounds"]:
+                    break
+        return next((m for m in made if m[2]["within_bounds"]), made[0]) if made else None
+
+    def _notes(self, link: Link, step: int, kind: str, by: str, within: dict[str, Any] | None) -> dict[str, Any]:
+        """A copy's notes: its edit and its bounds against its predecessor, its step and every edit since the source."""
+        measured = {k: within[k] for k in ("similarity", "length_ratio")} if within else {}
+        return {"edit": kind, "by": by, **(within or {}), "step": step,
+                "history": [*link.history, {"step": step, "edit": kind, **measured}]}
+
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
         batch, prompts = prompts, self.prompts_of(prompts)
         now, params = datetime.now(timezone.utc), self.strategy_params
-        rows: list[dict[str, Any]] = []
-        todo = self._with_reference(prompts)
-        golds = {}
-        for pid, _, ref in todo:
-            golds[pid] = candidate(self.method, params, pid, 0, "gold", now, text=ref, model=REFERENCE_MODEL)
-            rows.append(golds[pid])
-        if self.by_rules:
-            all_refs = {pid: ref for pid, _, ref in self._with_reference(batch)}
-            for pid, question, ref in todo:
-                others = [r for p, r in all_refs.items() if p != pid] or [r for r in builtin_references() if r != ref]
-                seed = derived_seed(pid, self.method, "rule")
-                made = []  # (kind, copy, bounds): the first edit within bounds is used, else the first that applied
-                for kind in self.edit_kind(pid):
-                    copy = edited_by_rules(kind, ref, question, others, seed)
-                    if copy is not None:
-                        made.append((kind, copy, bounds(ref, copy, self.spec)))
-                        if made[-1][2]["within_bounds"]:
-                            break
-                if made:
-                    kind, copy, within = next((m for m in made if m[2]["within_bounds"]), made[0])
-                    rows.append(candidate(self.method, params, pid, 1, "corrupted", now, text=copy,
-                                          model=RULES_MODEL, label=f"{RULES_MODEL}:{kind}",
-                                          parent_id=golds[pid]["candidate_id"],
-                                          notes={"edit": kind, "by": "rules", **within}))
-            return rows
-        asks = [self._ask(pid, question, ref, self.edit_kind(pid)[0]) for pid, question, ref in todo]
-        references = {pid: ref for pid, _, ref in todo}
-        for ask, outcome, kind in zip(asks, await ask_all(asks, session, self.method),
-                                      [self.edit_kind(pid)[0] for pid, _, _ in todo]):
-            notes: dict[str, Any] = {"edit": kind, "by": "llm"}
-            if outcome.error is None:
-                notes.update(bounds(references[ask.prompt_id], outcome.value.text, self.spec))
-            rows.append(candidate(self.method, params, ask.prompt_id, 1, "corrupted", now, ask=ask, outcome=outcome,
-                                  parent_id=golds[ask.prompt_id]["candidate_id"], notes=notes))
+        rows, chains, pool = await self._sources(batch, prompts, session, now, params)
+        for step in range(1, self.spec.steps + 1):
+            if not chains:
+                break
+            made: list[tuple[str, dict[str, Any], bool]] = []  # (prompt, row, whether the chain goes on)
+            if self.by_rules:
+                for pid, link in chains.items():
+                    edit = self._rule_step(pid, link, step, pool)
+                    if edit is not None:
+                        kind, copy, within = edit
+                        made.append((pid, candidate(self.method, params, pid, step, copy_role(step), now, text=copy,
+                                                    model=RULES_MODEL, label=f"{RULES_MODEL}:{kind}",
+                                                    parent_id=link.candidate_id,
+                                                    notes=self._notes(link, step, kind, "rules", within)),
+                                     within["within_bounds"]))
+            else:
+                todo = [(pid, link, self.edit_kind(pid, step)[0]) for pid, link in chains.items()]
+                asks = [self._ask(pid, link.question, link.text, kind, step) for pid, link, kind in todo]
+                for (pid, link, kind), ask, outcome in zip(todo, asks, await ask_all(asks, session, self.method)):
+                    within = bounds(link.text, outcome.value.text, self.spec) if outcome.error is None else None
+                    made.append((pid, candidate(self.method, params, pid, step, copy_role(step), now, ask=ask,
+                                                outcome=outcome, parent_id=link.candidate_id,
+                                                notes=self._notes(link, step, kind, "llm", within)),
+                                 bool(within and within["within_bounds"])))
+            chains_next = {}
+            for pid, row, goes_on in made:
+                rows.append(row)
+                if goes_on and has_text(row["text"]):
+                    chains_next[pid] = Link(chains[pid].question, row["candidate_id"], row["text"],
+                                            notes_of(row)["history"])
+            chains = chains_next
         return rows
 
     def comparisons(self, candidates: pd.DataFrame) -> list[PlannedComparison]:
-        """Gold over its corrupted copy; the batch's prompts without a reference are listed by ``unpaired``."""
+        """Every two links of each prompt's chain (the source, then the copies within bounds, in step order), fewer
+        edits chosen; where the chain ended early, why (the batch's prompts without a reference are listed by
+        ``unpaired``)."""
         out = []
         for prompt_id, roles in by_prompt_and_role(candidates).items():
-            gold, copy = roles.get("gold"), roles.get("corrupted")
-            if gold is None:
+            source = roles.get(self.source_role)
+            if source is None:
                 continue
-            if copy is None:
-                if not (len(candidates) and ((candidates["prompt_id"] == prompt_id) & candidates["error"].notna()).any()):
-                    out.append(no_pair(prompt_id, self.method, "edit_impossible",
-                                       f"none of the edits {list(self.spec.edits)} applies to this reference",
-                                       gold["candidate_id"]))
-                continue
-            notes = notes_of(copy)
-            if not notes.get("within_bounds", False) or not has_text(copy["text"]):
-                out.append(no_pair(prompt_id, self.method, "corruption_out_of_bounds",
-                                   f"edited copy out of bounds: similarity {notes.get('similarity')} (allowed "
-                                   f"[{self.spec.min_similarity}, {self.spec.max_similarity})), length ratio "
-                                   f"{notes.get('length_ratio')} (allowed [{self.spec.min_length_ratio}, "
-                                   f"{self.spec.max_length_ratio}])", gold["candidate_id"], copy["candidate_id"]))
-                continue
-            out.append(PlannedComparison(prompt_id, gold["candidate_id"], copy["candidate_id"], self.method,
-                                         expected="x", judged=False))
+            failed = bool(len(candidates) and ((candidates["prompt_id"] == prompt_id) & candidates["error"].notna()).any())
+            chain = [source] if has_text(source["text"]) else []
+            for step in range(1, self.spec.steps + 1):
+                copy = roles.get(copy_role(step))
+                if copy is None or not chain:
+                    if not failed:  # a failed call is quarantined by the filters (generation_error)
+                        out.append(no_pair(prompt_id, self.method, "edit_impossible", self._impossible(step, chain),
+                                           *([chain[-1]["candidate_id"]] if chain else [source["candidate_id"]])))
+                    break
+                notes = notes_of(copy)
+                if not notes.get("within_bounds", False) or not has_text(copy["text"]):
+                    out.append(no_pair(prompt_id, self.method, "corruption_out_of_bounds",
+                                       self._out_of_bounds(step, notes), chain[-1]["candidate_id"],
+                                       copy["candidate_id"]))
+                    break
+                chain.append(copy)
+            for (i, better), (j, worse) in itertools.combinations(enumerate(chain), 2):
+                extra = json.dumps({"edit_distance": j - i}) if self.spec.steps > 1 else None
+                out.append(PlannedComparison(prompt_id, better["candidate_id"], worse["candidate_id"], self.method,
+                                             expected="x", judged=False, params=extra))
         return out
 
+    def _impossible(self, step: int, chain: list[dict[str, Any]]) -> str:
+        if not chain:
+            return "the model's answer is empty: nothing to edit"
+        what = "this reference" if self.spec.source == "reference" else "this answer"
+        detail = f"none of the edits {list(self.spec.edits)} applies to {what}"
+        return detail if step == 1 else f"step {step}: none of the edits {list(self.spec.edits)} applies to " \
+                                        f"copy {step - 1}; the chain ends there"
+
+    def _out_of_bounds(self, step: int, notes: dict[str, Any]) -> str:
+        detail = (f"edited copy out of bounds: similarity {notes.get('similarity')} (allowed "
+                  f"[{self.spec.min_similarity}, {self.spec.max_similarity})), length ratio "
+                  f"{notes.get('length_ratio')} (allowed [{self.spec.min_length_ratio}, "
+                  f"{self.spec.max_length_ratio}])")
+        return detail if step == 1 else f"step {step}: {detail} against copy {step - 1}; the chain ends there"
+
     def unpaired(self, prompts: pd.DataFrame) -> list[PlannedComparison]:
-        """The prompts it runs on that have no reference: no pair, quarantined as ``no_reference``."""
-        return no_reference(self.prompts_of(prompts), self.method)
+        """``source: reference``: the prompts it runs on that have no reference: no pair, quarantined as
+        ``no_reference``."""
+        return no_reference(self.prompts_of(prompts), self.method) if self.spec.source == "reference" else []
 
     def estimate_calls(self, prompts: pd.DataFrame) -> list[tuple[Any, Any]]:
-        if self.by_rules:
-            return []
-        return [(a.spec, a.request()) for a in (self._ask(pid, q, ref, self.edit_kind(pid)[0])
-                                                 for pid, q, ref in self._with_reference(self.prompts_of(prompts)))]
+        """The model's answers (``source: model``) and, with a model, every step's edit: a step that edits an
+        earlier answer is built with a ``max_tokens``-long stand-in (the whole chain counted: an upper bound)."""
+        prompts = self.prompts_of(prompts)
+        asks: list[Ask] = []
+        if self.spec.source == "model":
+            asks += self._answer_asks(prompts)
+            sources = [(pid, q, placeholder(self.model)) for pid, q in zip(prompts["prompt_id"], prompts["prompt"])]
+        else:
+            sources = self._with_reference(prompts)
+        if not self.by_rules:
+            asks += [self._ask(pid, q, text if step == 1 else placeholder(self.model), self.edit_kind(pid, step)[0],
+                               step)
+                     for pid, q, text in sources for step in range(1, self.spec.steps + 1)]
+        return [(a.spec, a.request()) for a in asks]
 
 
 def no_reference(prompts: pd.DataFrame, method: str) -> list[PlannedComparison]:
