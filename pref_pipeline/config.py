@@ -285,7 +285,8 @@ class PipelineConfig(Strict):
     # ``distributed`` extra and a persistent DAGSTER_HOME).
     executor: Literal["in_process", "multiprocess", "dask"] = "in_process"
     dask: DaskSpec = Field(default_factory=DaskSpec)
-    # How pairs are made, one entry per method (a module of ``strategies/``). Absent: [{method: sampling}]
+    # How pairs are made: an entry per method (a module of ``strategies/``), or several of one method with
+    # different parameters. Absent: [{method: sampling}]
     # (judged samples of ``generators``); absent with no ``generators`` either (the embedded offline run):
     # ``embedded_default_strategies()``.
     strategies: Annotated[list[AnyStrategySpec], Field(min_length=1)] = Field(

@@ -50,6 +50,8 @@ def test_every_strategy_module_declares_its_method_and_the_configuration_accepts
 def test_a_strategy_says_what_it_needs_of_the_rest_of_the_configuration():
     with pytest.raises(ConfigError, match="strategies: score_extremes needs at least one judge with `type: pointwise`"):
         parse_config({"strategies": [{"method": "score_extremes"}]})
+    with pytest.raises(ConfigError, match="sampling takes its candidates from generators: give it once"):
+        parse_config({"strategies": [{"method": "sampling"}, {"method": "sampling", "max_prompts": 2}]})
 
 
 def test_judge_types_are_told_apart_by_type_with_pairwise_the_default():

@@ -20,6 +20,7 @@ from pref_pipeline.strategies.base import PlannedComparison, Strategy, all_pairs
 from pref_pipeline.strategies.calls import Ask, ask_all, candidate, continuing, conversations_of
 
 if TYPE_CHECKING:
+    from pref_pipeline.config import PipelineConfig
     from pref_pipeline.providers.client import CallSession
     from pref_pipeline.runner import Outcome
 
@@ -62,6 +63,13 @@ class SamplingSpec(StrategySpec):
 
 class SamplingStrategy(Strategy):
     spec_class = SamplingSpec
+
+    @classmethod
+    def config_problem(cls, config: PipelineConfig) -> str | None:
+        # Its candidates are the generators' samples, so a second entry would ask (and store) the same ones again.
+        if sum(s.method == cls.method for s in config.strategies) > 1:
+            return f"{cls.method} takes its candidates from generators: give it once (max_prompts limits it)"
+        return None
 
     def plan(self, prompts: pd.DataFrame) -> list[CandidateTask]:
         generators, tasks = self.config.generators, []
