@@ -139,6 +139,8 @@ JUDGMENTS = Table("judgments", "One verdict per (comparison, order, judge).", (
           required=True),
     _text("preferred", "The verdict in candidates: x, y or tie.", required=True),
     Column("confidence", "DOUBLE", "The judge's confidence in [0, 1] (pointwise: score gap / 9).", required=True),
+    _text("confidence_word", "The judge's confidence as it wrote it, when a word (high, medium, low; its number is "
+          "confidence)."),
     Column("logprob_margin", "DOUBLE", "P(A) - P(B) at the verdict's label token, from the provider's logprobs."),
     Column("label_probability", "DOUBLE", "Probability (over A and B) of the label given, from the logprobs."),
     Column("score_x", "DOUBLE", "Pointwise judges: candidate x's 1-10 score."),

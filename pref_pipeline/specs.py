@@ -317,7 +317,8 @@ class JudgeSpec(ModelSpec):
 
         Where the model is served (``base_url``), timeouts and retries do not change the verdict and are left
         out, so moving a judge to another host keeps its identity; so is ``weight`` (it decides the panel's vote,
-        not this judge's verdict). A pairwise judge without a rubric or logprobs hashes as it always has.
+        not this judge's verdict). A pairwise judge without a rubric or logprobs hashes as it always has; a
+        verdict format other than the default JSON (``verdict_format: lines``) is part of the hash.
         """
         rubric = self.rubric_text()
         identity: dict[str, Any] = {
@@ -331,6 +332,9 @@ class JudgeSpec(ModelSpec):
         if self.type != "pairwise" or rubric is not None or self.wants_logprobs:
             identity |= {"type": self.type, "rubric": rubric, "rule": getattr(self, "rule", None),
                          "logprobs": self.wants_logprobs}
+        verdict_format = getattr(self, "verdict_format", "json")
+        if verdict_format != "json":  # only when asked, so every judge of the default format keeps its hash
+            identity["verdict_format"] = verdict_format
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
