@@ -180,6 +180,8 @@ def baseline_build_preference_pairs(prompts: pd.DataFrame, candidates: pd.DataFr
             "chosen_strategy": chosen["strategy"], "rejected_strategy": rejected["strategy"],
             "judged_at": group["judged_at"].max(),
             "generated_at": max(chosen["created_at"], rejected["created_at"]),
+            "judgment": next((r for r, p in zip(orders["reasoning"], orders["preferred"])
+                              if isinstance(r, str) and r and p == winner), ""),
         })
     return pd.DataFrame(pair_rows, columns=PAIR_COLUMNS), pd.DataFrame(comparison_rows, columns=COMPARISON_COLUMNS)
 

@@ -15,7 +15,9 @@ with the prompts) this module then settles every planned comparison by what its 
   that status and ``detail``, which the filters quarantine.
 
 Every pair's ``generation_method`` is its strategy's method and ``strategy_params`` its parameters (with the
-keys its planned comparison adds, e.g. a graded pair's ``edit_distance``).
+keys its planned comparison adds, e.g. a graded pair's ``edit_distance``). A pair made by construction has no
+judge's ``judgment``; its ``critique`` is the critique of the rejected response the chosen one answers
+(``critique_of``), as ``sql/pairs.sql`` finds it for the judged pairs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pandas as pd
 
 from pref_pipeline import schema
 from pref_pipeline.strategies import PlannedComparison
+from pref_pipeline.strategies.calls import notes_of
 
 CONSTRUCTION = "construction"
 JUDGE = "judge"
@@ -50,7 +53,28 @@ def _pair_params(p: PlannedComparison | None, chosen_params: object) -> object:
     return json.dumps(merged, sort_keys=True, separators=(",", ":"))
 
 
-def _constructed_pair(p: PlannedComparison, winner: str, prompts: dict, categories: dict, cands: dict) -> dict:
+def critiques_by_parent(cands: dict) -> dict[str, str]:
+    """Per candidate id, the critique of it that a candidate made from it keeps in its notes (critique_revise: the
+    revision's, whose parent is the original); the first by candidate id when several do."""
+    out: dict[str, str] = {}
+    for cid in sorted(cands):
+        row = cands[cid]
+        parent, critique = row.get("parent_id"), notes_of(row).get("critique")
+        if isinstance(parent, str) and isinstance(critique, str) and parent not in out:
+            out[parent] = critique
+    return out
+
+
+def critique_of(chosen: dict, rejected_id: str, by_parent: dict[str, str]) -> str | None:
+    """The critique of the rejected response that the chosen one answers: in the chosen one's notes, or kept by a
+    candidate made from the rejected one (the revised answer beats the original; the separate good answer beats the
+    original the revision did not fix)."""
+    own = notes_of(chosen).get("critique")
+    return own if isinstance(own, str) else by_parent.get(rejected_id)
+
+
+def _constructed_pair(p: PlannedComparison, winner: str, prompts: dict, categories: dict, cands: dict,
+                      by_parent: dict[str, str]) -> dict:
     loser = p.y_id if winner == p.x_id else p.x_id
     ch, rj = cands[winner], cands[loser]
     return {
@@ -66,6 +90,7 @@ def _constructed_pair(p: PlannedComparison, winner: str, prompts: dict, categori
         "chosen_strategy": ch["strategy"], "rejected_strategy": rj["strategy"],
         "judged_at": None, "generated_at": max(ch["created_at"], rj["created_at"]),
         "label_source": CONSTRUCTION, "strategy_params": _pair_params(p, ch.get("strategy_params")),
+        "judgment": None, "critique": critique_of(ch, loser, by_parent),
     }
 
 
@@ -76,6 +101,7 @@ def apply_plan(pairs: pd.DataFrame, comparisons: pd.DataFrame, planned: list[Pla
     cands = {r["candidate_id"]: r for r in candidates.to_dict("records")} if len(candidates) else {}
     prompt_texts = dict(zip(prompts["prompt_id"], prompts["prompt"])) if len(prompts) else {}
     categories = dict(zip(prompts["prompt_id"], prompts["category"])) if len(prompts) else {}
+    by_parent = critiques_by_parent(cands)
 
     comps = comparisons.to_dict("records")
     dropped: set[str] = set()  # pair ids of judged pairs the construction overrules
@@ -101,7 +127,7 @@ def apply_plan(pairs: pd.DataFrame, comparisons: pd.DataFrame, planned: list[Pla
         else:
             row.update(status=CONSTRUCTION, winner_id=expected, label_source=CONSTRUCTION,
                        detail=f"the judges gave no verdict ({row['judge_status']}); the construction decides")
-            constructed.append(_constructed_pair(p, expected, prompt_texts, categories, cands))
+            constructed.append(_constructed_pair(p, expected, prompt_texts, categories, cands, by_parent))
     judged_ids = {r["comparison_id"] for r in comps}
     for p in planned:
         if p.comparison_id in judged_ids or p.judged and not p.reason:
@@ -115,7 +141,7 @@ def apply_plan(pairs: pd.DataFrame, comparisons: pd.DataFrame, planned: list[Pla
             winner = _expected_id(p)
             comps.append({**base, "status": CONSTRUCTION, "winner_id": winner, "label_source": CONSTRUCTION,
                           "detail": None})
-            constructed.append(_constructed_pair(p, winner, prompt_texts, categories, cands))
+            constructed.append(_constructed_pair(p, winner, prompt_texts, categories, cands, by_parent))
         judged_ids.add(p.comparison_id)
 
     kept = pairs[~pairs["pair_id"].isin(dropped)].copy()

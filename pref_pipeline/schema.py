@@ -139,6 +139,8 @@ JUDGMENTS = Table("judgments", "One verdict per (comparison, order, judge).", (
           required=True),
     _text("preferred", "The verdict in candidates: x, y or tie.", required=True),
     Column("confidence", "DOUBLE", "The judge's confidence in [0, 1] (pointwise: score gap / 9).", required=True),
+    _text("confidence_word", "The judge's confidence as it wrote it, when a word (high, medium, low; its number is "
+          "confidence)."),
     Column("logprob_margin", "DOUBLE", "P(A) - P(B) at the verdict's label token, from the provider's logprobs."),
     Column("label_probability", "DOUBLE", "Probability (over A and B) of the label given, from the logprobs."),
     Column("score_x", "DOUBLE", "Pointwise judges: candidate x's 1-10 score."),
@@ -215,6 +217,10 @@ PREFERENCE_PAIRS = Table("preference_pairs", "(prompt, chosen, rejected) with th
     _text("label_source", "Where the label comes from: construction, judge, or construction+judge (judges "
           "confirmed the construction)."),
     _text("strategy_params", "The parameters of the strategy that made the pair, as JSON."),
+    _text("judgment", "The judge's reasoning for the chosen response (the seed's `judgment`): the first reasoning of "
+          "a verdict that preferred it; null when no judge decided the pair."),
+    _text("critique", "The critique of the rejected response that the chosen one answers (critique_revise: the "
+          "revision's notes), when the strategy made one."),
     _text("messages", "The prompt's conversation as JSON [{role, content}, ...], when it is one (the export's "
           "conversational prompt)."),
     Column("chosen_words", "BIGINT", "Whitespace-separated words of the chosen response.", optional=True),

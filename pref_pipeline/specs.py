@@ -16,8 +16,9 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from pref_pipeline.ids import short_hash
 from pref_pipeline.providers import PROVIDERS, capabilities
 
 DEFAULT_LOCAL_MODEL = "local:smollm2-135m"
@@ -120,24 +121,111 @@ class ModelSpec(Strict):
         return self.provider in PROVIDERS and parameter in capabilities(self.provider).sampling
 
     def sampling(self) -> dict[str, Any]:
-        """The sampling parameters that determine an answer (unset ones omitted)."""
+        """The sampling parameters that determine an answer (unset ones omitted; a range as ``{min, max}``)."""
         keys = ("temperature", "top_p", "max_tokens", "seed")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        values = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        return {k: v.model_dump() if isinstance(v, SamplingRange) else v for k, v in values.items()}
+
+
+class SamplingRange(Strict):
+    """A range a generator's sampling parameter is drawn from: each sample draws its own value, uniformly in
+    ``[min, max]``, from its seed, so a re-run draws (and asks) the same."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SamplingRange:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+    def draw(self, *parts: object) -> float:
+        """The value for the sample named by ``parts`` (its seed and the parameter), to 3 decimals."""
+        fraction = int(short_hash(*parts), 16) / 16 ** 16
+        return min(self.max, max(self.min, round(self.min + fraction * (self.max - self.min), 3)))
+
+
+class TemperatureRange(SamplingRange):
+    """``temperature: {min: 0.3, max: 1.3}``: a temperature per sample, drawn from its seed."""
+
+    min: Annotated[float, Field(ge=0.0, le=2.0)]  # the lowest temperature drawn
+    max: Annotated[float, Field(ge=0.0, le=2.0)]  # the highest temperature drawn
+
+
+class TopPRange(SamplingRange):
+    """``top_p: {min: 0.8, max: 1.0}``: a top-p per sample, drawn from its seed."""
+
+    min: Annotated[float, Field(gt=0.0, le=1.0)]  # the lowest top-p drawn
+    max: Annotated[float, Field(gt=0.0, le=1.0)]  # the highest top-p drawn
+
+
+# The sampling keys a generator may give as a range: the number each one takes, and its range.
+RANGED: dict[str, tuple[TypeAdapter, type[SamplingRange]]] = {
+    "temperature": (TypeAdapter(Annotated[float, Field(ge=0.0, le=2.0)]), TemperatureRange),
+    "top_p": (TypeAdapter(Annotated[float, Field(gt=0.0, le=1.0)]), TopPRange),
+}
+
+
+def _given(value: object) -> str:
+    """The offending value, when it is short enough to quote (a range's own mapping is not quoted)."""
+    if isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 60:
+        return f" (got {value!r})"
+    return " (got a list; a range is a mapping {min: ..., max: ...})" if isinstance(value, (list, tuple)) else ""
 
 
 class GeneratorSpec(ModelSpec):
     """A model that writes candidate responses."""
 
+    # A number, or a range {min, max}: each sample draws its own temperature from its seed (stored with it).
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | TemperatureRange | None = None
+    # A number, or a range {min, max}: each sample draws its own top-p from its seed (stored with it).
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | TopPRange | None = None
     max_tokens: Annotated[int, Field(ge=1, le=32768)] | None = 256
     response_format: Literal["json_schema", "json_object", "text"] = "text"
     label: str | None = None  # shown in the data instead of the model name, e.g. "strong"
 
+    @field_validator(*RANGED, mode="before")
+    @classmethod
+    def _number_or_range(cls, value: Any, info: Any) -> Any:
+        """A number or a ``{min, max}`` mapping, read as the one or the other, so a mistake gets one error that
+        names what is wrong, not one per form the key may take."""
+        if value is None or isinstance(value, SamplingRange):
+            return value
+        number, range_type = RANGED[info.field_name]
+        try:
+            return range_type.model_validate(value) if isinstance(value, dict) else number.validate_python(value)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                where = ".".join(str(part) for part in err["loc"])
+                what = ("unknown key (a range has `min` and `max`)" if err["type"] == "extra_forbidden"
+                        else err["msg"].removeprefix("Value error, ") + _given(err.get("input")))
+                problems.append(f"{where}: {what}" if where else what)
+            raise ValueError("; ".join(problems)) from None
+
+    @property
+    def ranges(self) -> dict[str, SamplingRange]:
+        """The sampling parameters given as a range, by name."""
+        return {k: getattr(self, k) for k in RANGED if isinstance(getattr(self, k), SamplingRange)}
+
+    def drawn(self, seed: int) -> GeneratorSpec:
+        """The spec one sample is asked with: each range replaced by the value drawn from ``seed`` (the parameter's
+        name is part of the draw, so temperature and top-p are drawn independently); itself without a range."""
+        ranges = self.ranges
+        if not ranges:
+            return self
+        return self.model_copy(update={k: r.draw(seed, k) for k, r in ranges.items()})
+
 
 def generator_label(spec: GeneratorSpec) -> str:
-    """A readable name for a generator, unique within a config."""
+    """A readable name for a generator, unique within a config. A range is written ``min..max``: the label names
+    the generator as configured (what it draws from), not one sample's draw, which its candidates' ``sampling``
+    holds."""
     if spec.label:
         return spec.label
-    params = ",".join(f"{k}={v}" for k, v in spec.sampling().items() if k != "max_tokens")
+    params = ",".join(f"{k}={v['min']}..{v['max']}" if isinstance(v, dict) else f"{k}={v}"
+                      for k, v in spec.sampling().items() if k != "max_tokens")
     return f"{spec.model}[{params}]" if params else spec.model
 
 
@@ -229,7 +317,8 @@ class JudgeSpec(ModelSpec):
 
         Where the model is served (``base_url``), timeouts and retries do not change the verdict and are left
         out, so moving a judge to another host keeps its identity; so is ``weight`` (it decides the panel's vote,
-        not this judge's verdict). A pairwise judge without a rubric or logprobs hashes as it always has.
+        not this judge's verdict). A pairwise judge without a rubric or logprobs hashes as it always has; a
+        verdict format other than the default JSON (``verdict_format: lines``) is part of the hash.
         """
         rubric = self.rubric_text()
         identity: dict[str, Any] = {
@@ -243,6 +332,9 @@ class JudgeSpec(ModelSpec):
         if self.type != "pairwise" or rubric is not None or self.wants_logprobs:
             identity |= {"type": self.type, "rubric": rubric, "rule": getattr(self, "rule", None),
                          "logprobs": self.wants_logprobs}
+        verdict_format = getattr(self, "verdict_format", "json")
+        if verdict_format != "json":  # only when asked, so every judge of the default format keeps its hash
+            identity["verdict_format"] = verdict_format
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

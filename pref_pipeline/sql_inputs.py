@@ -17,12 +17,13 @@ COLUMNS = {
     "judgments": ["comparison_id", "prompt_id", "candidate_x_id", "candidate_y_id", "order", "judge_model",
                   "judge_fingerprint", "judge_type", "criteria", "preference", "preferred", "confidence",
                   "label_probability", "reasoning", "parse_status", "error", "judged_at"],
-    "candidates": ["candidate_id", "text", "strategy", "generator_model", "generator_label", "sampling", "created_at"],
+    "candidates": ["candidate_id", "text", "strategy", "generator_model", "generator_label", "sampling", "created_at",
+                   "parent_id", "notes"],
     "prompts": ["prompt_id", "prompt", "category"],
 }
 # Columns added to a table after it was first stored: a frame without them (read from an older table) gets
 # them as nulls.
-LATER = {"judgments": {"judge_type", "label_probability"}}
+LATER = {"judgments": {"judge_type", "label_probability"}, "candidates": {"parent_id", "notes"}}
 
 
 def typed_input(name: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -3,6 +3,11 @@
 One ``PairwiseJudge`` wraps one judge model. A verdict that cannot be parsed is retried (with a
 different seed, and with sampling if the judge is greedy, since a greedy retry would repeat itself);
 every failed output is kept with the row.
+
+The verdict comes as JSON (``verdict_format: json``, the default: the provider's structured output where it
+has one) or as the seed's three lines (``verdict_format: lines``: ``PREFERENCE: A|B``, ``CONFIDENCE:
+high|medium|low``, ``REASONING: ...``, asked by ``templates/pairwise_lines.jinja`` in free text); either
+way the strict parser reads it, and a confidence given as a word is kept as the word beside its number.
 """
 
 from __future__ import annotations
@@ -11,14 +16,20 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from pref_pipeline.judging.base import Judge, JudgeTask, Order, judgment_row
 from pref_pipeline.judging.confidence import TOP_LOGPROBS, label_margin, label_probability
 from pref_pipeline.judging.parsing import ParsedVerdict, parse_verdict
-from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, PAIRWISE_TEMPLATE, VERDICT_SCHEMA, render_judge_prompt
+from pref_pipeline.judging.prompts import (
+    JUDGE_SYSTEM_PROMPT,
+    PAIRWISE_LINES_TEMPLATE,
+    PAIRWISE_TEMPLATE,
+    VERDICT_SCHEMA,
+    render_judge_prompt,
+)
 from pref_pipeline.judging.retries import ask_until_parsed
 from pref_pipeline.providers import ChatRequest, ChatResponse, Provider, ProviderError
 from pref_pipeline.runner import Outcome
@@ -34,6 +45,22 @@ class PairwiseJudgeSpec(JudgeSpec):
     type: Literal["pairwise"] = "pairwise"
     # A custom judge prompt; must contain {question}, {response_a}, {response_b} and {criteria}.
     template: str | None = None
+    # How the verdict is written: json ({"preference", "confidence", "reasoning"}, structured output where the
+    # provider has it) or lines (PREFERENCE: A|B, CONFIDENCE: high|medium|low, REASONING: ..., in free text).
+    verdict_format: Literal["json", "lines"] = "json"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lines_are_text(cls, data: Any) -> Any:
+        """A ``lines`` verdict is free text: no JSON schema is sent, so ``response_format`` is ``text`` (the
+        default there); a JSON mode asked for with it is a contradiction."""
+        if not isinstance(data, dict) or data.get("verdict_format") != "lines":
+            return data
+        if data.get("response_format", "text") != "text":
+            raise ValueError(f"response_format: {data['response_format']} asks for JSON, but verdict_format: lines "
+                             "asks for PREFERENCE/CONFIDENCE/REASONING lines in free text; leave response_format "
+                             "out (it is text for a lines judge)")
+        return {**data, "response_format": "text"}
 
     @field_validator("template")
     @classmethod
@@ -45,7 +72,14 @@ class PairwiseJudgeSpec(JudgeSpec):
         return value
 
     def template_text(self) -> str:
-        return self.template or PAIRWISE_TEMPLATE
+        if self.template:
+            return self.template
+        return PAIRWISE_LINES_TEMPLATE if self.verdict_format == "lines" else PAIRWISE_TEMPLATE
+
+    @property
+    def lines(self) -> bool:
+        """Whether verdicts are asked for as PREFERENCE / CONFIDENCE / REASONING lines (no JSON schema)."""
+        return self.verdict_format == "lines"
 
 
 
@@ -133,7 +167,7 @@ class PairwiseJudge(Judge):
             self.prompt(item.question, a, b),
             seed=self.spec.seed if self.spec.seed is not None else item.seed,
             system=self.spec.system_prompt or JUDGE_SYSTEM_PROMPT,
-            json_schema=VERDICT_SCHEMA,
+            json_schema=None if self.spec.lines else VERDICT_SCHEMA,
             schema_name="verdict",
             logprobs=TOP_LOGPROBS if self.spec.wants_logprobs else None,
         )
@@ -182,6 +216,7 @@ class PairwiseJudge(Judge):
             preference=verdict.preference if verdict else None,
             preferred=result.preferred if result else None,
             confidence=verdict.confidence if verdict else None,
+            confidence_word=verdict.confidence_word if verdict else None,
             logprob_margin=result.logprob_margin if result else None,
             label_probability=label_probability(verdict.preference, result.logprob_margin) if result else None,
             reasoning=verdict.reasoning if verdict else None,

@@ -3,7 +3,9 @@
 It accepts a JSON verdict (alone or fenced/embedded in prose), the ``PREFERENCE: / CONFIDENCE: /
 REASONING:`` line format, or a bare ``A``/``B``/``tie``. Anything ambiguous (two different
 preferences, "A or B", an unknown label) is *unparseable* with the reason recorded; nothing is ever
-read as "A" by default. A structured answer cut off by the token limit after its preference and
+read as "A" by default. A confidence given as a word (``CONFIDENCE: high``) is kept as the word beside
+its number (``CONFIDENCE_WORDS``). A ``REASONING:`` line goes on over the lines after it, up to a blank
+line or the next key. A structured answer cut off by the token limit after its preference and
 confidence were complete is accepted as ``truncated``; cut off earlier, it is unparseable. Empty
 output, prose, a refusal and an output too long to be a verdict are unparseable with their reason.
 """
@@ -51,6 +53,7 @@ class ParsedVerdict:
     reasoning: str
     status: ParseStatus
     error: str | None = None
+    confidence_word: str | None = None  # the confidence as the judge wrote it, when a word ("high")
 
     @property
     def usable(self) -> bool:
@@ -74,6 +77,11 @@ def normalize_label(value: object) -> Preference | None:
     return "tie"
 
 
+def _level_text(value: str) -> str:
+    """``" [High]. "`` -> ``"high"``: a level as written in the seed's ``CONFIDENCE: [high/medium/low]`` form."""
+    return value.strip().strip(".").strip("[]()").strip().lower()
+
+
 def normalize_confidence(value: object) -> float | None | Literal[False]:
     """A confidence in [0, 1] from a number, a percentage or a word; False when present but invalid."""
     if value is None:
@@ -83,7 +91,7 @@ def normalize_confidence(value: object) -> float | None | Literal[False]:
     if isinstance(value, (int, float)):
         number = float(value)
     elif isinstance(value, str):
-        text = value.strip().strip(".").lower()
+        text = _level_text(value)
         if text in CONFIDENCE_WORDS:
             return CONFIDENCE_WORDS[text]
         percent = text.endswith("%")
@@ -100,6 +108,14 @@ def normalize_confidence(value: object) -> float | None | Literal[False]:
     return number if 0.0 <= number <= 1.0 else False
 
 
+def confidence_word(value: object) -> str | None:
+    """The confidence level a judge wrote as a word (``"High."`` -> ``"high"``), or None for a number or nothing."""
+    if not isinstance(value, str):
+        return None
+    text = _level_text(value)
+    return text if text in CONFIDENCE_WORDS else None
+
+
 def _from_mapping(obj: dict) -> ParsedVerdict:
     keys = {str(k).lower(): v for k, v in obj.items()}
     if "preference" not in keys:
@@ -111,7 +127,8 @@ def _from_mapping(obj: dict) -> ParsedVerdict:
     if confidence is False:
         return _unparseable(f"confidence {keys.get('confidence')!r} is not a number in [0, 1] or a level")
     reasoning = keys.get("reasoning")
-    return ParsedVerdict(preference, confidence, reasoning if isinstance(reasoning, str) else "", "ok")
+    return ParsedVerdict(preference, confidence, reasoning if isinstance(reasoning, str) else "", "ok",
+                         confidence_word=confidence_word(keys.get("confidence")))
 
 
 class _TooManyFragments(Exception):
@@ -157,10 +174,16 @@ def _strip_emphasis(value: str) -> str:
 
 def _from_lines(text: str) -> ParsedVerdict | None:
     fields: dict[str, list[str]] = {}
+    current: str | None = None  # the key whose value a line without a key continues (only REASONING)
     for line in text.splitlines():
         match = _LINE.match(line)
         if match:
-            fields.setdefault(match.group(1).lower(), []).append(_strip_emphasis(match.group(2)))
+            current = match.group(1).lower()
+            fields.setdefault(current, []).append(_strip_emphasis(match.group(2)))
+        elif current == "reasoning" and line.strip():
+            fields["reasoning"][-1] = " ".join(filter(None, (fields["reasoning"][-1], _strip_emphasis(line))))
+        else:
+            current = None
     if "preference" not in fields:
         return None
     labels = {normalize_label(v) for v in fields["preference"]}
@@ -169,11 +192,12 @@ def _from_lines(text: str) -> ParsedVerdict | None:
         return _unparseable(f"PREFERENCE {bad!r} is not A, B or tie")
     if len(labels) > 1:
         return _unparseable(f"conflicting PREFERENCE lines: {', '.join(fields['preference'])}")
-    confidence = normalize_confidence(fields.get("confidence", [None])[0])
+    stated = fields.get("confidence", [None])[0]
+    confidence = normalize_confidence(stated)
     if confidence is False:
         return _unparseable(f"CONFIDENCE {fields['confidence'][0]!r} is not a number in [0, 1] or a level")
     reasoning = " ".join(fields.get("reasoning", []))
-    return ParsedVerdict(labels.pop(), confidence, reasoning, "ok")
+    return ParsedVerdict(labels.pop(), confidence, reasoning, "ok", confidence_word=confidence_word(stated))
 
 
 def parse_verdict(text: str | None, *, truncated: bool = False) -> ParsedVerdict:

@@ -59,6 +59,8 @@ def template_text(name: str) -> str:
 
 
 PAIRWISE_TEMPLATE = template_text("pairwise")
+# A pairwise judge with ``verdict_format: lines``: the seed's PREFERENCE / CONFIDENCE / REASONING lines, no JSON.
+PAIRWISE_LINES_TEMPLATE = template_text("pairwise_lines")
 UNHARDENED_PAIRWISE_TEMPLATE = template_text("pairwise_unhardened")
 POINTWISE_TEMPLATE = template_text("pointwise")
 

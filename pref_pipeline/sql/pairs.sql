@@ -33,11 +33,21 @@ SELECT comparison_id, prompt_id, candidate_x_id, candidate_y_id, status,
 FROM statuses;
 
 -- The kept pairs: every consistent comparison with a winner, with the texts and who made them.
+-- judgment: the first reasoning of a verdict for the winner (the seed's field; reasoning is the first of any verdict).
+-- critique: the critique of the loser the winner answers: in the winner's notes, or in those of a candidate made
+-- from the loser (critique_revise keeps it in the revision's notes, whose parent is the original).
 CREATE OR REPLACE TEMP TABLE pairs_out AS
 WITH kept AS (
-    SELECT *, CASE WHEN winner_id = candidate_x_id THEN candidate_y_id ELSE candidate_x_id END AS loser_id
+    SELECT *, CASE WHEN winner_id = candidate_x_id THEN candidate_y_id ELSE candidate_x_id END AS loser_id,
+           CASE WHEN winner_id = candidate_x_id THEN 'x' ELSE 'y' END AS winner_side
     FROM comparisons_out
     WHERE winner_id IS NOT NULL
+),
+critiques AS (
+    SELECT parent_id, first(json_extract_string(notes, '$.critique') ORDER BY candidate_id) AS critique
+    FROM candidates
+    WHERE parent_id IS NOT NULL AND json_extract_string(notes, '$.critique') IS NOT NULL
+    GROUP BY parent_id
 ),
 verdicts AS (
     SELECT j.comparison_id,
@@ -47,10 +57,12 @@ verdicts AS (
                     FILTER (WHERE j."order" = 'yx'), '') AS verdict_ba,
            coalesce(first(j.reasoning ORDER BY j.judge_fingerprint NULLS LAST, j."order" NULLS LAST, j._row)
                     FILTER (WHERE j.reasoning <> ''), '') AS reasoning,
+           coalesce(first(j.reasoning ORDER BY j.judge_fingerprint NULLS LAST, j."order" NULLS LAST, j._row)
+                    FILTER (WHERE j.reasoning <> '' AND j.preferred = k.winner_side), '') AS judgment,
            list_sort(list_distinct(list(j.judge_model))) AS judges,
            array_to_string(list_sort(list_distinct(list(j.criteria))), '+') AS criteria,
            max(j.judged_at) AS judged_at
-    FROM judgments j SEMI JOIN kept k ON j.comparison_id = k.comparison_id
+    FROM judgments j JOIN kept k ON j.comparison_id = k.comparison_id
     GROUP BY j.comparison_id
 )
 SELECT 'pair-' || CASE WHEN starts_with(k.comparison_id, 'cmp-') THEN substr(k.comparison_id, 5)
@@ -79,9 +91,12 @@ SELECT 'pair-' || CASE WHEN starts_with(k.comparison_id, 'cmp-') THEN substr(k.c
        rj.strategy AS rejected_strategy,
        v.judged_at,
        greatest(ch.created_at, rj.created_at) AS generated_at,
+       v.judgment,
+       coalesce(json_extract_string(ch.notes, '$.critique'), cr.critique) AS critique,
        k.first_row
 FROM kept k
 JOIN verdicts v USING (comparison_id)
 LEFT JOIN prompts p ON p.prompt_id = k.prompt_id
 LEFT JOIN candidates ch ON ch.candidate_id = k.winner_id
-LEFT JOIN candidates rj ON rj.candidate_id = k.loser_id;
+LEFT JOIN candidates rj ON rj.candidate_id = k.loser_id
+LEFT JOIN critiques cr ON cr.parent_id = k.loser_id;

@@ -42,8 +42,24 @@ class Ask:
     seed: int | None = None
     history: tuple[tuple[str, str], ...] = ()  # a conversation's earlier turns
 
+    @property
+    def sent_spec(self) -> GeneratorSpec:
+        """The spec the call is made with: a generator's ranges (``temperature: {min, max}``) drawn from this ask's
+        seed (the same seed, the same draw); the configured spec itself when it has none."""
+        if not self.spec.ranges:
+            return self.spec
+        seed = self.seed if self.seed is not None else seed_for(self.spec, self.prompt_id, self.role, self.user)
+        return self.spec.drawn(seed)
+
     def request(self) -> ChatRequest:
-        return RequestBuilder(self.spec).request(self.user, system=self.system, seed=self.seed, history=self.history)
+        return RequestBuilder(self.sent_spec).request(self.user, system=self.system, seed=self.seed,
+                                                      history=self.history)
+
+    def sampling(self) -> dict[str, Any]:
+        """What the candidate row keeps: the sampling parameters sent (a drawn value as the number used), the seed,
+        and for a drawn one the range it came from (``temperature_range``)."""
+        ranges = {f"{k}_range": r.model_dump() for k, r in self.spec.ranges.items()}
+        return {**self.sent_spec.sampling(), "seed": self.seed, **ranges}
 
 
 def continuing(prompt_id: str, role: str, spec: GeneratorSpec, conversation: Conversation, *, seed: int | None,
@@ -78,9 +94,8 @@ async def ask_all(asks: list[Ask], session: CallSession, label: str) -> list[Out
         by_spec.setdefault(ask.spec, []).append(i)
 
     async def run(spec: GeneratorSpec, indices: list[int]) -> None:
-        client = session.client(spec)
-        requests = [client.request(asks[i].user, system=asks[i].system, seed=asks[i].seed, history=asks[i].history)
-                    for i in indices]
+        client = session.client(spec)  # one client per configured generator: its budget holds for every draw
+        requests = [asks[i].request() for i in indices]
         for i, outcome in zip(indices, await client.complete_many(requests, label=f"{label} {generator_label(spec)}")):
             outcomes[i] = outcome
 
@@ -104,7 +119,7 @@ def candidate(strategy: str, params: str | None, prompt_id: str, index: int, rol
     spec = ask.spec if ask is not None else None
     source = generator_label(spec) if spec is not None else (label or model or "")
     seed = ask.seed if ask is not None else None
-    sampling = {**spec.sampling(), "seed": seed} if spec is not None else {}
+    sampling = ask.sampling() if ask is not None else {}
     return schema.row(
         "candidates",
         candidate_id=candidate_id or "c-" + short_hash(strategy, params, prompt_id, role, index, source, seed,

@@ -2,7 +2,10 @@
 
 Candidate ``i`` of a prompt comes from generator ``i mod len(generators)`` with a seed derived from
 the prompt and ``i``, so a temperature/top-p sweep, system-prompt variants or a strong-vs-weak
-setup is just a list of generators, and a re-run asks for exactly the same samples.
+setup is just a list of generators, and a re-run asks for exactly the same samples. A generator whose
+``temperature`` or ``top_p`` is a range (``{min: 0.3, max: 1.3}``) gives each sample its own value, drawn
+from the sample's seed (``GeneratorSpec.drawn``): the same on a re-run, and kept in the candidate's
+``sampling`` with the range it came from.
 """
 
 from __future__ import annotations

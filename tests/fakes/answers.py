@@ -129,6 +129,34 @@ def default_judge(info: JudgeInfo) -> str | dict[str, Any]:
     return f"PREFERENCE: {preference}\nCONFIDENCE: high\nREASONING: {reasoning}"
 
 
+def asks_for_lines(info: JudgeInfo) -> bool:
+    """Whether the judge prompt asks for the seed's ``PREFERENCE:`` / ``CONFIDENCE:`` / ``REASONING:`` lines (a
+    ``verdict_format: lines`` judge): its instructions after the responses say so, and no JSON format is set."""
+    instructions = last_user_text(info.body["messages"]).rsplit("</response_b>", 1)[-1]
+    return not info.structured and "\nPREFERENCE:" in instructions
+
+
+def worded_confidence(longer: int, shorter: int) -> str:
+    """How sure the worded judge is that the longer response wins: high when it is over twice as long, medium
+    over 1.2 times, else low."""
+    ratio = longer / max(shorter, 1)
+    return "high" if ratio > 2 else "medium" if ratio > 1.2 else "low"
+
+
+def worded_judge(info: JudgeInfo) -> str | dict[str, Any]:
+    """The default judge's choice (the longer response wins; never a tie, as the lines format asks for A or B),
+    answered in the format the prompt asks for: the three lines when asked for them, else the default judge's
+    JSON; its confidence a word (``worded_confidence``)."""
+    len_a, len_b = len(info.response_a), len(info.response_b)
+    if not asks_for_lines(info):
+        return default_judge(info)
+    preference = "A" if len_a >= len_b else "B"
+    word = worded_confidence(max(len_a, len_b), min(len_a, len_b))
+    return (f"PREFERENCE: {preference}\nCONFIDENCE: {word}\n"
+            f"REASONING: Response {preference} is longer ({max(len_a, len_b)} vs {min(len_a, len_b)} characters).\n"
+            "It covers more of the question.")
+
+
 def default_generate(info: GenInfo) -> str:
     """Deterministic text; its words and length (1 to 4 sentences) depend on prompt, model, temperature, seed."""
     key = f"{info.model}|{info.temperature}|{info.seed}|{info.prompt}"
