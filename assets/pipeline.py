@@ -115,7 +115,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
         context.add_output_metadata({
             "dagster/row_count": len(frame),
             "failed_calls": int(frame["error"].notna().sum()),
-            "output_tokens": int(ok["output_tokens"].fillna(0).sum()),
+            "output_tokens": int(pd.to_numeric(ok["output_tokens"], errors="coerce").fillna(0).sum()),
             "by_strategy": dg.MetadataValue.json(frame["strategy"].value_counts().to_dict()),
             "by_role": dg.MetadataValue.json(frame["role"].value_counts().to_dict()),
             "by_generator": dg.MetadataValue.json(frame["generator_label"].value_counts().to_dict()),
