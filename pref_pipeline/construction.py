@@ -14,7 +14,9 @@ with the prompts) this module then settles every planned comparison by what its 
 - a no-pair entry (``reason``: ``no_reference``, ``revision_identical``, ...): a comparison row with
   that status and ``detail``, which the filters quarantine.
 
-Every pair's ``generation_method`` is its strategy's method and ``strategy_params`` its parameters.
+Every pair's ``generation_method`` is its strategy's method and ``strategy_params`` its parameters (the chosen
+candidate's), with what the planned comparison adds of its own (``PlannedComparison.params``: an axiom, the
+scores that decided it) merged in.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ def _pair_id(comparison_id: str) -> str:
     return "pair-" + (comparison_id[4:] if comparison_id.startswith("cmp-") else comparison_id)
 
 
+def _with_pair_params(params: object, extra: object) -> object:
+    """A candidate's ``strategy_params`` with a planned comparison's own ``params`` merged in (as they were without)."""
+    if not extra:
+        return params
+    return json.dumps({**params_text(params), **dict(extra)}, sort_keys=True, separators=(",", ":"))
+
+
 def _constructed_pair(p: PlannedComparison, winner: str, prompts: dict, categories: dict, cands: dict) -> dict:
     loser = p.y_id if winner == p.x_id else p.x_id
     ch, rj = cands[winner], cands[loser]
@@ -56,7 +65,7 @@ def _constructed_pair(p: PlannedComparison, winner: str, prompts: dict, categori
         "chosen_sampling": ch["sampling"], "rejected_sampling": rj["sampling"],
         "chosen_strategy": ch["strategy"], "rejected_strategy": rj["strategy"],
         "judged_at": None, "generated_at": max(ch["created_at"], rj["created_at"]),
-        "label_source": CONSTRUCTION, "strategy_params": ch.get("strategy_params"),
+        "label_source": CONSTRUCTION, "strategy_params": _with_pair_params(ch.get("strategy_params"), p.params),
     }
 
 
@@ -113,7 +122,9 @@ def apply_plan(pairs: pd.DataFrame, comparisons: pd.DataFrame, planned: list[Pla
     method_of = {_pair_id(cid): p.strategy for cid, p in plan.items()}
     kept["generation_method"] = [method_of.get(pid, m) for pid, m in zip(kept["pair_id"], kept["generation_method"])]
     kept["label_source"] = [CONFIRMED if pid in confirmed else JUDGE for pid in kept["pair_id"]]
-    kept["strategy_params"] = [cands.get(c, {}).get("strategy_params") for c in kept["chosen_candidate_id"]]
+    params_of = {_pair_id(cid): p.params for cid, p in plan.items() if p.params}
+    kept["strategy_params"] = [_with_pair_params(cands.get(c, {}).get("strategy_params"), params_of.get(pid))
+                               for pid, c in zip(kept["pair_id"], kept["chosen_candidate_id"])]
     out_pairs = pd.concat([schema.conform("preference_pairs", kept),
                            schema.from_rows("preference_pairs", constructed)], ignore_index=True) \
         if constructed else schema.conform("preference_pairs", kept)

@@ -21,8 +21,8 @@ from __future__ import annotations
 import itertools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pandas as pd
@@ -50,6 +50,9 @@ class PlannedComparison:
     # original, ...): no pair, and the reason is quarantined. ``judged`` is then False.
     reason: str | None = None
     detail: str | None = None
+    # What this pair adds to its strategy's parameters in the pair's ``strategy_params`` (the axiom it stands for,
+    # the scores that decided it, ...); not part of the comparison's identity.
+    params: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def comparison_id(self) -> str:
