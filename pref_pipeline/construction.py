@@ -14,9 +14,10 @@ with the prompts) this module then settles every planned comparison by what its 
 - a no-pair entry (``reason``: ``no_reference``, ``revision_identical``, ...): a comparison row with
   that status and ``detail``, which the filters quarantine.
 
-Every pair's ``generation_method`` is its strategy's method and ``strategy_params`` its parameters (with the
-keys its planned comparison adds, e.g. a graded pair's ``edit_distance``). A pair made by construction has no
-judge's ``judgment``; its ``critique`` is the critique of the rejected response the chosen one answers
+Every pair's ``generation_method`` is its strategy's method and ``strategy_params`` its parameters (the chosen
+candidate's), with what the planned comparison adds of its own (``PlannedComparison.params``: a graded pair's
+``edit_distance``, an axiom, the scores that decided it) merged in. A pair made by construction has no judge's
+``judgment``; its ``critique`` is the critique of the rejected response the chosen one answers
 (``critique_of``), as ``sql/pairs.sql`` finds it for the judged pairs.
 """
 
@@ -45,12 +46,11 @@ def _pair_id(comparison_id: str) -> str:
     return "pair-" + (comparison_id[4:] if comparison_id.startswith("cmp-") else comparison_id)
 
 
-def _pair_params(p: PlannedComparison | None, chosen_params: object) -> object:
-    """The pair's ``strategy_params``: its chosen candidate's, with the keys its comparison adds (same JSON form)."""
-    if p is None or not p.params:
-        return chosen_params
-    merged = {**params_text(chosen_params), **json.loads(p.params)}
-    return json.dumps(merged, sort_keys=True, separators=(",", ":"))
+def _with_pair_params(params: object, extra: object) -> object:
+    """A candidate's ``strategy_params`` with a planned comparison's own ``params`` merged in (as they were without)."""
+    if not extra:
+        return params
+    return json.dumps({**params_text(params), **dict(extra)}, sort_keys=True, separators=(",", ":"))
 
 
 def critiques_by_parent(cands: dict) -> dict[str, str]:
@@ -89,7 +89,7 @@ def _constructed_pair(p: PlannedComparison, winner: str, prompts: dict, categori
         "chosen_sampling": ch["sampling"], "rejected_sampling": rj["sampling"],
         "chosen_strategy": ch["strategy"], "rejected_strategy": rj["strategy"],
         "judged_at": None, "generated_at": max(ch["created_at"], rj["created_at"]),
-        "label_source": CONSTRUCTION, "strategy_params": _pair_params(p, ch.get("strategy_params")),
+        "label_source": CONSTRUCTION, "strategy_params": _with_pair_params(ch.get("strategy_params"), p.params),
         "judgment": None, "critique": critique_of(ch, loser, by_parent),
     }
 
@@ -148,8 +148,8 @@ def apply_plan(pairs: pd.DataFrame, comparisons: pd.DataFrame, planned: list[Pla
     method_of = {_pair_id(cid): p.strategy for cid, p in plan.items()}
     kept["generation_method"] = [method_of.get(pid, m) for pid, m in zip(kept["pair_id"], kept["generation_method"])]
     kept["label_source"] = [CONFIRMED if pid in confirmed else JUDGE for pid in kept["pair_id"]]
-    plan_of = {_pair_id(cid): p for cid, p in plan.items()}
-    kept["strategy_params"] = [_pair_params(plan_of.get(pid), cands.get(c, {}).get("strategy_params"))
+    params_of = {_pair_id(cid): p.params for cid, p in plan.items() if p.params}
+    kept["strategy_params"] = [_with_pair_params(cands.get(c, {}).get("strategy_params"), params_of.get(pid))
                                for pid, c in zip(kept["pair_id"], kept["chosen_candidate_id"])]
     out_pairs = pd.concat([schema.conform("preference_pairs", kept),
                            schema.from_rows("preference_pairs", constructed)], ignore_index=True) \

@@ -15,7 +15,8 @@ How the figures are made:
   ``critique_revise``'s alternative answer (made only when the second critique still finds the flaw)
   is counted for every prompt (an upper bound). ``gold_corruption`` counts its model's answers with
   ``source: model`` and, with a model, every step of its chain for every prompt (an upper bound: a chain that
-  leaves its bounds ends early); with ``model: none`` its edits make no call.
+  leaves its bounds ends early); with ``model: none`` its edits make no call. A judge a strategy asks while it
+  makes its candidates (``best_of_n``'s pointwise scores) is counted under ``judgments``, with its model.
 * **Judge calls** assume every candidate call succeeds: for ``sampling`` C(n, 2) pairs per prompt, both
   orders, per judge; for ``strong_vs_weak`` with ``confirm`` and ``human_vs_model`` one comparison per
   prompt (with a reference), both orders, per judge. When a prompt's candidates are all cached, its judge prompts are built from the real
@@ -35,7 +36,7 @@ import pandas as pd
 from pref_pipeline.accounting import price_for, price_table
 from pref_pipeline.batches import discover_batches
 from pref_pipeline.providers.cache import ResponseCache, request_key
-from pref_pipeline.config import ModelSpec, PipelineConfig, generator_label
+from pref_pipeline.config import GeneratorSpec, ModelSpec, PipelineConfig, generator_label
 from pref_pipeline.generation import configured_strategies
 from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge
 from pref_pipeline.judging.prompts import judge_questions
@@ -141,7 +142,10 @@ def estimate_run(config: PipelineConfig, home: Home) -> dict[str, Any]:
                 # counted with a max_tokens-long stand-in), and their judged comparisons with stand-in texts.
                 for spec, request in strategy.estimate_calls(prompts):
                     hit = cache.get(_key(spec, request)) if cache is not None else None
-                    count("candidates", spec, generator_label(spec), request, hit.text if hit else None)
+                    if isinstance(spec, GeneratorSpec):
+                        count("candidates", spec, generator_label(spec), request, hit.text if hit else None)
+                    else:  # a judge asked while the candidates are made (a pointwise score)
+                        count("judgments", spec, spec.model, request, hit.text if hit else None)
                 questions = judge_questions(prompts)
                 for prompt_id in strategy.estimate_judged(prompts):
                     for spec in config.model_judges:

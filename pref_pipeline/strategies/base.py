@@ -21,8 +21,8 @@ from __future__ import annotations
 import itertools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pandas as pd
@@ -50,8 +50,9 @@ class PlannedComparison:
     # original, ...): no pair, and the reason is quarantined. ``judged`` is then False.
     reason: str | None = None
     detail: str | None = None
-    # Keys the pair adds to its strategy's ``strategy_params`` (e.g. a graded pair's ``edit_distance``), as JSON.
-    params: str | None = None
+    # What this pair adds to its strategy's parameters in the pair's ``strategy_params`` (the axiom it stands for,
+    # the scores that decided it, ...); not part of the comparison's identity.
+    params: Mapping[str, Any] | None = field(default=None, compare=False)
     # Tells apart the no-pair entries of two ``strategies`` entries of one method (set by ``plan_comparisons``
     # only then: a no-pair entry names no candidate, so the method alone would give both the same id).
     entry: str | None = None

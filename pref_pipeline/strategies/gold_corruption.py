@@ -341,7 +341,7 @@ class GoldCorruptionStrategy(Strategy):
                     break
                 chain.append(copy)
             for (i, better), (j, worse) in itertools.combinations(enumerate(chain), 2):
-                extra = json.dumps({"edit_distance": j - i}) if self.spec.steps > 1 else None
+                extra = {"edit_distance": j - i} if self.spec.steps > 1 else None
                 out.append(PlannedComparison(prompt_id, better["candidate_id"], worse["candidate_id"], self.method,
                                              expected="x", judged=False, params=extra))
         return out
