@@ -114,10 +114,13 @@ CANDIDATES = Table("candidates", "Candidate responses, several per prompt; a fai
     Column("latency_s", "DOUBLE", "Seconds the call took."),
     _text("error", "The error of a call that failed after retries.", required=True),
     Column("created_at", "TIMESTAMPTZ", "When the candidate was made.", required=True, nullable=False),
-    Column("pointwise_score", "DOUBLE", "Mean 1-10 score of the pointwise judges (score_extremes candidates)."),
-    _text("pointwise_scores", "Each pointwise judge's score, as JSON {fingerprint: score or null}."),
-    _text("role", "The candidate's part in its strategy: sample, gold, corrupted, original, revised, alternative, "
-          "strong, weak, good_shots, poor_shots, follow, violate, human, model."),
+    Column("pointwise_score", "DOUBLE", "The candidate's score where a strategy scores its candidates: the mean 1-10 "
+           "score of the pointwise judges (score_extremes, best_of_n), or a rule's score (best_of_n)."),
+    _text("pointwise_scores", "Each scorer's score, as JSON {judge fingerprint or rule:<name>: score or null}."),
+    _text("role", "The candidate's part in its strategy: sample, gold, answer, corrupted, corrupted_<k> (a graded "
+          "chain's k-th copy), original, revised, alternative, strong, weak, good_shots, poor_shots, fewer_shots, "
+          "follow, violate, human, model, best, worst, random, and axiomatic's negatives (off_topic, truncated, "
+          "unsupported_claim, false_claim, hedge)."),
     _text("parent_id", "The candidate this one was derived from (a revision's original, a corrupted copy's gold)."),
     _text("strategy_params", "The strategy's parameters, as JSON."),
     _text("notes", "What the strategy recorded while making it (critique text, edit kind, ...), as JSON."),
