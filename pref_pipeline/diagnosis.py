@@ -59,8 +59,8 @@ def pairs_gate_cause(failures: list[dict[str, Any]], figures: dict[str, Any], sp
         elif expectation == "expect_column_mean_to_be_between":
             found = figures.get("length_bias", {})
             share = found.get("pct_longer_chosen")
-            causes.append(f"length bias: the longer response was chosen in {_pct(share or 0)} of pairs, outside "
-                          f"50% ± gates.max_length_bias {_pct(spec.max_length_bias or 0)}")
+            causes.append(f"length bias: the longer response was chosen in {_pct(share or 0)} of judge-labelled "
+                          f"pairs, outside 50% ± gates.max_length_bias {_pct(spec.max_length_bias or 0)}")
         else:
             rows = failure.get("unexpected_count")
             where = f" in {column}" if column else ""

@@ -122,8 +122,8 @@ RECENCY_COLUMN = "recency_weight"
 
 
 def recency_weights(judged_at: pd.Series, half_life_days: float, reference: object = None) -> pd.Series:
-    """``0.5 ** (days from each verdict to the reference / half-life)``: 1.0 for the newest, 0.5 one half-life
-    older. ``reference`` defaults to the newest ``judged_at``; verdicts after it (or without a time) weigh 1.0."""
+    """``0.5 ** (days from each time to the reference / half-life)``: 1.0 for the newest, 0.5 one half-life
+    older. ``reference`` defaults to the newest time given; times after it (or missing) weigh 1.0."""
     times = pd.to_datetime(judged_at, utc=True)
     newest = pd.to_datetime(reference, utc=True) if reference is not None else times.max()
     if pd.isna(newest):
@@ -132,11 +132,23 @@ def recency_weights(judged_at: pd.Series, half_life_days: float, reference: obje
     return (0.5 ** (age_days / float(half_life_days))).round(6)
 
 
+def dated_at(pairs: pd.DataFrame) -> pd.Series:
+    """When each pair was made, for its recency: its newest verdict (``judged_at``), or, for a pair no judge dated
+    (a label known by construction), when the newer of its two responses was generated (``generated_at``)."""
+    missing = pd.Series(pd.NaT, index=pairs.index, dtype="datetime64[ns, UTC]")
+    judged = pd.to_datetime(pairs["judged_at"], utc=True) if "judged_at" in pairs.columns else missing
+    generated = pd.to_datetime(pairs["generated_at"], utc=True) if "generated_at" in pairs.columns else missing
+    return judged.fillna(generated)
+
+
 def with_recency_weight(pairs: pd.DataFrame, half_life_days: float, reference: object = None) -> pd.DataFrame:
-    """The pairs with a ``recency_weight`` column (see ``recency_weights``), for weighting recent data more."""
-    newest = pd.to_datetime(pairs["judged_at"], utc=True).max() if len(pairs) else None
+    """The pairs with a ``recency_weight`` column (see ``recency_weights``), for weighting recent data more: each
+    pair's age is counted from when it was dated (``dated_at``: its verdict, else its generation) to the newest such
+    time, or to ``reference`` when that is later."""
+    times = dated_at(pairs) if len(pairs) else pd.Series(dtype="datetime64[ns, UTC]")
+    newest = times.max() if len(pairs) else None
     if reference is not None:
         reference = pd.to_datetime(reference, utc=True)
         newest = reference if newest is None or pd.isna(newest) or reference > newest else newest
-    weights = recency_weights(pairs["judged_at"], half_life_days, newest) if len(pairs) else pd.Series(dtype="float64")
+    weights = recency_weights(times, half_life_days, newest) if len(pairs) else pd.Series(dtype="float64")
     return pairs.assign(**{RECENCY_COLUMN: weights.astype("float64")})

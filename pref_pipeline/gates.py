@@ -3,8 +3,10 @@
 Stages: ``prompts``, ``candidates``, ``judgments`` and ``preference_pairs``. Each suite checks the
 schema and types, required values, allowed values and ranges, unique ids and a minimum row count;
 the ``preference_pairs`` suite adds the dataset-level bounds: the position-consistency rate of the
-judgments behind the batch above ``gates.min_position_consistency`` and the share of pairs where the
-longer response won within ``0.5 ± gates.max_length_bias`` (both off unless configured).
+judgments behind the batch above ``gates.min_position_consistency`` and the judge's length bias, the share of
+judge-labelled pairs of unequal length where the longer response won (the audit's
+``length_bias.pct_longer_chosen``: construction pairs are left out, their lengths follow from how they were
+made), within ``0.5 ± gates.max_length_bias`` (both off unless configured).
 
 GX is imported lazily (it costs ~3.5 s) and one ephemeral context is reused per process, so a gate
 needs no project folder. A result lists each failed expectation with sample offending values and
@@ -22,7 +24,7 @@ import pandas as pd
 
 from pref_pipeline import schema
 from pref_pipeline.config import GatesSpec
-from pref_pipeline.metrics import SAME_BOTH_ORDERS, longer_chosen, order_consistency
+from pref_pipeline.metrics import SAME_BOTH_ORDERS, judge_labelled, longer_chosen, order_consistency
 from pref_pipeline.runner import freeze_heap
 
 STAGES = ("prompts", "candidates", "judgments", "preference_pairs")
@@ -31,7 +33,8 @@ VERDICTS = ["A", "B", "tie"]
 PREFERRED = ["x", "y", "tie"]
 ORDERS = ["xy", "yx"]
 PARSE_STATUSES = ["ok", "truncated", "unparseable", "not_applicable"]  # not_applicable: a rule judge abstaining
-LONGER_CHOSEN = "_longer_chosen"  # 1 when the longer response was chosen, 0 when the shorter, null when equal
+# 1 when the longer response was chosen, 0 when the shorter, null when equal or not judge-labelled
+LONGER_CHOSEN = "_longer_chosen"
 SAMPLE_VALUES = 5
 SAMPLE_IDS = 50
 
@@ -245,10 +248,13 @@ def validate_pairs(pairs: pd.DataFrame, spec: GatesSpec | None = None,
     expectations = pair_expectations(spec.min_pairs)
     frame = pairs
     if spec.max_length_bias is not None and len(pairs) and {"chosen", "rejected"} <= set(pairs.columns):
-        flags = longer_chosen(pairs)
+        flags = longer_chosen(pairs).where(judge_labelled(pairs))  # the judge's bias: as the audit's headline
         figures["length_bias"] = {"pct_longer_chosen": None if flags.notna().sum() == 0 else round(float(flags.mean()), 4),
-                                  "n_compared": int(flags.notna().sum()), "max_length_bias": spec.max_length_bias}
-        if flags.notna().any():  # all of equal length: no evidence either way, nothing to bound
+                                  "n_compared": int(flags.notna().sum()), "max_length_bias": spec.max_length_bias,
+                                  "population": "judge-labelled pairs of unequal length"}
+        # No judge-labelled pair of unequal length (all by construction, or all of equal length): no evidence
+        # either way, nothing to bound.
+        if flags.notna().any():
             frame = pairs.assign(**{LONGER_CHOSEN: flags})
             expectations.append(gxe.ExpectColumnMeanToBeBetween(
                 column=LONGER_CHOSEN, min_value=_bound(0.5 - spec.max_length_bias),

@@ -171,7 +171,10 @@ def _card_text(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], fmt: str, a
         "## How far to trust it (the audit)",
         "",
         table(["figure", "value"], [
-            ["share of pairs where the longer response was chosen", _pct(length.get("pct_longer_chosen"))],
+            ["judges' length bias: share of judge-labelled pairs where the longer response was chosen",
+             _pct(length.get("pct_longer_chosen"))],
+            ["share of all pairs where the longer response was chosen (a tie counts as not longer)",
+             _pct(length.get("pct_longer_chosen_all_pairs"))],
             ["length bias flagged", length.get("flagged", "n/a")],
             ["judges' verdicts the same in both orders (position consistency)",
              _pct(position.get("consistency_rate"))],

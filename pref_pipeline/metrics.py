@@ -3,6 +3,8 @@
 - ``word_count``: whitespace-separated words, the unit of every length figure;
 - ``words`` and ``response_similarity``: word tokens, and how alike two texts are (filters, strategies);
 - ``longer_chosen``: per pair, whether the longer response was the chosen one;
+- ``judge_labelled``: per pair, whether a judge's verdict stands behind its label (the population of the
+  judge's length bias: the audit's headline figure and the ``max_length_bias`` gate);
 - ``order_consistency``: per (judge, comparison), whether both orders named the same candidate.
 """
 
@@ -13,6 +15,7 @@ import re
 import pandas as pd
 
 SAME_BOTH_ORDERS = "same_verdict_both_orders"
+JUDGE_LABEL = "judge"  # a label_source containing it was decided, or confirmed, by the judges
 SHINGLE = 3  # words per shingle in response_similarity
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -53,6 +56,17 @@ def longer_chosen(pairs: pd.DataFrame) -> pd.Series:
     rejected = pairs["rejected"].map(word_count)
     out = (chosen > rejected).astype("float64")
     return out.where(chosen != rejected)
+
+
+def judge_labelled(pairs: pd.DataFrame) -> pd.Series:
+    """Per pair: True when its ``label_source`` names the judges (``judge``, ``construction+judge``): the pairs
+    whose length says something about the judge. A construction pair's lengths follow from how it was made (a
+    dropped sentence makes the chosen longer by design), so it tells nothing about the judge. A pair without a
+    ``label_source`` (a table from before the column, when every pair was judged) counts as judge-labelled."""
+    if "label_source" not in pairs.columns:
+        return pd.Series(True, index=pairs.index, dtype="bool")
+    sources = pairs["label_source"].astype("object")
+    return sources.map(lambda s: not isinstance(s, str) or JUDGE_LABEL in s).astype("bool")
 
 
 def order_consistency(judgments: pd.DataFrame) -> pd.DataFrame:

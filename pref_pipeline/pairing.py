@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from pref_pipeline import audit as audit_lib
-from pref_pipeline import gates, hf_dataset, schema, store
+from pref_pipeline import gates, hf_dataset, schema, store, table_files
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.diagnosis import pairs_gate_cause
 from pref_pipeline.export import CombinedExport, combine_published, export_pairs, with_recency_weight
@@ -31,7 +31,7 @@ from pref_pipeline.filters import filter_pairs, rebalance_length
 from pref_pipeline.generation import plan_comparisons
 from pref_pipeline.judging.panel import panel_for
 from pref_pipeline.pairs import build_preference_pairs
-from pref_pipeline.paths import Home
+from pref_pipeline.paths import SCHEMA, Home
 from pref_pipeline.quarantine import (
     EXPORT_STAGE,
     PAIRS_GATE_STAGE,
@@ -128,7 +128,7 @@ class PublishedBatch:
     left_out: int  # pairs the length rebalancing left out
     jsonl: Path
     parquet: Path
-    recency_reference: pd.Timestamp | None = None  # the newest verdict of any batch, when recency weights are on
+    recency_reference: pd.Timestamp | None = None  # the newest dated pair of any batch, when recency weights are on
 
 
 def publish_batch(pairs: pd.DataFrame, quarantine: pd.DataFrame, config: PipelineConfig, home: Home,
@@ -138,12 +138,28 @@ def publish_batch(pairs: pd.DataFrame, quarantine: pd.DataFrame, config: Pipelin
     kept = publishable(pairs, quarantine, config)
     reference = None
     if config.export.recency_half_life_days:
-        # Age counted from the newest verdict stored in any batch (or this batch's newest, if later).
-        reference = store.newest_verdict(home)
+        # Age counted from the newest time any stored batch is dated by (or this batch's newest, if later).
+        reference = newest_dated(home)
         kept = with_recency_weight(kept, config.export.recency_half_life_days, reference)
     written = export_pairs(kept, home.batch_exports(batch))
     return PublishedBatch(kept, len(pairs) - len(kept), written["jsonl"], written["parquet"], reference)
 
+
+def newest_dated(home: Home) -> pd.Timestamp | None:
+    """The newest time a pair's recency counts from, over every batch: the newest verdict in ``judgment_history``,
+    or the newest generation of a stored pair no judge dated (a label known by construction), whichever is later."""
+    times = [store.newest_verdict(home)]
+    con = table_files.connect(home, only=(PAIRS_TABLE,))
+    try:
+        if table_files.table_exists(con, PAIRS_TABLE):
+            columns = {row[0] for row in con.execute(f"DESCRIBE {SCHEMA}.{PAIRS_TABLE}").fetchall()}
+            if {"judged_at", "generated_at"} <= columns:
+                times.append(con.execute(f"SELECT max(generated_at) FROM {SCHEMA}.{PAIRS_TABLE} "
+                                         "WHERE judged_at IS NULL").fetchall()[0][0])
+    finally:
+        con.close()
+    found = [pd.Timestamp(t) for t in times if t is not None]
+    return max(found) if found else None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
-"""Drift: how a judge's verdicts change between its versions, from ``judgment_history``.
+"""Drift: how a judge's verdicts change between its versions, from ``judgment_history``, and how the people
+who label change, from ``human_labels``.
 
 A judge is a slot of the configuration's judge list (``judge_slot``; the judge model where unknown),
 each of its fingerprints a version. Figures: every version's position figures and when it judged;
 the flip rate between consecutive versions on the same (comparison, order), overall and by category;
-each version's figures by week.
+each version's figures by week. Annotators (``annotators``): per labeller and week of ``labelled_at``, the
+labels given and how often they agree with the pairs (the seed's "as models improve, human annotators change
+their standards": a labeller whose agreement moves from week to week is drifting, or the pairs are).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from pref_pipeline.audit.queries import sql
-from pref_pipeline.audit.report import image, pct, table
+from pref_pipeline.audit.report import ci_cell, image, pct, table
 from pref_pipeline.audit.section import AuditContext
 from pref_pipeline.audit.stats import ratio, wilson_interval
 
@@ -53,7 +56,17 @@ def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, 
         weekly.append({"judge_fingerprint": fp, "judge_model": model, "week": _iso(week)[:10] if week else None,
                        "n": int(n), "first_position_win_rate": ratio(n_first, n_dec),
                        "unparseable_rate": ratio(n_unparseable, n)})
-    return {"drift": {"versions": versions, "transitions": transitions, "weekly": weekly}}
+    return {"drift": {"versions": versions, "transitions": transitions, "weekly": weekly,
+                      "annotators": annotators(con)}}
+
+
+def annotators(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per labeller and week: labels, decisive ones, those whose comparison made a pair, and the share of those
+    where the person chose the pair's chosen response (with a 95% Wilson interval)."""
+    return [{"labeller": who, "week": _iso(week)[:10] if week is not None else None, "n_labels": int(n),
+             "n_decisive": int(n_dec), "n_with_pair": int(n_pair), "n_agree": int(n_agree),
+             "agreement_rate": ratio(int(n_agree), int(n_pair)), "agreement_ci95": wilson_interval(n_agree, n_pair)}
+            for who, week, n, n_dec, n_pair, n_agree in con.execute(sql("annotator_weekly")).fetchall()]
 
 
 def _iso(value: Any) -> str | None:
@@ -91,10 +104,26 @@ def why_no_flips(drift: dict[str, Any]) -> str:
             "versions' verdicts on the same comparisons, e.g. re-judging a batch after a change.")
 
 
+NO_LABELS = ("No human labels yet: `pref-pipeline review export` writes a sheet to label; each label's time "
+             "(`labelled_at`) places it in a week here.")
+
+
+def render_annotators(drift: dict[str, Any]) -> str:
+    rows = [[a['labeller'], a['week'] or 'n/a', a['n_labels'], a['n_decisive'], a['n_with_pair'],
+             f"{pct(a['agreement_rate'])} {ci_cell(a['agreement_ci95'])}".strip()] for a in drift.get('annotators') or []]
+    body = table(['labeller', 'week', 'labels', 'decisive', 'with a pair', 'agree with the pair (95% CI)'], rows,
+                 why_empty=NO_LABELS)
+    return f"""Annotators by week (human labels by `labelled_at`): standards drift too; a labeller whose agreement with the
+pairs moves from week to week is changing, or the pairs are.
+
+{body}
+"""
+
+
 def render(figures: dict[str, Any], images: dict[str, str]) -> str:
     drift = figures.get("drift") or {"versions": [], "transitions": [], "weekly": []}
     if not drift["versions"]:
-        return f"{INTRO}\n\n_{NO_HISTORY}_\n"
+        return f"{INTRO}\n\n_{NO_HISTORY}_\n\n{render_annotators(drift)}"
     versions = table(
         ['fingerprint', 'judge', 'first seen', 'verdicts', 'same verdict both orders', 'first shown wins'],
         [[v['judge_fingerprint'], v['judge_model'], (v['first_seen'] or '')[:16], v['n'], pct(v['consistency_rate']),
@@ -122,4 +151,5 @@ Flips between versions:
 By week:
 
 {weekly}
-"""
+
+{render_annotators(drift)}"""

@@ -25,6 +25,7 @@ def headline_figures(figures: dict[str, Any]) -> dict[str, Number]:
     out: dict[str, Number] = {
         "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
         "length_bias.flagged": figures["length_bias"]["flagged"],
+        "length_bias.pct_longer_chosen_all_pairs": figures["length_bias"].get("pct_longer_chosen_all_pairs"),
         "position_bias.consistency_rate": figures["position_bias"]["consistency_rate"],
         "position_bias.first_position_win_rate": figures["position_bias"]["first_position_win_rate"],
         "pairs.kept": figures["pairs"]["kept"],

@@ -1,10 +1,15 @@
 """Length bias: how often the longer response was chosen, and a length-controlled view of the generators.
 
-- ``length_bias``: share of kept pairs whose longer response (in words) was chosen, with a 95% Wilson
-  interval, overall and by judge, strategy and category; flagged outside 0.5 ± the band;
+- ``length_bias``: the judge's length bias, the share of judge-labelled kept pairs (``label_source``
+  ``judge`` or ``construction+judge``: ``metrics.judge_labelled``) of unequal length whose longer response (in
+  words) was chosen, with a 95% Wilson interval, overall and by judge, strategy and category; flagged outside
+  0.5 ± the band. A construction pair is left out of it: its lengths follow from how it was made (a dropped
+  sentence makes the chosen longer by design), not from any judge. Beside it, the seed's figure over every kept
+  pair (``pct_longer_chosen_all_pairs``: longer chosen / all pairs, a tie of length counting as not longer) and
+  the figures per label source (``by_label_source``);
 - ``length_controlled`` (in the spirit of AlpacaEval's length-controlled win rate): a logistic model
-  of which response wins, with generator strengths and the length difference as covariates
-  (statsmodels); each generator's raw and length-controlled win rate, and the length effect.
+  of which response wins on the judge-labelled pairs, with generator strengths and the length difference as
+  covariates (statsmodels); each generator's raw and length-controlled win rate, and the length effect.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pref_pipeline.audit.stats import ratio, share_entry, wilson_interval
 NAME = "length"
 MIN_GROUP_PAIRS = 1  # groups are listed from this many pairs on (their intervals say how little small ones tell)
 HISTOGRAM_CLIP = 300  # word differences beyond ± this are counted in the outermost bins
+POPULATION = "judge-labelled pairs (label_source judge or construction+judge) of unequal length"
 GROUPS = {  # audit.json key -> the SQL expression that names a pair's group
     "by_judge": "coalesce(judge_model_id, '(unknown)')",
     "by_strategy": "coalesce(least(chosen_strategy, rejected_strategy), '(unknown)') || ' vs ' || "
@@ -35,7 +41,8 @@ GROUPS = {  # audit.json key -> the SQL expression that names a pair's group
 
 def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, Any]:
     band = context.band
-    n_compared, n_longer, n_equal, mean_chosen, mean_rejected, _ = con.execute(sql("length_bias")).fetchall()[0]
+    (n_compared, n_longer, n_equal, mean_chosen, mean_rejected, n_judged, n_pairs,
+     n_longer_all) = con.execute(sql("length_bias")).fetchall()[0]
     pct_longer = ratio(n_longer, n_compared)
     # Rounded so that exactly 0.5 ± the band (e.g. 0.65, whose float difference is 0.15000000000000002) is inside it.
     flagged = pct_longer is not None and round(abs(pct_longer - 0.5), 4) > band
@@ -46,6 +53,11 @@ def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, 
         for key, expression in GROUPS.items()
     }
     histogram = [[int(d), int(n)] for d, n in con.execute(sql("length_histogram"), {"clip": HISTOGRAM_CLIP}).fetchall()]
+    by_label_source = [
+        {"label_source": source, "judge_labelled": bool(judged), "n_pairs": int(n), "n_compared": int(n_unequal),
+         "n_longer_chosen": int(k), "pct_longer_chosen": ratio(k, n_unequal), "ci95": wilson_interval(k, n_unequal),
+         "pct_longer_chosen_all_pairs": ratio(k, n)}
+        for source, judged, n, n_unequal, k in con.execute(sql("length_bias_by_label_source")).fetchall()]
     return {
         "length_bias": {
             "pct_longer_chosen": pct_longer,
@@ -59,6 +71,13 @@ def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, 
             "unit": "words",
             **groups,
             "histogram": histogram,
+            "population": POPULATION,
+            "n_judge_labelled": int(n_judged or 0),
+            "pct_longer_chosen_all_pairs": ratio(n_longer_all, n_pairs),
+            "all_pairs_ci95": wilson_interval(n_longer_all, n_pairs),
+            "n_pairs": int(n_pairs or 0),
+            "n_longer_chosen_all_pairs": int(n_longer_all or 0),
+            "by_label_source": by_label_source,
         },
         "length_controlled": length_controlled(con.execute(sql("length_model")).fetchdf()),
     }
@@ -69,7 +88,8 @@ def flags(figures: dict[str, Any]) -> list[str]:
     band, share = lb["band"], lb["pct_longer_chosen"]
     out = []
     if lb["flagged"]:
-        out.append(f"length bias: the longer response was chosen in {share:.0%} of pairs (outside 50% ± {band:.0%})")
+        out.append(f"length bias: the longer response was chosen in {share:.0%} of judge-labelled pairs "
+                   f"(outside 50% ± {band:.0%})")
     for key, label in (("by_judge", "judge"), ("by_category", "category")):
         groups = lb[key]
         if len(groups) > 1 and not lb["flagged"]:  # a pocket of bias the overall figure hides
@@ -84,9 +104,34 @@ def flags(figures: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- the report
 
 def why_no_groups(figures: dict[str, Any]) -> str:
-    if not figures["pairs"]["kept"]:
+    kept = figures["pairs"]["kept"]
+    if not kept:
         return "No pairs kept yet: the length figures are measured on kept pairs."
-    return "Every kept pair has responses of equal length: there is no longer response to count."
+    judged = figures["length_bias"].get("n_judge_labelled", kept)
+    if not judged:
+        return ("No kept pair was labelled by a judge (every label is known by construction): the judge's length "
+                "bias is measured on judge-labelled pairs.")
+    which = "kept pair" if judged == kept else "judge-labelled pair"
+    return f"Every {which} has responses of equal length: there is no longer response to count."
+
+
+def _all_pairs(lb: dict[str, Any]) -> str:
+    """The seed's figure over every kept pair, and the figures per label source."""
+    if not lb.get("n_pairs"):
+        return ""
+    sources = table(['label source', 'pairs', 'longer chosen (of all)', 'unequal length', 'longer chosen', '95% CI',
+                     'in the judge figure'],
+                    [[e['label_source'], e['n_pairs'], pct(e['pct_longer_chosen_all_pairs']), e['n_compared'],
+                      pct(e['pct_longer_chosen']), ci_cell(e['ci95']), 'yes' if e['judge_labelled'] else 'no']
+                     for e in lb.get('by_label_source', [])], why_empty="No kept pairs.")
+    return f"""
+Over every kept pair, as the seed counts it (the longer response chosen, out of all {lb['n_pairs']} pairs; a tie of
+length counts as not longer): **{pct(lb['pct_longer_chosen_all_pairs'])}**{ci(lb.get('all_pairs_ci95'))}. It mixes
+pairs whose label is known by construction, whose lengths follow from how they were made (a dropped sentence
+makes the chosen longer by design): it describes the dataset, not the judge. By where the label comes from:
+
+{sources}
+"""
 
 
 def render(figures: dict[str, Any], images: dict[str, str]) -> str:
@@ -97,8 +142,9 @@ def render(figures: dict[str, Any], images: dict[str, str]) -> str:
         return [[e["group"], e["n"], pct(e["share"]), ci_cell(e["ci95"]), "⚠" if e.get("flagged") else ""]
                 for e in lb.get(key, [])]
 
-    mean_length = (f"Mean length: chosen {lb['mean_chosen_words']} words, rejected {lb['mean_rejected_words']} words."
-                   if lb["mean_chosen_words"] is not None else "Mean length: n/a (no kept pairs).")
+    mean_length = (f"Mean length of the judge-labelled pairs: chosen {lb['mean_chosen_words']} words, rejected "
+                   f"{lb['mean_rejected_words']} words."
+                   if lb["mean_chosen_words"] is not None else "Mean length: n/a (no judge-labelled pairs).")
     if any(lb.get(key) for key in GROUPS):
         groups = f"""By judge:
 
@@ -113,12 +159,16 @@ By prompt category:
 {table(['category', 'pairs', 'longer chosen', '95% CI', ''], group_rows('by_category'), why_empty=why)}"""
     else:  # every grouping is empty for the same reason: say it once
         groups = f"By judge, strategy and category: _{why}_"
+    n_judged = lb.get("n_judge_labelled", lb["n_compared"] + lb["n_equal_length"])
     length_bias = f"""## Length bias
-Share of kept pairs where the longer response (in words) was chosen: **{pct(lb['pct_longer_chosen'])}**{ci(lb.get('ci95'))}
-over {lb['n_compared']} pairs of unequal length ({lb['n_equal_length']} of equal length left out).
+The judge's length bias: share of the judge-labelled kept pairs (`label_source` judge or construction+judge) where
+the longer response (in words) was chosen: **{pct(lb['pct_longer_chosen'])}**{ci(lb.get('ci95'))}
+over {lb['n_compared']} pairs of unequal length ({lb['n_equal_length']} of equal length left out;
+{max(0, lb.get('n_pairs', n_judged) - n_judged)} pairs labelled by construction are not in it).
 An unbiased judge sits near 50%; beyond 50% ± {lb['band']:.0%} the report flags it. The interval says how
 much of a figure could be chance: on a few pairs it is wide.
 {mean_length}
+{_all_pairs(lb)}
 {image(images, 'length_difference', 'length difference histogram')}
 {groups}
 {image(images, 'length_by_category', 'length bias by category')}"""
@@ -138,8 +188,9 @@ def _render_controlled(lc: dict[str, Any]) -> str:
                         for g in lc.get('by_generator', [])],
                        why_empty="No pair sets two different generators against each other: a win rate needs "
                                  "a generator to meet another one.")
-    return f"""A logistic model predicts which response wins from the generators' strengths and the length
-difference (tanh of the difference over {lc['length_scale_words']} words), fitted on {lc['n_pairs']} pairs.
+    return f"""A logistic model predicts which response the judges chose from the generators' strengths and the length
+difference (tanh of the difference over {lc['length_scale_words']} words), fitted on {lc['n_pairs']} judge-labelled pairs
+(pairs labelled by construction are left out: how they were made decides their winner).
 Other things equal, a response {lc['length_scale_words']} words longer wins **{pct(lc['p_longer_wins_1sd'])}** of
 the time (50% = length does not matter); {effect}.
 The length-controlled win rate is what each generator would win with the length effect removed: when it
@@ -164,9 +215,10 @@ def length_controlled(model_rows: pd.DataFrame) -> dict[str, Any]:
     method = ("logistic regression (statsmodels): P(a wins) = sigmoid(theta[gen_a] - theta[gen_b] + "
               "beta * tanh(word difference / sd))")
     n = len(model_rows)
-    out: dict[str, Any] = {"method": method, "n_pairs": int(n), "status": "ok"}
+    out: dict[str, Any] = {"method": method, "n_pairs": int(n), "status": "ok",
+                           "population": "judge-labelled pairs (label_source judge or construction+judge)"}
     if n < 10:
-        out["status"] = "too few pairs (need 10)"
+        out["status"] = "too few pairs (need 10 judge-labelled)"
         return out
     diff = model_rows["diff"].to_numpy(dtype="float64")
     sd = float(np.sqrt(np.mean(diff ** 2)))  # scale around 0: the model has no intercept

@@ -44,8 +44,8 @@ def length_difference_plot(audit: dict[str, Any], path: Path) -> Path | None:
     ax.hist(diffs, weights=counts, bins=bins, color="#4c72b0")
     ax.axvline(0, color="black", linewidth=1)
     share = audit["length_bias"].get("pct_longer_chosen")
-    ax.set_title("Words in chosen minus words in rejected"
-                 + (f" (longer chosen in {share:.0%} of pairs)" if share is not None else ""), fontsize=10)
+    ax.set_title("Words in chosen minus words in rejected, judge-labelled pairs"
+                 + (f" (longer chosen in {share:.0%})" if share is not None else ""), fontsize=10)
     ax.set_xlabel("word difference (right of 0: the longer response was chosen)")
     ax.set_ylabel("pairs")
     return _save(fig, path)
@@ -66,7 +66,7 @@ def length_by_category_plot(audit: dict[str, Any], path: Path) -> Path | None:
     ax.errorbar(shares, range(len(groups)), xerr=[lows, highs], fmt="o", color="#c44e52", capsize=3)
     ax.set_yticks(range(len(groups)), names)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("share of pairs where the longer response was chosen (95% CI)")
+    ax.set_xlabel("share of judge-labelled pairs where the longer response was chosen (95% CI)")
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
 

@@ -6,7 +6,10 @@ Per prompt: the model answers; it critiques its answer against one principle of 
 the critique; and it critiques the revision again. When that second critique says the flaw is still
 there, the revision did not fix it, and as the seed suggests "the original flawed response could be the
 rejected one, and a separate, good response (generated with a different prompt) chosen": a separately
-generated answer, told to follow the principle, is paired against the original instead. A revision
+generated answer, told to follow the principle, is paired against the original instead. With
+``alternative: reference`` that separate, good response is the prompt's ``reference`` (written by a person,
+as the seed allows: "perhaps generated with a different prompt or by a human") where the prompt has one, and
+a model's answer where it has none; the alternative's ``notes`` say which (``alternative_from``). A revision
 identical to the original (up to case and spacing) gives no pair (quarantined: ``revision_identical``).
 The critiques are kept in the revision's ``notes``.
 """
@@ -17,7 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from pref_pipeline.conversations import Conversation
 from pref_pipeline.ids import derived_seed
@@ -25,6 +28,7 @@ from pref_pipeline.metrics import words
 from pref_pipeline.specs import ModelStrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy, no_pair
 from pref_pipeline.strategies.calls import (
+    REFERENCE_MODEL,
     Ask,
     ask_all,
     by_prompt_and_role,
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from pref_pipeline.providers.client import CallSession
 
 STILL_FLAWED = "YES"
+FROM_MODEL, FROM_REFERENCE = "model", "reference"  # where the alternative to a still-flawed original comes from
 
 
 class CritiqueReviseSpec(ModelStrategySpec):
@@ -49,6 +54,18 @@ class CritiqueReviseSpec(ModelStrategySpec):
 
     method: Literal["critique_revise"]
     principles: Annotated[list[str], Field(min_length=1)] | None = None  # unset: the built-in constitution
+    # When the revision did not fix the flaw, what is chosen over the original: a model's answer told to follow
+    # the principle, or the prompt's reference (a model's answer where the prompt has none).
+    alternative: Literal["model", "reference"] = FROM_MODEL
+
+    @model_serializer(mode="wrap")
+    def _default_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``alternative`` at its default is left out of the dump, so ``strategy_params`` (hashed into candidate
+        ids and cache keys) of a configuration that does not set it stays what it was before the key existed."""
+        data = handler(self)
+        if self.alternative == FROM_MODEL:
+            data.pop("alternative", None)
+        return data
 
 
 def still_flawed(second_critique: str) -> bool:
@@ -59,6 +76,14 @@ def still_flawed(second_critique: str) -> bool:
 
 def same_text(a: object, b: object) -> bool:
     return words(a) == words(b)
+
+
+def references_of(prompts: pd.DataFrame) -> dict[str, str]:
+    """The prompts' non-blank ``reference`` answers, by prompt id."""
+    if "reference" not in prompts.columns:
+        return {}
+    return {pid: ref.strip() for pid, ref in zip(prompts["prompt_id"], prompts["reference"])
+            if isinstance(ref, str) and ref.strip()}
 
 
 class CritiqueReviseStrategy(Strategy):
@@ -80,11 +105,21 @@ class CritiqueReviseStrategy(Strategy):
         return continuing(prompt_id, role, self.model, conversation, system=system,
                           seed=seed_for(self.model, prompt_id, self.method, role))
 
+    def _alternative(self, prompt_id: str, conversation: Conversation) -> Ask:
+        """The model's separate answer, told to follow the prompt's principle."""
+        return self._answer(prompt_id, "alternative", conversation,
+                            system=render("alternative_system.j2", principle=self.principle(prompt_id)))
+
+    def alternatives_from_reference(self, prompts: pd.DataFrame) -> dict[str, str]:
+        """The references that stand as alternatives (``alternative: reference``), by prompt id; none otherwise."""
+        return references_of(prompts) if self.spec.alternative == FROM_REFERENCE else {}
+
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
         prompts = self.prompts_of(prompts)
         now, params = datetime.now(timezone.utc), self.strategy_params
         questions = dict(zip(prompts["prompt_id"], prompts["prompt"]))  # a conversation rendered as text
         conversations = conversations_of(prompts)
+        references = self.alternatives_from_reference(prompts)
         rows: list[dict[str, Any]] = []
 
         originals = [self._answer(pid, "original", conversations[pid]) for pid in questions]
@@ -118,18 +153,22 @@ class CritiqueReviseStrategy(Strategy):
             if check is not None and check.error is None:
                 notes["second_critique"] = check.value.text
                 notes["still_flawed"] = still_flawed(check.value.text)
-                if notes["still_flawed"]:
-                    alternatives.append(self._answer(pid, "alternative", conversations[pid],
-                                                     system=render("alternative_system.j2",
-                                                                   principle=notes["principle"])))
+                if notes["still_flawed"] and pid in references:  # the prompt's reference: no call
+                    rows.append(candidate(self.method, params, pid, 2, "alternative", now, text=references[pid],
+                                          model=REFERENCE_MODEL, parent_id=answered[pid]["candidate_id"],
+                                          notes={"principle": notes["principle"], "alternative_from": FROM_REFERENCE}))
+                elif notes["still_flawed"]:
+                    alternatives.append(self._alternative(pid, conversations[pid]))
             elif check is not None:
                 notes["second_critique_error"] = check.error
             rows.append(candidate(self.method, params, pid, 1, "revised", now, ask=ask, outcome=outcome,
                                   parent_id=answered[pid]["candidate_id"], notes=notes))
         for a, o in zip(alternatives, await ask_all(alternatives, session, f"{self.method} alternative")):
+            notes = {"principle": self.principle(a.prompt_id)}
+            if self.spec.alternative == FROM_REFERENCE:  # asked for the reference, but the prompt has none
+                notes.update(alternative_from=FROM_MODEL, why="the prompt has no reference")
             rows.append(candidate(self.method, params, a.prompt_id, 2, "alternative", now, ask=a, outcome=o,
-                                  parent_id=answered[a.prompt_id]["candidate_id"],
-                                  notes={"principle": self.principle(a.prompt_id)}))
+                                  parent_id=answered[a.prompt_id]["candidate_id"], notes=notes))
         return rows
 
     def comparisons(self, candidates: pd.DataFrame) -> list[PlannedComparison]:
@@ -155,20 +194,22 @@ class CritiqueReviseStrategy(Strategy):
         return out
 
     def estimate_calls(self, prompts: pd.DataFrame) -> list[tuple[Any, Any]]:
-        """Answer, critique, revision, second critique and (an upper bound) the alternative answer."""
+        """Answer, critique, revision, second critique and (an upper bound) the alternative answer, which is not
+        asked for where the prompt's reference stands in for it (``alternative: reference``)."""
         calls = []
         filler = placeholder(self.model)
         prompts = self.prompts_of(prompts)
         conversations = conversations_of(prompts)
+        references = self.alternatives_from_reference(prompts)
         for pid, question in zip(prompts["prompt_id"], prompts["prompt"]):
             p = self.principle(pid)
-            for ask in (self._answer(pid, "original", conversations[pid]),
-                        self._ask(pid, "critique", render("critique.j2", principle=p, question=question, answer=filler)),
-                        self._ask(pid, "revised", render("revise.j2", principle=p, question=question, answer=filler,
-                                                         critique=filler)),
-                        self._ask(pid, "second_critique", render("recritique.j2", principle=p, question=question,
-                                                                 answer=filler, critique=filler)),
-                        self._answer(pid, "alternative", conversations[pid],
-                                     system=render("alternative_system.j2", principle=p))):
-                calls.append((ask.spec, ask.request()))
+            asks = [self._answer(pid, "original", conversations[pid]),
+                    self._ask(pid, "critique", render("critique.j2", principle=p, question=question, answer=filler)),
+                    self._ask(pid, "revised", render("revise.j2", principle=p, question=question, answer=filler,
+                                                     critique=filler)),
+                    self._ask(pid, "second_critique", render("recritique.j2", principle=p, question=question,
+                                                             answer=filler, critique=filler))]
+            if pid not in references:
+                asks.append(self._alternative(pid, conversations[pid]))
+            calls += [(ask.spec, ask.request()) for ask in asks]
         return calls

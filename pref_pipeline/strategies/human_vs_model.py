@@ -1,9 +1,14 @@
 """``human_vs_model``: the prompt's ``reference`` (a human-written answer) against a model's answer.
 
-Neither side wins by construction (a model may write a better answer than the reference), so the
-judges decide, in both orders, as for ``sampling`` (``label_source: judge``). Useful to see how the
-judges rate human answers, and as pairs where one side is known to be human-written. A prompt without
-a reference gives no pair (``no_reference``).
+``winner: judge`` (the default): neither side wins by construction (a model may write a better answer than
+the reference), so the judges decide, in both orders, as for ``sampling`` (``label_source: judge``). Useful to
+see how the judges rate human answers, and as pairs where one side is known to be human-written.
+
+``winner: human``: the human-written text is chosen by construction and no judge is asked
+(``label_source: construction``), as the seed describes comparing model output "with human-written text":
+"This can be used to copy a particular style and give a more authentic tone to the model."
+
+A prompt without a reference gives no pair (``no_reference``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
+from pydantic import SerializerFunctionWrapHandler, model_serializer
 
 from pref_pipeline.specs import ModelStrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy
@@ -31,14 +37,32 @@ if TYPE_CHECKING:
     from pref_pipeline.providers.client import CallSession
 
 
+JUDGE_DECIDES = "judge"  # winner: the judges decide (the default); "human": the reference wins by construction
+
+
 class HumanVsModelSpec(ModelStrategySpec):
-    """The prompt's ``reference`` (human-written) against a model answer; the judges decide."""
+    """The prompt's ``reference`` (human-written) against a model answer; the judges decide, or the human text
+    is chosen by construction (``winner: human``)."""
 
     method: Literal["human_vs_model"]
+    winner: Literal["judge", "human"] = JUDGE_DECIDES
+
+    @model_serializer(mode="wrap")
+    def _default_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``winner`` at its default is left out of the dump, so ``strategy_params`` (hashed into candidate ids and
+        cache keys) of a configuration that does not set it stays what it was before the key existed."""
+        data = handler(self)
+        if self.winner == JUDGE_DECIDES:
+            data.pop("winner", None)
+        return data
 
 
 class HumanVsModelStrategy(Strategy):
     spec_class = HumanVsModelSpec
+
+    @property
+    def asks_judges(self) -> bool:
+        return self.spec.winner == JUDGE_DECIDES
 
     def _todo(self, prompts: pd.DataFrame) -> list[tuple[str, str, str]]:
         refs = prompts["reference"] if "reference" in prompts.columns else [None] * len(prompts)
@@ -61,7 +85,10 @@ class HumanVsModelStrategy(Strategy):
         return rows
 
     def comparisons(self, candidates: pd.DataFrame) -> list[PlannedComparison]:
-        return [PlannedComparison(pid, roles["human"]["candidate_id"], roles["model"]["candidate_id"], self.method)
+        """Human against model: judged, or (``winner: human``) the human text chosen by construction, unjudged."""
+        by_construction = {} if self.asks_judges else {"expected": "x", "judged": False}
+        return [PlannedComparison(pid, roles["human"]["candidate_id"], roles["model"]["candidate_id"], self.method,
+                                  **by_construction)
                 for pid, roles in by_prompt_and_role(candidates).items() if "human" in roles and "model" in roles]
 
     def unpaired(self, prompts: pd.DataFrame) -> list[PlannedComparison]:
@@ -71,4 +98,6 @@ class HumanVsModelStrategy(Strategy):
         return [(a.spec, a.request()) for a in self._asks(prompts)]
 
     def estimate_judged(self, prompts: pd.DataFrame) -> list[str]:
+        if not self.asks_judges:
+            return []
         return [pid for pid, _, _ in self._todo(self.prompts_of(prompts))]
