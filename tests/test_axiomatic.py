@@ -16,7 +16,7 @@ from pref_pipeline.estimate import estimate_run
 from pref_pipeline.paths import Home
 from pref_pipeline.metrics import response_similarity
 from pref_pipeline.strategies.axiomatic import AXIOMS, Context, hard_negatives, truncated, truthfulness, with_claims
-from pref_pipeline.strategies.gold_corruption import sentences
+from pref_pipeline.strategies.calls import sentences
 from pref_pipeline.strategies.templates import data
 from tests.fakes import FakeLLMServer
 from tests.fakes.in_process import FakeLLM

@@ -19,7 +19,7 @@ from pref_pipeline.estimate import estimate_run
 from pref_pipeline.generation import configured_strategies
 from pref_pipeline.paths import Home
 from pref_pipeline.specs import generator_label
-from pref_pipeline.strategies.gold_corruption import sentences
+from pref_pipeline.strategies.calls import sentences
 from pref_pipeline.strategies.templates import data
 from tests.fakes.in_process import FakeLLM
 from tests.helpers import materialize, pipeline_config, read_jsonl, table_rows, write_prompts

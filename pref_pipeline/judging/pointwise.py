@@ -9,6 +9,7 @@ position bias by construction, so its two orders always agree.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Sequence
@@ -166,3 +167,20 @@ class PointwiseJudge(Judge):
             served_model=results[0].served_model if results else None,
             input_tokens=sum(r.input_tokens for r in results), output_tokens=sum(r.output_tokens for r in results),
             latency_s=sum(r.latency_s for r in results), error=error)
+
+
+async def score_rows(rows: list[dict[str, Any]], questions: dict[str, str], judges: Sequence[PointwiseJudge]) -> None:
+    """Score candidate rows by every judge in ``judges``, each candidate once: sets ``pointwise_scores`` (per judge
+    fingerprint, null where the judge gave none) and ``pointwise_score`` (their mean) on each row. ``questions``:
+    per prompt id, what the judges read as its question (``prompts.judge_questions``)."""
+    question_of = {r["candidate_id"]: questions[r["prompt_id"]] for r in rows}
+    texts = {r["candidate_id"]: r["text"] for r in rows}
+    per_judge = await asyncio.gather(*(judge.score_candidates(question_of, texts) for judge in judges))
+    for row in rows:
+        scores = {}
+        for judge, scored in zip(judges, per_judge):
+            outcome = scored[row["candidate_id"]]
+            scores[judge.fingerprint] = outcome.value.parsed.score if outcome.ok else None
+        given = [s for s in scores.values() if s is not None]
+        row["pointwise_scores"] = json.dumps(scores, sort_keys=True)
+        row["pointwise_score"] = sum(given) / len(given) if given else None

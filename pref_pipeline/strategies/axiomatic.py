@@ -68,11 +68,14 @@ from pref_pipeline.strategies.calls import (
     continuing,
     conversations_of,
     has_text,
+    no_reference,
     notes_of,
     placeholder,
+    reference_text,
     seed_for,
+    sentences,
 )
-from pref_pipeline.strategies.gold_corruption import MIN_CONTENT_WORD, _reference, no_reference, sentences
+from pref_pipeline.strategies.gold_corruption import MIN_CONTENT_WORD
 from pref_pipeline.strategies.templates import data, render
 
 if TYPE_CHECKING:
@@ -302,7 +305,7 @@ class AxiomaticStrategy(Strategy):
         refs = prompts["reference"] if "reference" in prompts.columns else [None] * len(prompts)
         out = []
         for pid, text, category, r in zip(prompts["prompt_id"], prompts["prompt"], prompts["category"], refs):
-            ref = _reference(r) if self.spec.source != "model" else None
+            ref = reference_text(r) if self.spec.source != "model" else None
             if ref is None and self.spec.source == "reference":
                 continue  # no_reference (``unpaired``)
             out.append((pid, text, category, ref))

@@ -30,7 +30,6 @@ taken for theirs.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -40,14 +39,13 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from pref_pipeline.ids import derived_seed
-from pref_pipeline.judging.pointwise import PointwiseJudge, ScoreItem
+from pref_pipeline.judging.pointwise import PointwiseJudge, ScoreItem, score_rows
 from pref_pipeline.judging.prompts import judge_questions
 from pref_pipeline.judging.rules import HARM_CATEGORIES, MIN_F1_GAP, _f1, refuses
 from pref_pipeline.providers.base import RequestBuilder
 from pref_pipeline.specs import StrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy, no_pair
-from pref_pipeline.strategies.calls import candidate, has_text, placeholder
-from pref_pipeline.strategies.gold_corruption import _reference, no_reference
+from pref_pipeline.strategies.calls import candidate, has_text, no_reference, placeholder, reference_text
 from pref_pipeline.strategies.sampling import ROLE, SamplingStrategy, run_tasks
 
 if TYPE_CHECKING:
@@ -161,7 +159,7 @@ class BestOfNStrategy(Strategy):
         if self.spec.scorer != "reference_match":
             return prompts
         refs = prompts["reference"] if "reference" in prompts.columns else pd.Series([None] * len(prompts))
-        return prompts[[_reference(r) is not None for r in refs]]
+        return prompts[[reference_text(r) is not None for r in refs]]
 
     def _tasks(self, prompts: pd.DataFrame):
         sampler = SamplingStrategy(self.config.model_copy(update={"candidates_per_prompt": self.spec.n}))
@@ -190,24 +188,12 @@ class BestOfNStrategy(Strategy):
 
     async def _score_by_judges(self, usable: list[dict[str, Any]], prompts: pd.DataFrame,
                                session: CallSession) -> None:
-        questions = judge_questions(prompts)
-        question_of = {r["candidate_id"]: questions[r["prompt_id"]] for r in usable}
-        texts = {r["candidate_id"]: r["text"] for r in usable}
-        judges = self._judges(session)
-        per_judge = await asyncio.gather(*(j.score_candidates(question_of, texts) for j in judges))
-        for row in usable:
-            scores = {}
-            for judge, scored in zip(judges, per_judge):
-                outcome = scored[row["candidate_id"]]
-                scores[judge.fingerprint] = outcome.value.parsed.score if outcome.ok else None
-            given = [s for s in scores.values() if s is not None]
-            row["pointwise_scores"] = json.dumps(scores, sort_keys=True)
-            row["pointwise_score"] = sum(given) / len(given) if given else None
+        await score_rows(usable, judge_questions(prompts), self._judges(session))
 
     def _score_by_rule(self, usable: list[dict[str, Any]], prompts: pd.DataFrame) -> None:
         rule = SCORERS[self.spec.scorer]
         refs = prompts["reference"] if "reference" in prompts.columns else [None] * len(prompts)
-        about = {pid: (category, _reference(ref)) for pid, category, ref in
+        about = {pid: (category, reference_text(ref)) for pid, category, ref in
                  zip(prompts["prompt_id"], prompts["category"], refs)}
         for row in usable:
             score = rule(row["text"], *about[row["prompt_id"]])

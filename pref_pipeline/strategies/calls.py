@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from pref_pipeline.ids import derived_seed, short_hash
 from pref_pipeline.providers.base import ChatRequest, RequestBuilder
 from pref_pipeline.providers.client import CHARS_PER_TOKEN
 from pref_pipeline.specs import GeneratorSpec, generator_label
+from pref_pipeline.strategies.base import PlannedComparison, no_pair
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,6 +158,34 @@ def by_prompt_and_role(candidates: Any) -> dict[str, dict[str, dict[str, Any]]]:
     for row in usable.to_dict("records"):
         out.setdefault(row["prompt_id"], {})[row["role"]] = row
     return out
+
+
+def reference_text(value: object) -> str | None:
+    """A prompt's ``reference`` (its gold answer) when it has a non-blank one."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def references_of(prompts: pd.DataFrame) -> dict[str, str]:
+    """The prompts' non-blank ``reference`` answers, by prompt id."""
+    if "reference" not in prompts.columns:
+        return {}
+    return {pid: ref for pid, r in zip(prompts["prompt_id"], prompts["reference"])
+            if (ref := reference_text(r)) is not None}
+
+
+def no_reference(prompts: pd.DataFrame, method: str) -> list[PlannedComparison]:
+    """A no-pair entry (``no_reference``) for each prompt without a reference, for strategies that need one."""
+    references = references_of(prompts)
+    return [no_pair(pid, method, "no_reference", "the prompt has no reference answer: nothing is right by construction")
+            for pid in prompts["prompt_id"] if pid not in references]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences(text: str) -> list[str]:
+    """A text's sentences (split after ., ! or ?)."""
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
 def notes_of(row: dict[str, Any]) -> dict[str, Any]:

@@ -33,11 +33,12 @@ from pref_pipeline.strategies.calls import (
     ask_all,
     by_prompt_and_role,
     candidate,
-    has_text,
-    notes_of,
     continuing,
     conversations_of,
+    has_text,
+    notes_of,
     placeholder,
+    references_of,
     seed_for,
 )
 from pref_pipeline.strategies.templates import data, render
@@ -76,14 +77,6 @@ def still_flawed(second_critique: str) -> bool:
 
 def same_text(a: object, b: object) -> bool:
     return words(a) == words(b)
-
-
-def references_of(prompts: pd.DataFrame) -> dict[str, str]:
-    """The prompts' non-blank ``reference`` answers, by prompt id."""
-    if "reference" not in prompts.columns:
-        return {}
-    return {pid: ref.strip() for pid, ref in zip(prompts["prompt_id"], prompts["reference"])
-            if isinstance(ref, str) and ref.strip()}
 
 
 class CritiqueReviseStrategy(Strategy):

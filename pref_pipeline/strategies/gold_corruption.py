@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -58,21 +57,19 @@ from pref_pipeline.strategies.calls import (
     continuing,
     conversations_of,
     has_text,
+    no_reference,
     notes_of,
     placeholder,
+    reference_text,
     seed_for,
+    sentences,
 )
 from pref_pipeline.strategies.templates import data, render
 
 if TYPE_CHECKING:
     from pref_pipeline.providers.client import CallSession
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 MIN_CONTENT_WORD = 4  # words shorter than this do not count towards a sentence's relevance
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
 def relevance(sentence: str, prompt: str) -> int:
@@ -146,10 +143,6 @@ def bounds(reference: str, copy: str, spec: Any) -> dict[str, Any]:
     ok = (spec.min_similarity <= similarity < spec.max_similarity
           and spec.min_length_ratio <= ratio <= spec.max_length_ratio)
     return {"similarity": similarity, "length_ratio": ratio, "within_bounds": bool(ok)}
-
-
-def _reference(value: object) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 FIRST_COPY = "corrupted"  # role of the copy one edit away (and, with ``steps: 1``, the only one)
@@ -235,7 +228,7 @@ class GoldCorruptionStrategy(Strategy):
     def _with_reference(self, prompts: pd.DataFrame) -> list[tuple[str, str, str]]:
         refs = prompts["reference"] if "reference" in prompts.columns else [None] * len(prompts)
         return [(pid, q, ref) for pid, q, r in zip(prompts["prompt_id"], prompts["prompt"], refs)
-                if (ref := _reference(r)) is not None]
+                if (ref := reference_text(r)) is not None]
 
     async def _sources(self, batch: pd.DataFrame, prompts: pd.DataFrame, session: CallSession, now: datetime,
                        params: str) -> tuple[list[dict[str, Any]], dict[str, Link], dict[str, str]]:
@@ -381,9 +374,3 @@ class GoldCorruptionStrategy(Strategy):
                                step)
                      for pid, q, text in sources for step in range(1, self.spec.steps + 1)]
         return [(a.spec, a.request()) for a in asks]
-
-
-def no_reference(prompts: pd.DataFrame, method: str) -> list[PlannedComparison]:
-    refs = prompts["reference"] if "reference" in prompts.columns else [None] * len(prompts)
-    return [no_pair(pid, method, "no_reference", "the prompt has no reference answer: nothing is right by construction")
-            for pid, r in zip(prompts["prompt_id"], refs) if _reference(r) is None]

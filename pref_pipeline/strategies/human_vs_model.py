@@ -29,9 +29,10 @@ from pref_pipeline.strategies.calls import (
     candidate,
     continuing,
     conversations_of,
+    no_reference,
+    reference_text,
     seed_for,
 )
-from pref_pipeline.strategies.gold_corruption import _reference, no_reference
 
 if TYPE_CHECKING:
     from pref_pipeline.providers.client import CallSession
@@ -67,7 +68,7 @@ class HumanVsModelStrategy(Strategy):
     def _todo(self, prompts: pd.DataFrame) -> list[tuple[str, str, str]]:
         refs = prompts["reference"] if "reference" in prompts.columns else [None] * len(prompts)
         return [(pid, q, ref) for pid, q, r in zip(prompts["prompt_id"], prompts["prompt"], refs)
-                if (ref := _reference(r)) is not None]
+                if (ref := reference_text(r)) is not None]
 
     def _asks(self, prompts: pd.DataFrame) -> list[Ask]:
         prompts = self.prompts_of(prompts)

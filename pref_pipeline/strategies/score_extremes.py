@@ -12,15 +12,13 @@ quarantine keeps.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pandas as pd
 from pydantic import Field
 
-from pref_pipeline.judging.pointwise import PointwiseJudge
+from pref_pipeline.judging.pointwise import PointwiseJudge, score_rows
 from pref_pipeline.judging.prompts import judge_questions
 from pref_pipeline.specs import StrategySpec
 from pref_pipeline.strategies.base import PlannedComparison, Strategy, no_pair
@@ -67,20 +65,9 @@ class ScoreExtremesStrategy(Strategy):
         rows = [candidate(self.method, self.strategy_params, t.prompt_id, t.index, ROLE, now, ask=t.ask(), outcome=o)
                 for t, o in zip(tasks, outcomes)]
         usable = [r for r in rows if r["error"] is None]
-        questions = judge_questions(prompts)
-        question_of = {r["candidate_id"]: questions[r["prompt_id"]] for r in usable}
-        texts = {r["candidate_id"]: r["text"] for r in usable}
-        judges = [PointwiseJudge(spec, session.client(spec)) for spec in self.config.judges
-                  if spec.type == PointwiseJudge.type]
-        per_judge = await asyncio.gather(*(j.score_candidates(question_of, texts) for j in judges))
-        for row in usable:
-            scores = {}
-            for judge, scored in zip(judges, per_judge):
-                outcome = scored[row["candidate_id"]]
-                scores[judge.fingerprint] = outcome.value.parsed.score if outcome.ok else None
-            given = [s for s in scores.values() if s is not None]
-            row["pointwise_scores"] = json.dumps(scores, sort_keys=True)
-            row["pointwise_score"] = sum(given) / len(given) if given else None
+        await score_rows(usable, judge_questions(prompts), [PointwiseJudge(spec, session.client(spec))
+                                                           for spec in self.config.judges
+                                                           if spec.type == PointwiseJudge.type])
         return rows
 
     def _per_prompt(self, candidates: pd.DataFrame):
