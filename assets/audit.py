@@ -18,7 +18,9 @@ from assets.resources import PipelineHome
 from pref_pipeline import audit as audit_lib
 from pref_pipeline import store
 from pref_pipeline.config import PipelineConfig
+from pref_pipeline.human_sets import HumanSetError
 from pref_pipeline.judging import fingerprint_for
+from pref_pipeline.pairing import human_share
 
 GROUP = "preference_data"
 EVERY_BATCH = dg.AllPartitionMapping()
@@ -58,7 +60,12 @@ def build_audit_assets(config: PipelineConfig) -> list:
     def audit_report(context: dg.AssetExecutionContext, home: PipelineHome) -> dg.MaterializeResult:
         started = time.perf_counter()
         paths = home.paths()
-        figures, json_path, md_path = audit_lib.report_home(paths, band=band, plots=config.audit.plots)
+        try:
+            share = human_share(config, paths)
+        except HumanSetError as exc:
+            raise dg.Failure(description=f"export.human_sets: {exc}") from None
+        figures, json_path, md_path = audit_lib.report_home(paths, band=band, plots=config.audit.plots,
+                                                            human_share=share)
         images = {}
         if config.audit.plots:
             from pref_pipeline.audit.plots import PLOTS, data_uri
@@ -76,6 +83,7 @@ def build_audit_assets(config: PipelineConfig) -> list:
             "position_bias.first_position_win_rate": figures["position_bias"]["first_position_win_rate"],
             "pairs.kept": figures["pairs"]["kept"],
             "pairs.quarantined": figures["pairs"]["quarantined"],
+            "export.human_share": figures["export"]["human_share"]["share"],
             "flags": dg.MetadataValue.json(figures["flags"]),
             "audit_json": dg.MetadataValue.path(str(json_path)),
             "audit_md": dg.MetadataValue.path(str(md_path)),

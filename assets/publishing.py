@@ -17,6 +17,7 @@ from assets.partitions import PROMPT_BATCHES
 from assets.resources import PipelineHome
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.export import RECENCY_COLUMN
+from pref_pipeline.human_sets import HumanSetError
 from pref_pipeline.pairing import NotPublished, publish_batch, publish_dataset
 
 GROUP = "preference_data"
@@ -58,16 +59,21 @@ def build_publishing_assets(config: PipelineConfig) -> list:
         description="The dataset: exports/preference_pairs.jsonl and .parquet under the pipeline home, the union "
         "of every published batch (rebuilt after any batch is published), in TRL's preference format (export.format), "
         "and exports/hf/: a folder datasets.load_dataset loads, with a card saying how the pairs were made and what "
-        "the audit found.",
+        "the audit found. The human-annotated sets of export.human_sets are mixed in at their shares.",
     )
     def preference_dataset(home: PipelineHome) -> dg.MaterializeResult:
-        published = publish_dataset(config, home.paths())
+        try:
+            published = publish_dataset(config, home.paths())
+        except HumanSetError as exc:
+            raise dg.Failure(description=f"not published: {exc}") from None
         combined = published.combined
         return dg.MaterializeResult(metadata={
             "dagster/row_count": combined.rows,
             "batches": dg.MetadataValue.json(combined.batches),
             "format": combined.format,
             "splits": dg.MetadataValue.json(published.splits),
+            "human_pairs": combined.added,
+            "human_share": dg.MetadataValue.json(published.human_share),
             "jsonl": dg.MetadataValue.path(str(combined.jsonl)),
             "parquet": dg.MetadataValue.path(str(combined.parquet)),
             "hf_dataset": dg.MetadataValue.path(str(published.hf_folder)),

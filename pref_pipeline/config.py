@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator, model_validator
 
+from pref_pipeline.human_sets import SHIPPED_LICENSES, SHIPPED_SETS, shipped_license
 from pref_pipeline.judging import JUDGE_TYPES
 from pref_pipeline.judging.pairwise import PairwiseJudgeSpec
 from pref_pipeline.specs import (  # noqa: F401 (the configuration's parts, importable from here)
@@ -189,6 +190,42 @@ class FiltersSpec(Strict):
     near_duplicate_prompt_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = 0.8
 
 
+class HumanSetSpec(Strict):
+    """A human-annotated preference file mixed into the exported dataset (``pref_pipeline/human_sets.py``)."""
+
+    # A JSON list or JSONL (.gz too) of {input, output_1, output_2, label}, hh-rlhf {chosen, rejected} dialogues or
+    # the export's own rows; relative to the configuration file, or the name of a set shipped in data/human_prefs.
+    path: Path
+    share: Annotated[float, Field(gt=0.0, lt=1.0)]  # the share of the exported dataset its pairs make up
+    # The rows' licence (a Hub licence id); unset: the shipped set's (data/human_prefs/README.md), required otherwise.
+    license: str | None = None
+    name: str | None = None  # the rows' ``source``; unset: the file name up to its first dot
+    seed: int = 0  # which of its pairs are drawn when it has more than needed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shipped_defaults(cls, data: Any) -> Any:
+        """A shipped set named by its file name is found in data/human_prefs; its licence is its README's."""
+        if not isinstance(data, dict) or not isinstance(data.get("path"), (str, Path)):
+            return data
+        path = Path(data["path"])
+        if not path.exists() and not path.is_absolute() and (SHIPPED_SETS / path).is_file():
+            data = {**data, "path": SHIPPED_SETS / path}
+        if data.get("license") is None and shipped_license(Path(data["path"])):
+            data = {**data, "license": shipped_license(Path(data["path"]))}
+        return data
+
+    @model_validator(mode="after")
+    def _readable(self) -> HumanSetSpec:
+        if not self.path.is_file():
+            raise ValueError(f"path: no such file: {self.path} (a JSON/JSONL file of human-annotated pairs, or a "
+                             f"shipped set: {', '.join(SHIPPED_LICENSES)})")
+        if self.license is None:
+            raise ValueError(f"license is required for {self.path.name} (a Hub licence id such as cc-by-4.0, or "
+                             "`unknown`): its rows are published with it")
+        return self
+
+
 class ExportSpec(Strict):
     """How the validated pairs are published."""
 
@@ -204,6 +241,16 @@ class ExportSpec(Strict):
     # The dataset card's license (a Hub license id, e.g. cc-by-4.0); unset: other.
     license: str | None = None
     pretty_name: str | None = None  # the dataset card's title; unset: "Synthetic preference pairs"
+    # Human-annotated pairs mixed into the dataset, each set making up its ``share`` of it (seed 000).
+    human_sets: list[HumanSetSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _shares_leave_room(self) -> ExportSpec:
+        total = sum(s.share for s in self.human_sets)
+        if total >= 1.0:
+            raise ValueError(f"human_sets: the shares add up to {total:g}; they must leave room for the pipeline's "
+                             "own pairs (sum < 1)")
+        return self
 
 
 class AuditSpec(Strict):
@@ -428,6 +475,14 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>", base_dir
             dataset = source.get("dataset") if isinstance(source, dict) else None
             if isinstance(dataset, str) and not Path(dataset).is_absolute() and (base_dir / dataset).exists():
                 source["dataset"] = str(base_dir / dataset)  # a local folder beside the file; else a Hub id
+    export = data.get("export")
+    if base_dir is not None and isinstance(export, dict) and isinstance(export.get("human_sets"), list):
+        data["export"] = export = {**export, "human_sets": [dict(h) if isinstance(h, dict) else h
+                                                            for h in export["human_sets"]]}
+        for entry in export["human_sets"]:
+            path = entry.get("path") if isinstance(entry, dict) else None
+            if isinstance(path, str) and not Path(path).is_absolute() and (base_dir / path).exists():
+                entry["path"] = str(base_dir / path)  # beside the file; else a shipped set's name
     if base_dir is not None and isinstance(data.get("judges"), list):
         data["judges"] = [dict(j) if isinstance(j, dict) else j for j in data["judges"]]
         for judge in data["judges"]:

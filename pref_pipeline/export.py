@@ -7,12 +7,14 @@ turn each. Every other field is as it is.
 Files are written to a temporary name and renamed, so a reader never sees half a file and a
 failed run leaves the previous export in place. Each prompt batch is published on its own under
 ``batches/<batch>/`` (``export_pairs``); the top-level files are the union of every published batch
-(``combine_published``), rebuilt under a file lock so two rebuilds at once cannot drop each other.
+(``combine_published``), plus any rows added to it (the human-annotated sets, ``human_sets``), rebuilt under a
+file lock so two rebuilds at once cannot drop each other.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,15 +76,27 @@ class CombinedExport:
     rows: int  # pairs in the dataset
     batches: list[str]  # the published batches it is the union of, in name order
     format: str = "standard"  # TRL's preference format the files are in
-    pairs: pd.DataFrame | None = None  # the dataset, before formatting (every batch's pairs)
+    pairs: pd.DataFrame | None = None  # the dataset, before formatting (every batch's pairs, then the added rows)
+    added: int = 0  # rows added to the batches' pairs (``combine_published``'s ``add``)
 
 
-def combine_published(folder: Path, fmt: str = "auto") -> CombinedExport:
+AddRows = Callable[[pd.DataFrame], pd.DataFrame]  # the rows to add to the batches' union, given it
+
+
+def combine_published(folder: Path, fmt: str = "auto", add: AddRows | None = None) -> CombinedExport:
     """Rebuild the top-level files from every batch published under ``folder/batches/``, in batch-name order, in
-    format ``fmt`` (``auto``: conversational when any prompt is a conversation)."""
+    format ``fmt`` (``auto``: conversational when any prompt is a conversation), followed by the rows ``add``
+    returns for that union (e.g. human-annotated pairs mixed in)."""
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder / ".export.lock")):
-        return _combine(folder, fmt)
+        return _combine(folder, fmt, add)
+
+
+def published_rows(folder: Path) -> int:
+    """Pairs in every batch published under ``folder/batches/`` (from the Parquet footers: nothing is loaded)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(batch / PARQUET_NAME).num_rows for batch in published_batches(folder))
 
 
 def published_batches(folder: Path) -> list[Path]:
@@ -90,10 +104,13 @@ def published_batches(folder: Path) -> list[Path]:
     return sorted(p for p in batches.iterdir() if (p / JSONL_NAME).exists()) if batches.is_dir() else []
 
 
-def _combine(folder: Path, wanted: str) -> CombinedExport:
+def _combine(folder: Path, wanted: str, add: AddRows | None) -> CombinedExport:
     batch_folders = published_batches(folder)
     frames = [pd.read_parquet(batch / PARQUET_NAME) for batch in batch_folders]
     pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    added = add(pairs) if add is not None else pd.DataFrame()
+    if len(added):
+        pairs = pd.concat([pairs, added], ignore_index=True) if len(pairs) else added
     fmt = resolve_format(pairs, wanted)
 
     def write_jsonl(tmp: Path) -> None:
@@ -109,11 +126,14 @@ def _combine(folder: Path, wanted: str) -> CombinedExport:
                 data = (batch / JSONL_NAME).read_bytes()
                 if data.strip():
                     out.write(data if data.endswith(b"\n") else data + b"\n")
+            if len(added):
+                text = added.to_json(orient="records", lines=True, date_format="iso", force_ascii=False)
+                out.write(text.encode("utf-8") + (b"" if text.endswith("\n") else b"\n"))
 
     jsonl, parquet = folder / JSONL_NAME, folder / PARQUET_NAME
     replace_atomically(jsonl, write_jsonl)
     replace_atomically(parquet, lambda tmp: trainer_format(pairs, fmt).to_parquet(tmp, index=False))
-    return CombinedExport(jsonl, parquet, len(pairs), [batch.name for batch in batch_folders], fmt, pairs)
+    return CombinedExport(jsonl, parquet, len(pairs), [batch.name for batch in batch_folders], fmt, pairs, len(added))
 
 
 # --------------------------------------------------------------------------- recency weight

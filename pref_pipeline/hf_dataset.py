@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from pref_pipeline.audit.human_share import describe as describe_human_share
 from pref_pipeline.audit.report import table
 from pref_pipeline.export import trainer_format
 
@@ -67,7 +68,7 @@ def size_category(rows: int) -> str:
 
 def write_folder(folder: Path, pairs: pd.DataFrame, *, fmt: str, test_share: float = 0.0,
                  audit: dict[str, Any] | None = None, license: str | None = None,
-                 pretty_name: str | None = None) -> dict[str, Any]:
+                 pretty_name: str | None = None, human_share: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``folder`` (``exports/hf``) whole: the formatted pairs as Parquet per split under ``data/`` and the
     card as ``README.md``. It is built beside the old one and swapped in, so a reader never sees half of it.
     Returns what was written (format, rows per split)."""
@@ -83,7 +84,8 @@ def write_folder(folder: Path, pairs: pd.DataFrame, *, fmt: str, test_share: flo
         for name, frame in splits.items():
             arrow = pa.Table.from_pandas(frame, preserve_index=False)
             pq.write_table(arrow, staging / "data" / f"{name}-00000-of-00001.parquet")
-        card = dataset_card(pairs, splits, fmt=fmt, audit=audit, license=license, pretty_name=pretty_name)
+        card = dataset_card(pairs, splits, fmt=fmt, audit=audit, license=license, pretty_name=pretty_name,
+                            human_share=human_share)
         (staging / "README.md").write_text(card, encoding="utf-8")
         old = folder.with_name(f".{folder.name}-old")
         if folder.exists():
@@ -112,9 +114,10 @@ def _tally(pairs: pd.DataFrame, columns: list[str]) -> list[list[object]]:
 
 
 def dataset_card(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], *, fmt: str, audit: dict[str, Any] | None,
-                 license: str | None, pretty_name: str | None) -> str:
+                 license: str | None, pretty_name: str | None, human_share: dict[str, Any] | None = None) -> str:
     """The ``README.md`` of the dataset folder: YAML front matter the Hub reads (``configs``, ``license``,
-    ``task_categories``, ``size_categories``, ``tags``), then how the data was made and how far to trust it."""
+    ``task_categories``, ``size_categories``, ``tags``), then how the data was made, how much of it is
+    human-annotated (``human_share``: ``human_sets.human_share``) and how far to trust it."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     title = pretty_name or "Synthetic preference pairs"
@@ -123,11 +126,12 @@ def dataset_card(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], *, fmt: s
         tags=TAGS, pretty_name=title,
         configs=[{"config_name": "default",
                   "data_files": [{"split": name, "path": f"data/{name}-*"} for name in splits]}])
-    return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{_card_text(pairs, splits, fmt, audit, title)}"))
+    text = _card_text(pairs, splits, fmt, audit, title, human_share)
+    return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{text}"))
 
 
 def _card_text(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], fmt: str, audit: dict[str, Any] | None,
-               title: str) -> str:
+               title: str, human_share: dict[str, Any] | None = None) -> str:
     audit = audit or {}
     how = "\n".join([
         f"# {title}",
@@ -149,7 +153,7 @@ def _card_text(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], fmt: str, a
         "",
         "By strategy (`generation_method`) and where each label comes from (`label_source`: `construction` when the "
         "winner is known by how the responses were made, `judge` when LLM judges chose it in both orders, "
-        "`construction+judge` when both agree):",
+        "`construction+judge` when both agree, `human_set` for a human-annotated pair mixed in):",
         "",
         table(["generation_method", "label_source", "pairs"], _tally(pairs, ["generation_method", "label_source"]),
               why_empty="No pairs."),
@@ -162,6 +166,7 @@ def _card_text(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], fmt: str, a
         "A fingerprint is a hash of everything that decides a judge's verdict (model, prompt template, criteria, "
         "sampling); every pair carries its judges' fingerprints.",
         "",
+        describe_human_share(human_share),
     ])
     length = audit.get("length_bias") or {}
     position = audit.get("position_bias") or {}

@@ -15,7 +15,6 @@ every single verdict's accuracy and Cohen's kappa, by source.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -26,45 +25,17 @@ from typing import Any
 import pandas as pd
 
 from pref_pipeline import schema
+from pref_pipeline.human_sets import (  # noqa: F401 (the readers live there; SHIPPED_SETS re-exported)
+    SHIPPED_SETS,
+    as_labelled,
+    read_records,
+    set_name,
+    short_hash,
+)
 from pref_pipeline.metrics import longer_chosen_share
 
-SHIPPED_SETS = Path(__file__).parent / "data" / "human_prefs"  # licences and sources in its README.md
 DEFAULT_SETS = [SHIPPED_SETS / "LLMBar_Natural.json", SHIPPED_SETS / "Processed_MT-Bench.json",
                 SHIPPED_SETS / "hh-rlhf_harmless-base_test_sample.jsonl"]
-_LAST_TURN = "\n\nAssistant:"
-
-
-def read_records(path: Path) -> list[dict]:
-    """The records of a JSON list or a JSONL file (``.gz`` read transparently)."""
-    import gzip
-
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        text = handle.read()
-    if text.lstrip().startswith("["):
-        records = json.loads(text)
-        if not isinstance(records, list):
-            raise ValueError(f"{path}: expected a JSON list of records")
-        return records
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def as_labelled(record: dict) -> dict:
-    """``{input, output_1, output_2, label}`` from either accepted shape; a ``{chosen, rejected}`` dialogue is
-    split at its last assistant turn, and the human's choice placed first or second by a hash (not always 1)."""
-    if "chosen" in record and "rejected" in record and "input" not in record:
-        chosen, rejected = str(record["chosen"]), str(record["rejected"])
-        cut = chosen.rfind(_LAST_TURN)
-        if cut < 0 or not rejected.startswith(chosen[:cut]):
-            raise KeyError("a chosen/rejected dialogue must share its turns before the last assistant turn")
-        prompt = chosen[:cut].strip()
-        good, bad = chosen[cut + len(_LAST_TURN):].strip(), rejected[cut + len(_LAST_TURN):].strip()
-        first = int(_hash(prompt, good, bad), 16) % 2 == 0
-        return {"input": prompt, "output_1": good if first else bad, "output_2": bad if first else good,
-                "label": 1 if first else 2, "category": record.get("category")}
-    return record
-
 
 KNOWN_ANSWER = "known_answer"  # the candidates' strategy: human-labelled, not generated
 
@@ -76,13 +47,9 @@ class KnownAnswers:
     winners: dict[str, str]  # prompt_id -> the candidate id people preferred
 
 
-def _hash(*parts: object) -> str:
-    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12]
-
-
 def load_known_answers(path: Path, limit: int | None = None, source: str | None = None) -> KnownAnswers:
     records = read_records(path)
-    source = source or Path(path).name.split(".")[0]
+    source = source or set_name(path)
     now = datetime.now(timezone.utc)
     prompts, candidates, winners = [], [], {}
     for number, record in enumerate(records[:limit] if limit else records, start=1):
@@ -94,14 +61,14 @@ def load_known_answers(path: Path, limit: int | None = None, source: str | None 
                              "(or chosen and rejected dialogues)") from None
         if label not in (1, 2):
             raise ValueError(f"{path}: record {number}: label must be 1 or 2, got {label}")
-        prompt_id = f"ka-{_hash(source, text, *outputs)}"  # one "prompt" per labelled pair (questions repeat)
+        prompt_id = f"ka-{short_hash(source, text, *outputs)}"  # one "prompt" per labelled pair (questions repeat)
         if prompt_id in winners:
             continue  # the same pair twice: the first labelling counts
         prompts.append({"prompt_id": prompt_id, "prompt": text, "category": record.get("category") or source,
                         "reference": None, "source": source})
         ids = []
         for index, output in enumerate(outputs):
-            candidate_id = f"ka-{_hash(prompt_id, index, output)}"
+            candidate_id = f"ka-{short_hash(prompt_id, index, output)}"
             ids.append(candidate_id)
             candidates.append({
                 "candidate_id": candidate_id, "prompt_id": prompt_id, "candidate_index": index, "text": output,

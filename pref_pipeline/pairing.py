@@ -23,10 +23,16 @@ from typing import Any
 import pandas as pd
 
 from pref_pipeline import audit as audit_lib
-from pref_pipeline import gates, hf_dataset, schema, store, table_files
+from pref_pipeline import gates, hf_dataset, human_sets, schema, store, table_files
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.diagnosis import pairs_gate_cause
-from pref_pipeline.export import CombinedExport, combine_published, export_pairs, with_recency_weight
+from pref_pipeline.export import (
+    CombinedExport,
+    combine_published,
+    export_pairs,
+    published_rows,
+    with_recency_weight,
+)
 from pref_pipeline.filters import filter_pairs, rebalance_length
 from pref_pipeline.generation import plan_comparisons
 from pref_pipeline.judging.panel import panel_for
@@ -169,18 +175,29 @@ class PublishedDataset:
     combined: CombinedExport
     hf_folder: Path
     splits: dict[str, int]  # rows per split of the folder
+    human_share: dict[str, Any] | None = None  # ``human_sets.human_share`` of the dataset (none configured: 0 pairs)
+
+
+def human_share(config: PipelineConfig, home: Home) -> dict[str, Any]:
+    """How much of the dataset the configured human sets make up over the batches published now (what
+    ``publish_dataset`` will mix in): the roll-up audit's ``export.human_share``."""
+    return human_sets.human_share(human_sets.load_sets(config.export.human_sets), published_rows(home.exports))
 
 
 def publish_dataset(config: PipelineConfig, home: Home) -> PublishedDataset:
-    """Rebuild ``exports/preference_pairs.jsonl`` and ``.parquet`` from every published batch, in the configured
-    format, and ``exports/hf/`` (a folder ``datasets.load_dataset`` loads, its card quoting the roll-up audit in
-    ``reports/audit.json`` when there is one)."""
+    """Rebuild ``exports/preference_pairs.jsonl`` and ``.parquet`` from every published batch, with the human sets
+    (``export.human_sets``) mixed in, in the configured format, and ``exports/hf/`` (a folder
+    ``datasets.load_dataset`` loads, its card quoting the roll-up audit in ``reports/audit.json`` when there is
+    one). Every human set is read before anything is written: a bad file (``HumanSetError``) changes nothing."""
     spec = config.export
-    combined = combine_published(home.exports, spec.format)
+    sets = human_sets.load_sets(spec.human_sets)
+    combined = combine_published(home.exports, spec.format,
+                                 add=lambda union: human_sets.mixed_rows(sets, len(union), union.columns))
+    share = human_sets.human_share(sets, combined.rows - combined.added)
     audit_json = home.reports / "audit.json"
     audit = json.loads(audit_json.read_text(encoding="utf-8")) if audit_json.exists() else None
     pairs = combined.pairs if combined.pairs is not None else pd.DataFrame()
     written = hf_dataset.write_folder(home.exports / hf_dataset.FOLDER, pairs, fmt=combined.format,
                                       test_share=spec.test_share, audit=audit, license=spec.license,
-                                      pretty_name=spec.pretty_name)
-    return PublishedDataset(combined, home.exports / hf_dataset.FOLDER, written["splits"])
+                                      pretty_name=spec.pretty_name, human_share=share)
+    return PublishedDataset(combined, home.exports / hf_dataset.FOLDER, written["splits"], share)

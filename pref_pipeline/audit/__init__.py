@@ -14,7 +14,8 @@ about and rendered in the order of ``SECTIONS``: the batches covered and those t
 (``length``), position bias (``position``), agreement between judges and with human labels
 (``agreement``), drift between judge versions (``drift``), outcomes and quarantine (``outcomes``),
 the judge calls (``judge_calls``), self-preference and a judge that is also a generator
-(``self_preference``), the strategies (``strategies``). A new section is a new module and one line in ``SECTIONS``.
+(``self_preference``), the strategies (``strategies``), the human-annotated pairs the export mixes in
+(``human_share``, roll-up only). A new section is a new module and one line in ``SECTIONS``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pref_pipeline.audit import (
     agreement,
     batches,
     drift,
+    human_share,
     judge_calls,
     length,
     outcomes,
@@ -106,19 +108,20 @@ __all__ = [  # the public names: the audit, its statistics and thresholds, the r
 ]
 
 SECTIONS: list[Section] = [batches, length, position, agreement, drift, outcomes, judge_calls, self_preference,
-                           strategies]
+                           strategies, human_share]
 # Set up once per audit, before the sections run; every section may read them.
 SHARED_VIEWS = ("kept_pairs", "parsed", "both_orders")
 VIEW_PARAMETERS = {"kept_pairs": {"gate_stage": PAIRS_GATE_STAGE}}
 
 
 def audit_connection(con: duckdb.DuckDBPyConnection, band: float = LENGTH_BIAS_BAND,
-                     sections: list[Section] | None = None) -> dict[str, Any]:
-    """Every figure, from a connection with the relations of ``RELATIONS`` in place (see ``relations.conform``)."""
+                     sections: list[Section] | None = None, human_share: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every figure, from a connection with the relations of ``RELATIONS`` in place (see ``relations.conform``);
+    ``human_share``: what the export mixes in from human-annotated sets (``export.human_share``)."""
     sections = SECTIONS if sections is None else sections
     for view in SHARED_VIEWS:
         con.execute(sql(view), VIEW_PARAMETERS.get(view))
-    context = AuditContext(band=band)
+    context = AuditContext(band=band, human_share=human_share)
     figures: dict[str, Any] = {}
     for section in sections:
         figures.update(section.compute(con, context))
@@ -148,24 +151,26 @@ def compute_audit(pairs: pd.DataFrame, judgments: pd.DataFrame, comparisons: pd.
         con.close()
 
 
-def audit_home(home: Home, band: float = LENGTH_BIAS_BAND, memory_limit: str | None = "1GB") -> dict[str, Any]:
+def audit_home(home: Home, band: float = LENGTH_BIAS_BAND, memory_limit: str | None = "1GB",
+               human_share: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every audit figure over the stored tables of a pipeline home (its Parquet files, ``table_files``)."""
     con = table_files.connect(home, memory_limit=memory_limit)
     try:
         for name, table in STORED_TABLES.items():  # the views connect made: no second listing of the files
             conform(con, name, f"{SCHEMA}.{table}" if table_files.table_exists(con, table) else None)
-        return audit_connection(con, band)
+        return audit_connection(con, band, human_share=human_share)
     finally:
         con.close()
 
 
-def report_home(home: Home, band: float = LENGTH_BIAS_BAND, plots: bool = False) -> tuple[dict[str, Any], Path, Path]:
+def report_home(home: Home, band: float = LENGTH_BIAS_BAND, plots: bool = False,
+                human_share: dict[str, Any] | None = None) -> tuple[dict[str, Any], Path, Path]:
     """The audit over every batch stored under ``home``, written to its ``reports/`` (``audit.json``, ``audit.md``,
     plots): the figures and the two paths. Read and written under one lock: when two runs roll up at once, the
     later reads every batch both stored, and an earlier read can no longer overwrite a newer report."""
     home.reports.mkdir(parents=True, exist_ok=True)
     with FileLock(str(home.reports / ".audit.lock")):
-        figures = audit_home(home, band=band)
+        figures = audit_home(home, band=band, human_share=human_share)
         json_path, md_path = write_report(figures, home.reports, plots=plots)
     return figures, json_path, md_path
 

@@ -29,6 +29,8 @@ class AuditContext:
     """What every section may need besides the connection."""
 
     band: float = LENGTH_BIAS_BAND
+    # What the export mixes in from human-annotated sets (``human_sets.human_share``): the roll-up audit only.
+    human_share: dict[str, Any] | None = None
 
 
 class Section(Protocol):
