@@ -124,7 +124,10 @@ def _summary(home: Home, log: Path | None) -> None:
     audit_path, dataset = home.reports / "audit.json", home.exports / "preference_pairs.jsonl"
     audit = json.loads(audit_path.read_text()) if audit_path.exists() else {}
     if dataset.exists():
-        print(f"dataset: {dataset} ({audit.get('pairs', {}).get('kept', '?')} pairs)")
+        human = (audit.get("export") or {}).get("human_share") or {}
+        mixed = (f", plus {human['pairs']} human-annotated from export.human_sets: {human['share']:.1%} of the dataset"
+                 if human.get("pairs") else "")
+        print(f"dataset: {dataset} ({audit.get('pairs', {}).get('kept', '?')} pairs{mixed})")
         print(f"         {home.exports / 'preference_pairs.parquet'}")
     if (home.exports / "hf" / "README.md").exists():
         print(f"         {home.exports / 'hf'} (datasets.load_dataset loads it; `pref-pipeline publish --repo ORG/NAME`"

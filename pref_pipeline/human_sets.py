@@ -172,7 +172,8 @@ class HumanSet:
     def drawn(self, count: int) -> pd.DataFrame:
         """``count`` of its pairs (all when it has fewer), drawn by a hash of the seed and the pair: the same
         count draws the same pairs, and a larger count draws a superset."""
-        order = sorted(range(len(self.pairs)), key=lambda i: short_hash(self.seed, self.pairs["pair_id"].iat[i]))
+        keys = [short_hash(self.seed, pair_id) for pair_id in self.pairs["pair_id"]]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
         return self.pairs.iloc[order[:count]].reset_index(drop=True)
 
 

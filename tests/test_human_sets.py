@@ -253,7 +253,7 @@ def test_a_file_of_ones_own_needs_a_licence_and_shares_leave_room(tmp_path):
     assert load_config(config_file).export.human_sets[0].path == own
 
 
-def test_a_real_dagster_run_mixes_a_human_set_in(home, prompts_file):
+def test_a_real_dagster_run_mixes_a_human_set_in(home, prompts_file, capsys):
     """The pipeline (the in-process fake as the models) with LLMBar at 25%: the dataset, its card, the audit."""
     from tests.fakes.in_process import FakeLLM
     from tests.helpers import materialize, pipeline_config
@@ -276,3 +276,19 @@ def test_a_real_dagster_run_mixes_a_human_set_in(home, prompts_file):
     dataset_event = next(e for e in result.get_asset_materialization_events()
                          if e.asset_key.to_user_string() == "preference_dataset")
     assert dataset_event.materialization.metadata["human_pairs"].value == len(human)
+    from pref_pipeline.cli import _summary  # what `pref-pipeline run` prints at the end
+
+    _summary(Home.from_env(), None)
+    assert f"({synthetic} pairs, plus {len(human)} human-annotated from export.human_sets: " in capsys.readouterr().out
+
+
+def test_human_pairs_weigh_one_when_the_export_weighs_by_recency(home):
+    paths = Home.at(home)
+    export_pairs(synthetic_pairs(20).assign(recency_weight=0.5), paths.batch_exports("b1"))
+    config = parse_config({"export": {"recency_half_life_days": 10,
+                                      "human_sets": [{"path": "LLMBar_Natural.json", "share": 0.2}]}})
+    publish_dataset(config, paths)
+    dataset = pd.read_parquet(paths.exports / PARQUET_NAME)
+    human = dataset["label_source"] == "human_set"
+    assert human.sum() == 5 and (dataset.loc[human, "recency_weight"] == 1.0).all()
+    assert (dataset.loc[~human, "recency_weight"] == 0.5).all()

@@ -36,7 +36,8 @@ def describe(share: dict[str, Any] | None) -> str:
         "",
         f"{share['pairs']} of the {share['total_pairs']} pairs ({pct(share['share'])}) are human-annotated, mixed in "
         f"beside {share['synthetic_pairs']} synthetic ones to anchor them (`label_source: human_set`; their set in "
-        "`source` and their licence in `license`, which applies to those rows):",
+        "`source` and their licence in `license`, which applies to those rows). The audit's figures are of the "
+        "synthetic pairs only.",
         "",
         table(["set", "file", "license", "share asked", "pairs asked", "available", "pairs", "share"], rows,
               why_empty=""),
