@@ -8,8 +8,9 @@ not, so a blocked batch has a report saying why. The ``preference_pairs`` asset 
 
 ``publish_batch`` writes a batch's export from the step's tables: nothing when the pairs gate blocked the batch
 (its verdict is in the batch's quarantine rows, so an export materialized on its own cannot publish it either).
-``publish_dataset`` rebuilds the dataset over every published batch: the top-level files in TRL's format and
-the Hugging Face dataset folder with its card.
+``publish_dataset`` rebuilds the dataset over every published batch, with the human-annotated sets of
+``export.human_sets`` mixed in at their shares (``human_sets``): the top-level files in TRL's format and the
+Hugging Face dataset folder with its card.
 """
 
 from __future__ import annotations
