@@ -72,6 +72,19 @@ def labels_digest(labels: pd.DataFrame) -> str:
     return short_hash(*("/".join(k) for k in keys))
 
 
+def batch_label_digests(labels: pd.DataFrame | None, comparisons: pd.DataFrame | None) -> dict[str, str]:
+    """Per batch (the stored comparisons' ``batch_id``), the digest of what people labelled of its comparisons:
+    the same ``labels_digest`` its pairs step records when it applies them (batches without labels left out)."""
+    if labels is None or comparisons is None or labels.empty or comparisons.empty:
+        return {}
+    out = {}
+    for batch, ids in comparisons.groupby(schema.BATCH_COLUMN, sort=True)["comparison_id"]:
+        digest = labels_digest(people_labels(labels, ids))
+        if digest:
+            out[str(batch)] = digest
+    return out
+
+
 def decisions(labels: pd.DataFrame, candidates_of: dict[str, tuple[str, str]]) -> dict[str, HumanDecision]:
     """Per labelled comparison, the people's decision (see the module docstring). ``candidates_of``: the two
     candidate ids of each comparison; a label naming neither is left out."""

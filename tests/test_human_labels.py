@@ -15,11 +15,13 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import pandas as pd
 
+from assets.resources import PipelineHome
 from pref_pipeline import store
 from pref_pipeline.paths import Home
 from pref_pipeline.quarantine import AWAITING_LABEL, HUMAN_TIE
 from tests.fakes.in_process import FakeLLM
-from tests.helpers import materialize, pipeline_config, read_jsonl, table_rows
+from sensors.human_labels import build_human_labels_sensor
+from tests.helpers import definitions, materialize, pipeline_config, read_jsonl, table_rows
 
 LABELLED_AT = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
@@ -157,3 +159,45 @@ def test_labels_on_judge_and_construction_pairs_agree_or_overrule_and_the_audit_
     assert {e["labeller"]: e["n"] for e in human["by_labeller"]} == {"ana": 4, "ben": 1}
     weeks = [(a["labeller"], a["n_with_pair"], a["n_agree"]) for a in batch_audit()["drift"]["annotators"]]
     assert weeks == [("ana", 4, 2), ("ben", 1, 1)]
+
+
+def test_the_label_sensor_rebuilds_the_pairs_of_the_batch_people_labelled(home, prompts_file):
+    fake = FakeLLM()
+    config = pipeline_config(prompts_file, strategies=[{"method": "human_ranked"}], candidates_per_prompt=2)
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(config, instance=instance, fake=fake).success
+    defs = definitions(config, fake)
+    sensor = build_human_labels_sensor()
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED  # off by default
+
+    def tick(cursor: str | None):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                          resources={"home": PipelineHome(root=str(home))})
+        with dg.partition_loading_context(dynamic_partitions_store=instance):
+            return sensor.evaluate_tick(context)
+
+    quiet = tick(None)
+    assert not quiet.run_requests and "have the stored human labels (0 labelled" in quiet.skip_message
+    comparisons = table_rows("comparisons")
+    store.upsert_human_labels(Home.from_env(), label_rows([(c, c["candidate_x_id"]) for c in comparisons]))
+    labelled = tick(quiet.cursor)
+    [request] = labelled.run_requests
+    assert request.partition_key == "prompts" and sensor.job_name == "relabel"
+    pending = tick(labelled.cursor)
+    assert not pending.run_requests and "already requested" in pending.skip_message
+
+    fake.reset()
+    result = defs.resolve_job_def("relabel").execute_in_process(instance=instance, partition_key="prompts",
+                                                                 tags=request.tags)
+    assert result.success and fake.requests == []  # the pairs step and below only: no LLM call
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} >= {
+        "preference_pairs", "comparisons", "preference_pairs_export", "audit_report"}
+    assert not {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} & {
+        "candidates", "judgments"}
+    pairs = table_rows("preference_pairs")
+    assert sorted(p["chosen_candidate_id"] for p in pairs) == sorted(c["candidate_x_id"] for c in comparisons)
+    assert not tick(pending.cursor).run_requests  # applied: nothing more to do
+    # A changed label is new again.
+    store.upsert_human_labels(Home.from_env(), label_rows([(comparisons[0], comparisons[0]["candidate_y_id"])]))
+    [again] = tick(pending.cursor).run_requests
+    assert again.run_key != request.run_key
