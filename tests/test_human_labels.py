@@ -130,7 +130,8 @@ def test_labels_on_judge_and_construction_pairs_agree_or_overrule_and_the_audit_
     store.upsert_human_labels(Home.from_env(), label_rows([(constructed[0], constructed[0]["winner_id"])],
                                                           labeller="ben", at=LABELLED_AT + timedelta(days=7)))
     before = {p["pair_id"] for p in table_rows("preference_pairs")}
-    assert materialize(config, fake=fake).success
+    result = materialize(config, fake=fake)
+    assert result.success
     pairs = {p["pair_id"]: p for p in table_rows("preference_pairs")}
     assert set(pairs) == before  # one pair per comparison, whoever decided it
 
@@ -159,6 +160,16 @@ def test_labels_on_judge_and_construction_pairs_agree_or_overrule_and_the_audit_
     assert {e["labeller"]: e["n"] for e in human["by_labeller"]} == {"ana": 4, "ben": 1}
     weeks = [(a["labeller"], a["n_with_pair"], a["n_agree"]) for a in batch_audit()["drift"]["annotators"]]
     assert weeks == [("ana", 4, 2), ("ben", 1, 1)]
+
+    # The UI: the roll-up audit's page shows these as tables.
+    [report] = [e.materialization.metadata for e in result.get_asset_materialization_events()
+                if e.asset_key.path == ["audit_report"]]
+    table = report["human_agreement.by_label_source"]
+    assert isinstance(table, dg.TableMetadataValue)
+    assert [(r.data["label_source"], r.data["n"]) for r in table.records] == [("judge", 2), ("construction", 3)]
+    assert len(report["human_agreement.disagreements"].records) == 2
+    assert [c.name for c in report["human_agreement.inter_annotator"].schema.columns][-1] == "kappa"
+    assert [r.data["labeller"] for r in report["human_agreement.annotator_weekly"].records] == ["ana", "ben"]
 
 
 def test_the_label_sensor_rebuilds_the_pairs_of_the_batch_people_labelled(home, prompts_file):

@@ -195,4 +195,43 @@ Every single verdict (each order) against the human label:
 
 {verdicts}
 """)
+    parts.append(_human_breakdowns(human))
     return "\n".join(parts)
+
+
+def _human_breakdowns(human: dict[str, Any]) -> str:
+    """The comparison with the machine's pair (the judges' or the construction's) by strategy, label source and
+    labeller; the disagreements; inter-annotator kappa."""
+    def shares(key: str, title: str) -> str:
+        column = key.removeprefix("by_")
+        return f"By {title}:\n\n" + table([column, "labels", "agrees", "95% CI"], [
+            [e[column], e["n"], pct(e["agreement_rate"]), ci_cell(e["ci95"])] for e in human.get(key) or []],
+            why_empty="No decisive human label of a comparison the machine made a pair of.")
+    disagreements = human.get("disagreements") or {"n": 0, "rows": []}
+    rows = table(["comparison", "strategy", "label source", "labeller", "person chose", "machine chose"], [
+        [d["comparison_id"], d["strategy"], d["label_source"], d["labeller"], d["human_winner_id"],
+         d["machine_winner_id"]] for d in disagreements.get("rows") or []],
+        why_empty="No person chose differently from the judges or the construction.")
+    kappas = table(["labeller A", "labeller B", "shared", "agree", "kappa"], [
+        [k["labeller_a"], k["labeller_b"], k["n"], pct(k["observed_agreement"]), k["kappa"]]
+        for k in human.get("inter_annotator") or []],
+        why_empty="No two labellers labelled the same comparison.")
+    return f"""
+People against the pair the machine made (the judges', or the construction's: gold corruption, critique-revise,
+strong vs weak...); {human.get('n_no_machine', 0)} label(s) of comparisons no machine decides (`human_ranked`).
+
+{shares('by_strategy', 'strategy')}
+
+{shares('by_label_source', 'label source (before people)')}
+
+{shares('by_labeller', 'labeller')}
+
+{disagreements['n']} disagreement(s) between a person and the machine (the person's label is kept, `label_source:
+human`):
+
+{rows}
+
+Between labellers (Cohen's kappa on the comparisons both labelled):
+
+{kappas}
+"""
