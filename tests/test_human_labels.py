@@ -212,3 +212,21 @@ def test_the_label_sensor_rebuilds_the_pairs_of_the_batch_people_labelled(home, 
     store.upsert_human_labels(Home.from_env(), label_rows([(comparisons[0], comparisons[0]["candidate_y_id"])]))
     [again] = tick(pending.cursor).run_requests
     assert again.run_key != request.run_key
+
+
+def test_the_people_decide_by_majority_of_each_labellers_newest_label():
+    from pref_pipeline.human_pairs import decisions
+
+    comparisons = {"cmp-a": ("x1", "y1"), "cmp-b": ("x2", "y2"), "cmp-c": ("x3", "y3"), "cmp-d": ("x4", "y4")}
+    rows = [  # (comparison, labeller, winner, day)
+        ("cmp-a", "ana", "y1", 1), ("cmp-a", "ana", "x1", 2), ("cmp-a", "ben", "x1", 1),  # ana changed her mind: x1
+        ("cmp-b", "ana", "x2", 1), ("cmp-b", "ben", "y2", 1),  # split evenly: no decision
+        ("cmp-c", "ana", None, 1), ("cmp-c", "ben", None, 1),  # every label a tie
+        ("cmp-d", "ana", "x4", 1), ("cmp-d", "ben", None, 1), ("cmp-d", "cyd", "other", 1)]  # a tie abstains
+    labels = pd.DataFrame([{"label_id": f"h{i}", "comparison_id": c, "labeller": who, "human_winner_id": winner,
+                            "labelled_at": LABELLED_AT + timedelta(days=d)} for i, (c, who, winner, d) in enumerate(rows)])
+    found = decisions(labels, comparisons)
+    assert (found["cmp-a"].winner, found["cmp-a"].labellers) == ("x1", ("ana", "ben"))
+    assert not found["cmp-b"].decided and found["cmp-b"].labellers == ("ana", "ben")
+    assert found["cmp-c"].tie and found["cmp-c"].winner is None
+    assert (found["cmp-d"].winner, found["cmp-d"].labellers) == ("x4", ("ana", "ben"))  # "other" names neither
