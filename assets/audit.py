@@ -12,7 +12,7 @@ import time
 import dagster as dg
 import pandas as pd
 
-from assets.metadata import plotted_figures
+from assets.metadata import human_agreement_tables, plotted_figures
 from assets.partitions import PROMPT_BATCHES
 from assets.resources import PipelineHome
 from pref_pipeline import audit as audit_lib
@@ -84,6 +84,7 @@ def build_audit_assets(config: PipelineConfig) -> list:
             "pairs.kept": figures["pairs"]["kept"],
             "pairs.quarantined": figures["pairs"]["quarantined"],
             "export.human_share": figures["export"]["human_share"]["share"],
+            **human_agreement_tables(figures),
             "flags": dg.MetadataValue.json(figures["flags"]),
             "audit_json": dg.MetadataValue.path(str(json_path)),
             "audit_md": dg.MetadataValue.path(str(md_path)),

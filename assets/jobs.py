@@ -23,6 +23,16 @@ rejudge_job = dg.define_asset_job(
     description="Judge a batch's stored candidates again (after a judge change) and rebuild everything downstream.",
 )
 
+# The pairs step's outputs (one multi-asset) and what is made from them: what new human labels change.
+PAIRS_STEP = dg.AssetSelection.assets("preference_pairs", "comparisons", "quarantine", "batch_audit")
+relabel_job = dg.define_asset_job(
+    "relabel",
+    selection=PAIRS_STEP.downstream(),
+    partitions_def=PROMPT_BATCHES,
+    description="Rebuild a batch's pairs from its stored candidates and verdicts with the human labels stored now "
+    "(after people labelled its comparisons), and everything made from them; no LLM call.",
+)
+
 rollup_job = dg.define_asset_job(
     "publish_dataset",
     selection=ROLLUPS,

@@ -28,8 +28,10 @@ from pref_pipeline.generation import generate_candidates
 from pref_pipeline.judging import judge_code_version
 from pref_pipeline.judgments import judge_comparisons
 from pref_pipeline.locks import batch_step_lock
+from pref_pipeline import store
+from pref_pipeline.human_pairs import LABELS_DIGEST
 from pref_pipeline.pairing import PAIRS_TABLE, make_pairs
-from pref_pipeline.quarantine import reason_counts
+from pref_pipeline.quarantine import AWAITING_LABEL, TO_LABEL_COMMAND, reason_counts
 
 GROUP = "preference_data"
 
@@ -164,7 +166,8 @@ def build_chain_assets(config: PipelineConfig) -> list:
                 "orders, with generation_method, judge_model_id, criteria and full provenance.")),
             "comparisons": dg.AssetOut(kinds={"python", "parquet"}, metadata=stored_table("comparisons"), description=(
                 "Every judged comparison with its outcome (consistent, tie, inconsistent, unparseable, error, "
-                "judges_disagree): nothing is dropped without a trace.")),
+                "judges_disagree), or decided by construction or by people (human labels), or awaiting_label "
+                "(waits for people): nothing is dropped without a trace.")),
             "quarantine": QUARANTINE_OUT,
             "batch_audit": dg.AssetOut(dagster_type=dg.Nothing, kinds={"duckdb", "file"}, description=(
                 "This batch's own audit (reports/batches/{batch}/audit.json and audit.md): length and position "
@@ -178,8 +181,12 @@ def build_chain_assets(config: PipelineConfig) -> list:
         """The pairs step (``pairing.make_pairs``): pairs, comparisons, quarantine, this batch's audit, and the
         pairs gate's verdict as the blocking check."""
         batch = context.partition_key
-        step = make_pairs(prompts, rejected_prompts, candidates, judgments, config,
-                          home.paths().batch_reports(batch), batch=batch)
+        paths = home.paths()
+        step = make_pairs(prompts, rejected_prompts, candidates, judgments, config, paths.batch_reports(batch),
+                          batch=batch, human_labels=store.read_table(paths, store.HUMAN_LABELS_TABLE))
+        if step.awaiting_label:
+            context.log.info(f"{step.awaiting_label} comparison(s) await human labels: `{TO_LABEL_COMMAND}` writes "
+                             "them to label; the next run of this batch makes pairs of what people labelled")
         if step.left_out:
             context.log.info(f"length rebalancing: {step.left_out} pair(s) left out of the export (in quarantine)")
         pairs, comparisons, quarantine, figures = step.pairs, step.comparisons, step.quarantine, step.audit
@@ -193,12 +200,16 @@ def build_chain_assets(config: PipelineConfig) -> list:
         yield dg.Output(comparisons, output_name="comparisons", metadata={
             "dagster/row_count": len(comparisons),
             "by_status": dg.MetadataValue.json(comparisons["status"].value_counts().astype(int).to_dict()),
+            AWAITING_LABEL: step.awaiting_label,  # the CLI's run reads it: how many wait for people
+            "human_labelled": int((comparisons["n_human_labels"].fillna(0) > 0).sum()),
+            LABELS_DIGEST: step.labels_digest,  # the human-label sensor's "already applied" test
         })
         yield dg.Output(quarantine, output_name="quarantine", metadata=quarantine_metadata(quarantine))
         yield dg.Output(None, output_name="batch_audit", metadata={
             **plotted_figures(audit_lib.headline_figures(figures)),  # per judge too: plots over re-runs
             "pairs.kept": figures["pairs"]["kept"],
             "published": step.published,
+            AWAITING_LABEL: step.awaiting_label,
             "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
             "position_bias.consistency_rate": figures["position_bias"]["consistency_rate"],
             "flags": dg.MetadataValue.json(figures["flags"]),

@@ -42,7 +42,7 @@ class _Progress:
 
     def __init__(self, home: Home):
         self.home = home
-        self.failed = self.blocked = 0
+        self.failed = self.blocked = self.awaiting_label = 0
 
     def batch_started(self, batch: str, number: int, total: int) -> None:
         _say(f"batch {batch!r} ({number} of {total}): running")
@@ -53,7 +53,9 @@ class _Progress:
             self.failed += not outcome.blocked
         else:
             published = f"{outcome.published} pair(s) published" if outcome.published is not None else "done"
-            _say(f"batch {batch!r}: {published}")
+            waiting = f"; {outcome.awaiting_label} comparison(s) await human labels" if outcome.awaiting_label else ""
+            _say(f"batch {batch!r}: {published}{waiting}")
+        self.awaiting_label += outcome.awaiting_label
 
     def rollup_started(self, dataset: bool) -> None:
         _say("roll-up: " + ("the combined dataset and " if dataset else "") + "the audit over every batch")
@@ -115,6 +117,11 @@ def _run(args: argparse.Namespace) -> int:
              "not exported (the report says why)")
     if failed:
         _say(f"pref-pipeline: {failed} run(s) FAILED; a failed batch's pairs were not exported")
+    if listener.awaiting_label:
+        from pref_pipeline.quarantine import TO_LABEL_COMMAND
+
+        _say(f"pref-pipeline: {listener.awaiting_label} comparison(s) await human labels (not a failure); "
+             f"`{TO_LABEL_COMMAND}` writes them to label, and the next run makes pairs of what people labelled")
     _summary(home, run.log)
     return 1 if failed or listener.blocked else 0
 

@@ -12,7 +12,9 @@ with the prompts) this module then settles every planned comparison by what its 
   ``judge_status``;
 - judged with no ``expected`` (``sampling``, ``human_vs_model``): as the judges decide (``judge``);
 - a no-pair entry (``reason``: ``no_reference``, ``revision_identical``, ...): a comparison row with
-  that status and ``detail``, which the filters quarantine.
+  that status and ``detail``, which the filters quarantine;
+- neither judged nor ``expected`` (``human_ranked``): it waits for people, status ``awaiting_label``, no
+  winner, not quarantined; a label in ``human_labels`` decides it (``human_pairs``).
 
 Every pair's ``generation_method`` is its strategy's method and ``strategy_params`` its parameters (the chosen
 candidate's), with what the planned comparison adds of its own (``PlannedComparison.params``: a graded pair's
@@ -28,6 +30,7 @@ import json
 import pandas as pd
 
 from pref_pipeline import schema
+from pref_pipeline.quarantine import AWAITING_LABEL
 from pref_pipeline.strategies import PlannedComparison
 from pref_pipeline.strategies.calls import notes_of
 
@@ -42,7 +45,7 @@ def _expected_id(p: PlannedComparison) -> str | None:
     return None if p.expected is None else (p.x_id if p.expected == "x" else p.y_id)
 
 
-def _pair_id(comparison_id: str) -> str:
+def pair_id_of(comparison_id: str) -> str:
     return "pair-" + (comparison_id[4:] if comparison_id.startswith("cmp-") else comparison_id)
 
 
@@ -73,23 +76,25 @@ def critique_of(chosen: dict, rejected_id: str, by_parent: dict[str, str]) -> st
     return own if isinstance(own, str) else by_parent.get(rejected_id)
 
 
-def _constructed_pair(p: PlannedComparison, winner: str, prompts: dict, categories: dict, cands: dict,
-                      by_parent: dict[str, str]) -> dict:
+def unjudged_pair(p: PlannedComparison, winner: str, prompts: dict, categories: dict, cands: dict,
+                  by_parent: dict[str, str], *, label_source: str = CONSTRUCTION, criteria: str | None = None) -> dict:
+    """A pair no judge decided: ``winner`` over the other candidate of ``p``, by construction (``criteria``
+    unset: "construction: <role> over <role>") or by people (``human_pairs``, with its own ``label_source``)."""
     loser = p.y_id if winner == p.x_id else p.x_id
     ch, rj = cands[winner], cands[loser]
     return {
-        "pair_id": _pair_id(p.comparison_id), "prompt_id": p.prompt_id, "prompt": prompts.get(p.prompt_id),
+        "pair_id": pair_id_of(p.comparison_id), "prompt_id": p.prompt_id, "prompt": prompts.get(p.prompt_id),
         "chosen": ch["text"], "rejected": rj["text"], "generation_method": p.strategy,
-        "judge_model_id": NO_JUDGE, "criteria": f"construction: {ch.get('role')} over {rj.get('role')}",
+        "judge_model_id": NO_JUDGE, "criteria": criteria or f"construction: {ch.get('role')} over {rj.get('role')}",
         "category": categories.get(p.prompt_id), "confidence": None, "verdict_ab": None, "verdict_ba": None,
-        "reasoning": None, "judge_fingerprint": CONSTRUCTION,
+        "reasoning": None, "judge_fingerprint": label_source,
         "chosen_candidate_id": winner, "rejected_candidate_id": loser,
         "chosen_model": ch["generator_model"], "rejected_model": rj["generator_model"],
         "chosen_generator": ch["generator_label"], "rejected_generator": rj["generator_label"],
         "chosen_sampling": ch["sampling"], "rejected_sampling": rj["sampling"],
         "chosen_strategy": ch["strategy"], "rejected_strategy": rj["strategy"],
         "judged_at": None, "generated_at": max(ch["created_at"], rj["created_at"]),
-        "label_source": CONSTRUCTION, "strategy_params": _with_pair_params(ch.get("strategy_params"), p.params),
+        "label_source": label_source, "strategy_params": _with_pair_params(ch.get("strategy_params"), p.params),
         "judgment": None, "critique": critique_of(ch, loser, by_parent),
     }
 
@@ -118,16 +123,16 @@ def apply_plan(pairs: pd.DataFrame, comparisons: pd.DataFrame, planned: list[Pla
             continue
         if row["status"] == "consistent" and row["winner_id"] == expected:
             row["label_source"] = CONFIRMED
-            confirmed.add(_pair_id(row["comparison_id"]))
+            confirmed.add(pair_id_of(row["comparison_id"]))
         elif row["status"] == "consistent":
-            dropped.add(_pair_id(row["comparison_id"]))
+            dropped.add(pair_id_of(row["comparison_id"]))
             row.update(status=DISAGREES, winner_id=None, label_source=None,
                        detail=f"the judges preferred {row['winner_id']} in both orders; by construction "
                               f"{expected} ({cands.get(expected, {}).get('role')}) wins")
         else:
             row.update(status=CONSTRUCTION, winner_id=expected, label_source=CONSTRUCTION,
                        detail=f"the judges gave no verdict ({row['judge_status']}); the construction decides")
-            constructed.append(_constructed_pair(p, expected, prompt_texts, categories, cands, by_parent))
+            constructed.append(unjudged_pair(p, expected, prompt_texts, categories, cands, by_parent))
     judged_ids = {r["comparison_id"] for r in comps}
     for p in planned:
         if p.comparison_id in judged_ids or p.judged and not p.reason:
@@ -141,14 +146,17 @@ def apply_plan(pairs: pd.DataFrame, comparisons: pd.DataFrame, planned: list[Pla
             winner = _expected_id(p)
             comps.append({**base, "status": CONSTRUCTION, "winner_id": winner, "label_source": CONSTRUCTION,
                           "detail": None})
-            constructed.append(_constructed_pair(p, winner, prompt_texts, categories, cands, by_parent))
+            constructed.append(unjudged_pair(p, winner, prompt_texts, categories, cands, by_parent))
+        else:  # no judge asked and no winner known: people decide (human_pairs), until then it waits
+            comps.append({**base, "status": AWAITING_LABEL, "winner_id": None, "label_source": None,
+                          "detail": "no judge is asked: waits for a human label"})
         judged_ids.add(p.comparison_id)
 
     kept = pairs[~pairs["pair_id"].isin(dropped)].copy()
-    method_of = {_pair_id(cid): p.strategy for cid, p in plan.items()}
+    method_of = {pair_id_of(cid): p.strategy for cid, p in plan.items()}
     kept["generation_method"] = [method_of.get(pid, m) for pid, m in zip(kept["pair_id"], kept["generation_method"])]
     kept["label_source"] = [CONFIRMED if pid in confirmed else JUDGE for pid in kept["pair_id"]]
-    params_of = {_pair_id(cid): p.params for cid, p in plan.items() if p.params}
+    params_of = {pair_id_of(cid): p.params for cid, p in plan.items() if p.params}
     kept["strategy_params"] = [_with_pair_params(cands.get(c, {}).get("strategy_params"), params_of.get(pid))
                                for pid, c in zip(kept["pair_id"], kept["chosen_candidate_id"])]
     out_pairs = pd.concat([schema.conform("preference_pairs", kept),

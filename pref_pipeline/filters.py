@@ -9,6 +9,7 @@ MinHash (datasketch).
 Reasons, in the order they are tried (a pair gets the first that applies, ``detail`` lists all):
 ``duplicate_prompt``, ``near_duplicate_prompt``, ``empty_response``, ``degenerate_response``,
 ``response_too_long``, ``identical_responses``, ``near_identical_responses``, ``low_confidence``.
+A comparison that waits for people (``awaiting_label``) is not quarantined: it is not lost, it waits.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pref_pipeline import schema
 from pref_pipeline.config import FiltersSpec
 from pref_pipeline.metrics import jaccard, shingles, word_count, words
 from pref_pipeline.quarantine import (
+    AWAITING_LABEL,
     CANDIDATES_STAGE,
     EXPORT_STAGE,
     FILTERS_STAGE,
@@ -201,8 +203,9 @@ def filter_pairs(pairs: pd.DataFrame, comparisons: pd.DataFrame, prompts: pd.Dat
 
     # Comparisons that never became a pair: their status is the reason.
     if len(comparisons):
-        # No winner (by the judges or by construction): lost, with its status as the reason.
-        lost = comparisons[comparisons["winner_id"].isna().astype(bool)]
+        # No winner (by the judges, the construction or people): lost, with its status as the reason. A comparison
+        # awaiting a human label is not lost: it waits (no quarantine row).
+        lost = comparisons[(comparisons["winner_id"].isna() & (comparisons["status"] != AWAITING_LABEL)).astype(bool)]
         if len(lost):
             lost = lost.assign(text_x=lost["candidate_x_id"].map(texts), text_y=lost["candidate_y_id"].map(texts))
             notes = lost["detail"] if "detail" in lost.columns else pd.Series([None] * len(lost), index=lost.index)

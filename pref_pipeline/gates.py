@@ -25,6 +25,7 @@ import pandas as pd
 from pref_pipeline import schema
 from pref_pipeline.config import GatesSpec
 from pref_pipeline.metrics import SAME_BOTH_ORDERS, judge_labelled, longer_chosen, order_consistency
+from pref_pipeline.quarantine import TO_LABEL_COMMAND
 from pref_pipeline.runner import freeze_heap
 
 STAGES = ("prompts", "candidates", "judgments", "preference_pairs")
@@ -46,8 +47,12 @@ class GateResult:
     evaluated: int
     failures: list[dict[str, Any]] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)  # dataset-level figures the bounds were tested on
+    awaiting_label: int = 0  # set when nothing was gated because every comparison waits for people
 
     def summary(self) -> str:
+        if self.awaiting_label:
+            return (f"{self.name}: waiting: all {self.awaiting_label} comparison(s) await human labels, nothing to "
+                    f"gate yet (`{TO_LABEL_COMMAND}` writes them to label)")
         if self.success:
             return f"{self.name}: all {self.evaluated} expectations passed"
         names = ", ".join(f["expectation"] + (f"({f['column']})" if f.get("column") else "") for f in self.failures)
@@ -234,6 +239,12 @@ def validate_candidates(candidates: pd.DataFrame, spec: GatesSpec | None = None)
 
 def validate_judgments(judgments: pd.DataFrame, spec: GatesSpec | None = None) -> GateResult:
     return run_suite("judgments", judgments, judgment_expectations(spec or GatesSpec()), ID_COLUMNS["judgments"])
+
+
+def waiting_for_labels(awaiting: int) -> GateResult:
+    """The pairs gate of a batch whose comparisons all wait for people: it passes, saying so. Nothing is decided,
+    so nothing can be wrong yet; once people label, the next run of the batch gates the pairs as usual."""
+    return GateResult("preference_pairs", True, 0, figures={"awaiting_label": awaiting}, awaiting_label=awaiting)
 
 
 def validate_pairs(pairs: pd.DataFrame, spec: GatesSpec | None = None,

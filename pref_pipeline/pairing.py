@@ -36,10 +36,12 @@ from pref_pipeline.export import (
 )
 from pref_pipeline.filters import filter_pairs, rebalance_length
 from pref_pipeline.generation import plan_comparisons
+from pref_pipeline.human_pairs import labels_digest, people_labels
 from pref_pipeline.judging.panel import panel_for
 from pref_pipeline.pairs import build_preference_pairs
 from pref_pipeline.paths import SCHEMA, Home
 from pref_pipeline.quarantine import (
+    AWAITING_LABEL,
     EXPORT_STAGE,
     PAIRS_GATE_STAGE,
     concat,
@@ -65,6 +67,8 @@ class PairsStep:
     left_out: int  # pairs the length rebalancing leaves out of the export (in quarantine, stage export)
     seconds: float  # the whole step
     gate_seconds: float  # the gate's suite alone (the first gate of a process also imports GX)
+    awaiting_label: int = 0  # comparisons that wait for people (no judge asked, nobody labelled them yet)
+    labels_digest: str = ""  # of the human labels applied (``human_pairs.labels_digest``; the label sensor's test)
 
     @property
     def published(self) -> bool:
@@ -78,17 +82,25 @@ class PairsStep:
 
 def make_pairs(prompts: pd.DataFrame, rejected_prompts: pd.DataFrame, candidates: pd.DataFrame,
                judgments: pd.DataFrame, config: PipelineConfig, reports_dir: Path, *,
-               batch: str | None = None) -> PairsStep:
+               batch: str | None = None, human_labels: pd.DataFrame | None = None) -> PairsStep:
     """The pairs step of one batch: pairs, comparisons and quarantine (tagged with ``batch``), the pairs gate's
-    verdict and cause, and the batch's audit written to ``reports_dir`` (``audit.json``, ``audit.md``)."""
+    verdict and cause, and the batch's audit written to ``reports_dir`` (``audit.json``, ``audit.md``).
+
+    ``human_labels`` (the stored table): what people labelled of this batch's comparisons decides them
+    (``human_pairs``). A batch whose comparisons all wait for people is not gated: its gate passes, waiting."""
     started = time.perf_counter()
-    built = build_preference_pairs(prompts, candidates, judgments, plan_comparisons(candidates, config, prompts),
-                                   panel=panel_for(config))
+    planned = plan_comparisons(candidates, config, prompts)
+    built = build_preference_pairs(prompts, candidates, judgments, planned, panel=panel_for(config),
+                                   human_labels=human_labels)
     filtered = filter_pairs(built.pairs, built.comparisons, prompts, candidates, config.filters)
     pairs = schema.with_batch(filtered.pairs, batch)
     comparisons = schema.with_batch(built.comparisons, batch)
+    awaiting = int((comparisons["status"] == AWAITING_LABEL).sum()) if len(comparisons) else 0
     gate_started = time.perf_counter()
-    gate = gates.validate_pairs(pairs, config.gates, judgments)
+    if awaiting and awaiting == len(comparisons):
+        gate = gates.waiting_for_labels(awaiting)
+    else:
+        gate = gates.validate_pairs(pairs, config.gates, judgments)
     gate_seconds = time.perf_counter() - gate_started
     cause = None if gate.success else pairs_gate_cause(gate.failures, gate.figures, config.gates, len(pairs),
                                                         comparisons, judgments)
@@ -101,11 +113,14 @@ def make_pairs(prompts: pd.DataFrame, rejected_prompts: pd.DataFrame, candidates
         left_out = len(rebalanced)
     quarantine = schema.with_batch(concat(set_aside), batch)
     # A blocked batch's audit says so first (its batches figures: the cause is in its gate's quarantine rows).
+    labels = people_labels(human_labels, comparisons["comparison_id"])  # what people labelled of this batch
     figures = audit_lib.compute_audit(pairs, judgments, comparisons, quarantine=quarantine, candidates=candidates,
-                                      band=config.audit.length_bias_band)
+                                      human_labels=labels, band=config.audit.length_bias_band)
     audit_json, audit_md = audit_lib.write_report(figures, reports_dir)
+    digest = labels_digest(labels)
     return PairsStep(pairs, comparisons, quarantine, gate, cause, figures, audit_json, audit_md, left_out,
-                     seconds=time.perf_counter() - started, gate_seconds=gate_seconds)
+                     seconds=time.perf_counter() - started, gate_seconds=gate_seconds, awaiting_label=awaiting,
+                     labels_digest=digest)
 
 
 class NotPublished(Exception):

@@ -20,6 +20,7 @@ import pandas as pd
 
 from pref_pipeline import schema
 from pref_pipeline.construction import apply_plan
+from pref_pipeline.human_pairs import apply_human_labels
 from pref_pipeline.judging.panel import Panel, run_panel
 from pref_pipeline.sql_inputs import typed_input, typed_judgments
 
@@ -41,10 +42,12 @@ def _query() -> str:
 
 
 def build_preference_pairs(prompts: pd.DataFrame, candidates: pd.DataFrame, judgments: pd.DataFrame,
-                           planned: list | None = None, panel: Panel | None = None) -> PairsResult:
+                           planned: list | None = None, panel: Panel | None = None,
+                           human_labels: pd.DataFrame | None = None) -> PairsResult:
     """Pairs from the verdicts, decided by ``panel`` (default: unanimous; ``judging/panel.py``); with the
     strategies' plan (``generation.plan_comparisons(..., prompts)``), also the pairs right by construction and
-    the plan's no-pair reasons (``construction.apply_plan``)."""
+    the plan's no-pair reasons (``construction.apply_plan``), then what people labelled (``human_labels``:
+    ``human_pairs.apply_human_labels``)."""
     judged = typed_judgments(judgments)
     con = duckdb.connect()
     try:
@@ -61,6 +64,7 @@ def build_preference_pairs(prompts: pd.DataFrame, candidates: pd.DataFrame, judg
     pairs["generation_method"] = GENERATION_METHOD
     if planned is not None:
         pairs, comparisons = apply_plan(pairs, comparisons, planned, prompts, candidates)
+        pairs, comparisons = apply_human_labels(pairs, comparisons, human_labels, planned, prompts, candidates)
     if "messages" in prompts.columns:  # a conversation's turns go with each of its pairs (the export's prompt)
         pairs["messages"] = pairs["prompt_id"].map(dict(zip(prompts["prompt_id"], prompts["messages"])))
     return PairsResult(schema.conform("preference_pairs", pairs)[PAIR_COLUMNS],

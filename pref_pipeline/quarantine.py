@@ -49,6 +49,12 @@ PAIR_STAGES = (PAIRS_STAGE, FILTERS_STAGE, PAIRS_GATE_STAGE, EXPORT_STAGE)
 BATCH_REJECTED = "batch_rejected"  # a pair of a batch the pairs gate blocked (not itself named by the gate)
 GENERATION_ERROR = "generation_error"
 LENGTH_REBALANCE = "length_rebalance"
+# Comparisons that wait for people: no judge is asked (``human_ranked``) and nobody has labelled them yet. Not an
+# error: not quarantined, and a batch whose comparisons all wait is not a failed gate (it waits).
+AWAITING_LABEL = "awaiting_label"
+HUMAN_TIE = "human_tie"  # people labelled the comparison a tie: no pair (quarantined with this reason)
+# The command that writes the sheet of comparisons awaiting people (pref-pipeline review), as a run prints it.
+TO_LABEL_COMMAND = "pref-pipeline review export --to-label --out FILE"
 # The two texts a quarantine row shows for a row of each stage.
 RESPONSE_COLUMNS = {"prompts": ("prompt", "prompt"), "candidates": ("text", "text"),
                     "judgments": ("raw_output", "reasoning"), "preference_pairs": ("chosen", "rejected")}

@@ -201,24 +201,12 @@ def import_review_sheet(home: Home, path: Path, labeller: str | None = None) -> 
     return ImportResult(len(labels), blank, {k: int(v) for k, v in counts.items()})
 
 
-def reviewer_agreement(labels: pd.DataFrame) -> list[dict]:
-    """Cohen's kappa (statsmodels) between every two reviewers on the pairs both labelled (review labels only)."""
-    from itertools import combinations
+def reviewer_agreement(labels: pd.DataFrame, comparisons: pd.DataFrame | None = None) -> list[dict]:
+    """Cohen's kappa (statsmodels) between every two reviewers on the comparisons both labelled (review labels
+    only): the audit's inter-annotator figure (``audit.agreement.labeller_agreement``)."""
+    from pref_pipeline.audit.agreement import labeller_agreement
 
-    from pref_pipeline.audit.stats import kappa_from_labels
-
-    review = labels[(labels["source"] == REVIEW_SOURCE) & labels["labeller"].notna()]
-    by_labeller = {who: dict(zip(g["pair_id"], g["human_preference"])) for who, g in review.groupby("labeller")}
-    out = []
-    for a, b in combinations(sorted(by_labeller), 2):
-        shared = sorted(set(by_labeller[a]) & set(by_labeller[b]))
-        if not shared:
-            continue
-        la, lb = [by_labeller[a][p] for p in shared], [by_labeller[b][p] for p in shared]
-        out.append({"labeller_a": a, "labeller_b": b, "n": len(shared),
-                    "observed_agreement": round(sum(x == y for x, y in zip(la, lb)) / len(shared), 4),
-                    "kappa": kappa_from_labels(la, lb)})
-    return out
+    return labeller_agreement(labels[labels["source"] == REVIEW_SOURCE], comparisons)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -273,7 +261,7 @@ def _import(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.by_label.items())) or "none"
     print(f"imported {result.imported} label(s) ({counts}); {result.blank} blank row(s) skipped")
     stored = store.read_table(home, store.HUMAN_LABELS_TABLE)
-    for entry in reviewer_agreement(stored) if stored is not None else []:
+    for entry in reviewer_agreement(stored, store.read_table(home, "comparisons")) if stored is not None else []:
         kappa = "n/a" if entry["kappa"] is None else f"{entry['kappa']:.2f}"
         print(f"reviewers {entry['labeller_a']} and {entry['labeller_b']}: {entry['n']} shared pair(s), agree on "
               f"{entry['observed_agreement']:.0%}, Cohen's kappa {kappa}")

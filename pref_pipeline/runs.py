@@ -30,11 +30,13 @@ from pref_pipeline.batches import discover_batches
 from pref_pipeline.config import PipelineConfig
 from pref_pipeline.definitions import STEP_PRELOAD, build_definitions
 from pref_pipeline.paths import Home
+from pref_pipeline.quarantine import AWAITING_LABEL
 
 ROLLUPS = ("preference_dataset", "audit_report")  # not partitioned: built once over every batch
 OPT_IN = ("judge_calibration",)  # not partitioned, its own LLM calls: never part of a run (job calibrate_judges)
 DATASET, AUDIT = dg.AssetKey("preference_dataset"), dg.AssetKey("audit_report")
 EXPORT = dg.AssetKey("preference_pairs_export")
+COMPARISONS = dg.AssetKey("comparisons")
 CHECK_FAILED = "DagsterAssetCheckFailedError"  # how Dagster fails a step whose blocking check failed
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"  # as Dagster's console logger writes it
 LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
@@ -164,6 +166,15 @@ def _failed_by_a_check(error) -> bool:
     return any(e.cls_name == CHECK_FAILED for e in _error_chain(error))
 
 
+def _awaiting_label(result: dg.ExecuteInProcessResult) -> int:
+    """The batch's comparisons that wait for people (the pairs step's ``comparisons`` metadata; 0 if it did not run)."""
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == COMPARISONS:
+            count = event.materialization.metadata.get(AWAITING_LABEL)
+            return int(count.value) if count is not None else 0
+    return 0
+
+
 def _published(result: dg.ExecuteInProcessResult) -> int | None:
     """The pairs the batch's export wrote (None when it did not run)."""
     for event in result.get_asset_materialization_events():
@@ -185,6 +196,7 @@ class BatchOutcome:
     failed_checks: tuple[str, ...] = ()  # "asset:check: description" of every failed ERROR check
     interrupted: bool = False
     published: int | None = None  # pairs the batch's export wrote (None: the export did not run)
+    awaiting_label: int = 0  # comparisons that wait for people (``human_ranked``, not yet labelled)
 
     @property
     def blocked(self) -> bool:
@@ -199,7 +211,7 @@ class BatchOutcome:
                          if event.is_step_failure and event.step_failure_data
                          and not _failed_by_a_check(event.step_failure_data.error))
         return cls(result.success, failures, tuple(failed_checks(result)), was_interrupted(result),
-                   _published(result))
+                   _published(result), _awaiting_label(result))
 
 
 @dataclass

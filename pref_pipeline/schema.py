@@ -170,14 +170,17 @@ COMPARISONS = Table("comparisons", "Every judged comparison with its outcome; no
     _text("candidate_y_id", "Second candidate."),
     _id("status", "consistent, tie, inconsistent, unparseable, error, judges_disagree or no_vote (judged); "
         "construction (decided by how the candidates were made), judge_disagrees_with_construction, or a strategy's "
-        "no-pair reason (no_reference, revision_identical, corruption_out_of_bounds, score_tie, ...)."),
+        "no-pair reason (no_reference, revision_identical, corruption_out_of_bounds, score_tie, ...); awaiting_label "
+        "(no judge asked, nobody labelled it yet: human_ranked), human (people decided against or without the machine) "
+        "or human_tie (people labelled it a tie: no pair)."),
     _text("winner_id", "The candidate the panel chose (consistent only), or the construction's."),
     _text("judge_models", "The judges, '+'-joined."),
     _text("judge_fingerprints", "The judges' fingerprints, '+'-joined."),
     _text("strategy", "The strategy that planned the comparison."),
     _text("expected_id", "The winner by construction, when the strategy knows it."),
     _text("judge_status", "What the judges' verdicts alone gave (null: no judge was asked)."),
-    _text("label_source", "Where the winner comes from: construction, judge or construction+judge."),
+    _text("label_source", "Where the winner comes from: construction, judge, construction+judge, human, human+judge "
+          "or human+construction (people labelled it; +: the machine agreed)."),
     _text("detail", "Why a planned comparison gave no pair, when the construction says so."),
     _text("aggregation", "How the judges' verdicts were combined: unanimous, majority or weighted."),
     _text("votes", "Every judge's verdicts in both orders, its status, vote and weight, as JSON."),
@@ -185,6 +188,12 @@ COMPARISONS = Table("comparisons", "Every judged comparison with its outcome; no
     Column("agreement", "DOUBLE", "Share of the panel's weight that voted for the decision."),
     Column("confidence", "DOUBLE", "The decision's confidence: agreement x the mean verdict confidence of its voters "
            "(the label probability from logprobs where there is one)."),
+    _text("machine_status", "The status before human labels were applied (what the judges or the construction gave)."),
+    _text("machine_winner_id", "The winner before human labels: the judges' or the construction's (null: no pair)."),
+    _text("machine_label_source", "label_source before human labels (judge, construction, construction+judge)."),
+    _text("human_winner_id", "The people's decision: the majority of the labellers' decisive labels (null: no label, "
+          "ties, or labellers split evenly)."),
+    Column("n_human_labels", "INTEGER", "Labellers who labelled the comparison (0: none)."),
     _BATCH,
 ), id_column="comparison_id")
 
@@ -218,7 +227,8 @@ PREFERENCE_PAIRS = Table("preference_pairs", "(prompt, chosen, rejected) with th
     Column("judged_at", "TIMESTAMPTZ", "The newest verdict behind the pair."),
     Column("generated_at", "TIMESTAMPTZ", "When the newer of the two responses was made."),
     _text("label_source", "Where the label comes from: construction, judge, or construction+judge (judges "
-          "confirmed the construction)."),
+          "confirmed the construction); human (people labelled it), human+judge or human+construction (people agreed "
+          "with the judges or the construction); human_set (a human-annotated set mixed in)."),
     _text("strategy_params", "The parameters of the strategy that made the pair, as JSON."),
     _text("judgment", "The judge's reasoning for the chosen response (the seed's `judgment`): the first reasoning of "
           "a verdict that preferred it; null when no judge decided the pair."),

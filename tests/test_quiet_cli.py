@@ -92,3 +92,25 @@ def test_a_good_run_prints_its_progress_and_where_things_are(tmp_path):
     assert "roll-up: the combined dataset and the audit over every batch" in result.stderr
     assert f"dataset: {home / 'exports' / 'preference_pairs.jsonl'} ({kept} pairs)" in result.stdout
     assert log_path(result.stdout).exists()
+
+
+def test_a_batch_that_only_waits_for_people_exits_0_and_says_what_to_do(tmp_path):
+    """A human_ranked batch asks no judge: every comparison waits for a label. Not a failure, not a blocked gate: the
+    run exits 0, says how many wait and the command that writes them to label."""
+    home = tmp_path / "home"
+    prompts = write_prompts(tmp_path / "prompts.jsonl", prompt_rows(3))
+    with FakeLLMServer() as server:
+        config = write_config(tmp_path / "pipeline.yaml", server.openai_base_url, [prompts.name],
+                              extra="candidates_per_prompt: 2\nstrategies:\n  - method: human_ranked\n")
+        result = run_cli(config, cli_env(home))
+        models = [(r.get("body") or {}).get("model") for r in server.requests]
+    shown = result.stdout + result.stderr
+    assert result.returncode == 0, shown[-3000:]
+    assert not [noise for noise in NOISE if noise in shown], shown
+    assert "batch 'prompts': 0 pair(s) published; 3 comparison(s) await human labels" in result.stderr
+    assert ("3 comparison(s) await human labels (not a failure); `pref-pipeline review export --to-label --out FILE` "
+            "writes them to label") in result.stderr
+    assert "BLOCKED" not in shown and "FAILED" not in shown
+    assert sorted(models) == ["gen-a", "gen-a", "gen-a", "gen-b", "gen-b", "gen-b"]  # samples only: no judge asked
+    audit = json.loads((home / "reports" / "audit.json").read_text())
+    assert audit["pairs"]["awaiting_label"] == 3 and audit["pairs"]["kept"] == 0

@@ -110,7 +110,7 @@ __all__ = [  # the public names: the audit, its statistics and thresholds, the r
 SECTIONS: list[Section] = [batches, length, position, agreement, drift, outcomes, judge_calls, self_preference,
                            strategies, human_share]
 # Set up once per audit, before the sections run; every section may read them.
-SHARED_VIEWS = ("kept_pairs", "parsed", "both_orders")
+SHARED_VIEWS = ("kept_pairs", "parsed", "both_orders", "labelled")
 VIEW_PARAMETERS = {"kept_pairs": {"gate_stage": PAIRS_GATE_STAGE}}
 
 

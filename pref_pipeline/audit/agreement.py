@@ -6,17 +6,21 @@ loaded into Python however many there are.
 
 from __future__ import annotations
 
-from itertools import groupby
+from itertools import combinations, groupby
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from pref_pipeline.audit.queries import sql
+from pref_pipeline.audit.relations import conform
 from pref_pipeline.audit.report import ci, ci_cell, pct, table
 from pref_pipeline.audit.section import AuditContext
+from pref_pipeline.quarantine import AWAITING_LABEL
 from pref_pipeline.audit.stats import (
     cohens_kappa,
     contingency,
+    kappa_from_labels,
     ratio,
     share_entry,
     wilson_interval,
@@ -25,6 +29,7 @@ from pref_pipeline.audit.stats import (
 NAME = "agreement"
 KAPPA_FLAG_BELOW, KAPPA_FLAG_MIN = 0.2, 20  # flag judges whose kappa is below this on at least this many verdicts
 HUMAN_FLAG_BELOW, HUMAN_FLAG_MIN = 0.6, 10  # flag agreement with people below this on at least this many labels
+SHOWN_DISAGREEMENTS = 50  # disagreements between a person and the machine listed in audit.json (all are counted)
 
 
 def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, Any]:
@@ -45,14 +50,17 @@ def _judge_vs_judge(con: duckdb.DuckDBPyConnection, models: dict[str, str]) -> l
 
 
 def _human(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """People against the machine's decision before them: the pair that was exported, whether the judges or the
+    construction made it (the ``labelled`` view), and against each judge's own verdicts."""
     outcome = con.execute(sql("human_outcome")).fetchdf()
     decisive = outcome[outcome["human_winner_id"].notna()]
-    judged = decisive[decisive["status"] == "consistent"]
-    agree = judged["winner_id"] == judged["human_winner_id"]
+    compared = decisive[decisive["machine_winner_id"].notna()]  # the machine made a pair: judges or construction
+    agree = compared["machine_winner_id"] == compared["human_winner_id"]
+    waiting = decisive["machine_status"] == AWAITING_LABEL  # no machine was asked (human_ranked)
 
     def rows_by(column: str) -> list[dict[str, Any]]:
         out = []
-        for key, group in judged.assign(agree=agree).groupby(column, sort=True):
+        for key, group in compared.assign(agree=agree).groupby(column, sort=True):
             entry = share_entry(str(key), int(group["agree"].sum()), len(group))
             out.append({column: key, "n": entry["n"], "ci95": entry["ci95"], "agreement_rate": entry["share"]})
         return sorted(out, key=lambda e: (e["agreement_rate"] if e["agreement_rate"] is not None else 1.0, -e["n"]))
@@ -64,19 +72,67 @@ def _human(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         verdicts.append({"judge_model": model, "judge_fingerprint": fp, "n": int(n), "n_decisive": int(n_dec),
                          "accuracy": ratio(n_agree, n_dec), "accuracy_ci95": wilson_interval(n_agree, n_dec),
                          "kappa": cohens_kappa(tables[fp]) if fp in tables else None})
+    differ = compared[~agree]
     by_category = rows_by("category")
     return {
         "n_labels": len(outcome),
         "n_human_ties": int(outcome["human_winner_id"].isna().sum()),
-        "n_compared": len(judged),  # decisive human label and a pair from the judge
-        "n_judge_undecided": int(len(decisive) - len(judged)),  # decisive human label, no pair (tie, inconsistent...)
-        "agreement_rate": ratio(int(agree.sum()), len(judged)),
-        "agreement_ci95": wilson_interval(int(agree.sum()), len(judged)),
+        "n_compared": len(compared),  # decisive human label and a pair from the machine (judges or construction)
+        # decisive human label, and the machine gave no pair (tie, inconsistent, ...; not asked: n_no_machine)
+        "n_judge_undecided": int(len(decisive) - len(compared) - waiting.sum()),
+        "n_no_machine": int(waiting.sum()),  # decisive labels of comparisons no judge or construction decides
+        "agreement_rate": ratio(int(agree.sum()), len(compared)),
+        "agreement_ci95": wilson_interval(int(agree.sum()), len(compared)),
         "by_category": by_category,
         "most_divergent_category": by_category[0]["category"] if by_category else None,
         "by_source": rows_by("source"),
+        "by_strategy": rows_by("strategy"),
+        "by_label_source": rows_by("label_source"),  # the machine's label source: judge, construction, ...
+        "by_labeller": rows_by("labeller"),
         "per_verdict": verdicts,
+        # Where a person and the machine chose differently: the person's label is kept (label_source human).
+        "disagreements": {
+            "n": len(differ),
+            "by_label_source": {str(k): int(v) for k, v in differ["label_source"].value_counts().sort_index().items()},
+            "rows": [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in differ[
+                ["comparison_id", "strategy", "label_source", "category", "labeller", "human_winner_id",
+                 "machine_winner_id"]].head(SHOWN_DISAGREEMENTS).to_dict("records")],
+        },
+        "inter_annotator": inter_annotator(con.execute(sql("labeller_sides")).fetchdf()),
     }
+
+
+def inter_annotator(sides: pd.DataFrame) -> list[dict[str, Any]]:
+    """Cohen's kappa (statsmodels) of every two labellers on the comparisons both labelled (``sides``: one row per
+    comparison and labeller, the label as x / y / tie, from ``sql/labeller_sides.sql``)."""
+    by_labeller = {who: dict(zip(g["comparison_id"], g["side"])) for who, g in sides.groupby("labeller", sort=True)}
+    out = []
+    for a, b in combinations(sorted(by_labeller), 2):
+        shared = sorted(set(by_labeller[a]) & set(by_labeller[b]))
+        if not shared:
+            continue
+        la, lb = [by_labeller[a][c] for c in shared], [by_labeller[b][c] for c in shared]
+        out.append({"labeller_a": a, "labeller_b": b, "n": len(shared),
+                    "observed_agreement": ratio(sum(x == y for x, y in zip(la, lb)), len(shared)),
+                    "kappa": kappa_from_labels(la, lb)})
+    return out
+
+
+def labeller_agreement(labels: pd.DataFrame, comparisons: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """``inter_annotator`` of stored labels (and the comparisons they label, when known) outside an audit run:
+    what ``pref-pipeline review import`` prints."""
+    con = duckdb.connect()
+    try:
+        for name, frame in (("human_labels", labels), ("comparisons", comparisons)):
+            if frame is None:
+                conform(con, name, None)
+            else:
+                con.register(f"{name}_frame", frame)
+                conform(con, name, f"{name}_frame")
+        con.execute(sql("labelled"))
+        return inter_annotator(con.execute(sql("labeller_sides")).fetchdf())
+    finally:
+        con.close()
 
 
 def flags(figures: dict[str, Any]) -> list[str]:
@@ -139,4 +195,43 @@ Every single verdict (each order) against the human label:
 
 {verdicts}
 """)
+    parts.append(_human_breakdowns(human))
     return "\n".join(parts)
+
+
+def _human_breakdowns(human: dict[str, Any]) -> str:
+    """The comparison with the machine's pair (the judges' or the construction's) by strategy, label source and
+    labeller; the disagreements; inter-annotator kappa."""
+    def shares(key: str, title: str) -> str:
+        column = key.removeprefix("by_")
+        return f"By {title}:\n\n" + table([column, "labels", "agrees", "95% CI"], [
+            [e[column], e["n"], pct(e["agreement_rate"]), ci_cell(e["ci95"])] for e in human.get(key) or []],
+            why_empty="No decisive human label of a comparison the machine made a pair of.")
+    disagreements = human.get("disagreements") or {"n": 0, "rows": []}
+    rows = table(["comparison", "strategy", "label source", "labeller", "person chose", "machine chose"], [
+        [d["comparison_id"], d["strategy"], d["label_source"], d["labeller"], d["human_winner_id"],
+         d["machine_winner_id"]] for d in disagreements.get("rows") or []],
+        why_empty="No person chose differently from the judges or the construction.")
+    kappas = table(["labeller A", "labeller B", "shared", "agree", "kappa"], [
+        [k["labeller_a"], k["labeller_b"], k["n"], pct(k["observed_agreement"]), k["kappa"]]
+        for k in human.get("inter_annotator") or []],
+        why_empty="No two labellers labelled the same comparison.")
+    return f"""
+People against the pair the machine made (the judges', or the construction's: gold corruption, critique-revise,
+strong vs weak...); {human.get('n_no_machine', 0)} label(s) of comparisons no machine decides (`human_ranked`).
+
+{shares('by_strategy', 'strategy')}
+
+{shares('by_label_source', 'label source (before people)')}
+
+{shares('by_labeller', 'labeller')}
+
+{disagreements['n']} disagreement(s) between a person and the machine (the person's label is kept, `label_source:
+human`):
+
+{rows}
+
+Between labellers (Cohen's kappa on the comparisons both labelled):
+
+{kappas}
+"""

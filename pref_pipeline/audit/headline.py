@@ -30,6 +30,7 @@ def headline_figures(figures: dict[str, Any]) -> dict[str, Number]:
         "position_bias.first_position_win_rate": figures["position_bias"]["first_position_win_rate"],
         "pairs.kept": figures["pairs"]["kept"],
         "pairs.quarantined": figures["pairs"]["quarantined"],
+        "pairs.awaiting_label": figures["pairs"].get("awaiting_label", 0),
         "agreement.human.agreement_rate": (figures.get("agreement") or {}).get("human", {}).get("agreement_rate"),
         "flags": len(figures.get("flags") or []),
     }

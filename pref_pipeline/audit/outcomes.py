@@ -9,7 +9,7 @@ import duckdb
 from pref_pipeline.audit.queries import sql
 from pref_pipeline.audit.report import table
 from pref_pipeline.audit.section import AuditContext
-from pref_pipeline.quarantine import EXPORT_STAGE, PAIR_STAGES
+from pref_pipeline.quarantine import AWAITING_LABEL, EXPORT_STAGE, PAIR_STAGES
 
 NAME = "outcomes"
 
@@ -25,6 +25,7 @@ def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, 
             "left_out_by_export": sum(int(n) for stage, _, n in quarantine_rows if stage == EXPORT_STAGE),
             "comparisons": int(sum(statuses.values())),
             "by_status": statuses,
+            "awaiting_label": statuses.get(AWAITING_LABEL, 0),  # comparisons that wait for people (human_ranked)
         },
         "quarantine": {
             "total": int(sum(int(n) for _, _, n in quarantine_rows)),

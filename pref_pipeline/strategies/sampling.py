@@ -58,6 +58,27 @@ async def run_tasks(tasks: list[CandidateTask], session: CallSession) -> list[Ou
     return await ask_all([t.ask() for t in tasks], session, "generate")
 
 
+def sample_tasks(config: PipelineConfig, prompts: pd.DataFrame, salt: str | None = None) -> list[CandidateTask]:
+    """``candidates_per_prompt`` samples of every prompt, sample ``i`` from generator ``i mod len(generators)``.
+
+    Without ``salt`` (``sampling``), sample ``i``'s seed is the generator's own seed + ``i``, else one derived
+    from the prompt and ``i``. A ``salt`` (another strategy sampling the same way, e.g. ``human_ranked``) derives
+    every seed from it too, so that strategy asks for samples of its own, never the cached ones of ``sampling``.
+    """
+    generators, tasks = config.generators, []
+    for prompt_id, conversation in conversations_of(prompts).items():
+        for index in range(config.candidates_per_prompt):
+            generator = generators[index % len(generators)]
+            if salt is not None:
+                seed = derived_seed(generator.seed, prompt_id, index, salt)
+            elif generator.seed is not None:
+                seed = generator.seed + index
+            else:
+                seed = derived_seed(prompt_id, index)
+            tasks.append(CandidateTask(prompt_id, conversation, index, generator, seed))
+    return tasks
+
+
 class SamplingSpec(StrategySpec):
     """Candidates from ``generators``, ``candidates_per_prompt`` per prompt; the judges pick (no winner known)."""
 
@@ -75,14 +96,7 @@ class SamplingStrategy(Strategy):
         return None
 
     def plan(self, prompts: pd.DataFrame) -> list[CandidateTask]:
-        generators, tasks = self.config.generators, []
-        prompts = self.prompts_of(prompts)
-        for prompt_id, conversation in conversations_of(prompts).items():
-            for index in range(self.config.candidates_per_prompt):
-                generator = generators[index % len(generators)]
-                seed = generator.seed + index if generator.seed is not None else derived_seed(prompt_id, index)
-                tasks.append(CandidateTask(prompt_id, conversation, index, generator, seed))
-        return tasks
+        return sample_tasks(self.config, self.prompts_of(prompts))
 
     async def generate(self, prompts: pd.DataFrame, session: CallSession) -> list[dict[str, Any]]:
         tasks = self.plan(prompts)

@@ -1,4 +1,5 @@
--- Human labels against the judge's final outcome of the comparison (a kept pair or not).
-SELECT h.source, coalesce(h.category, '(unknown)') AS category, h.human_winner_id, h.human_preference,
-       c.status, c.winner_id
-FROM human_labels h LEFT JOIN comparisons c ON c.comparison_id = h.comparison_id
+-- Human labels against the machine's decision before people (the pair that was exported, by the judges or by
+-- construction; the labelled view): one row per label.
+SELECT source, category, strategy, coalesce(machine_label_source, '(no pair)') AS label_source, labeller,
+       comparison_id, human_winner_id, human_preference, machine_status, machine_winner_id
+FROM labelled
