@@ -33,6 +33,8 @@ PAIRS_STAGE = "pairs"  # comparisons that gave no pair (tie, inconsistent, unpar
 FILTERS_STAGE = "filters"  # pairs a filter dropped
 EXPORT_STAGE = "export"  # kept pairs the export leaves out of the published files (length rebalancing)
 GATE_STAGE_PREFIX = "gate:"  # + the table whose gate rejected the rows: gate:<table>
+# A comparison that waits for people (no judge asked, e.g. human_ranked): not an error, never quarantined.
+AWAITING_LABEL = "awaiting_label"
 
 
 def gate_stage(table: str) -> str:

@@ -62,24 +62,31 @@ def test_review_round_trip_reaches_the_agreement_figures(database, tmp_path, cap
     assert "20 pairs" in capsys.readouterr().out
     sheet = pd.read_csv(sheet_path, dtype=str, keep_default_na=False)
     assert list(sheet.columns) == SHEET_COLUMNS
-    assert len(sheet) == 20 and sheet["pair_id"].is_unique
+    assert len(sheet) == 20 and sheet["comparison_id"].is_unique and sheet["export_id"].nunique() == 1
     assert sheet["category"].value_counts().to_dict() == {"factual": 10, "coding": 7, "advice": 3}
-    assert not sheet["pair_id"].str.startswith("pair-bad").any()  # gate-failed pairs are not in the dataset
+    assert not sheet["comparison_id"].str.startswith("cmp-bad").any()  # gate-failed pairs are not in the dataset
     assert (sheet["human_preference"] == "").all()
     # Blinded: nothing on the sheet says which response the judge chose; the key beside it does.
     assert not {"chosen", "rejected", "judge_model_id", "confidence"} & set(sheet.columns)
-    key = pd.read_csv(key_path(sheet_path), dtype=str).set_index("pair_id")["response_a_is"]
+    key_file = pd.read_csv(key_path(sheet_path), dtype=str).set_index("comparison_id")
+    assert set(key_file["export_id"]) == set(sheet["export_id"])  # the key names its export
+    key = key_file["response_a_is"]
     pairs = stored_pairs().set_index("pair_id")
     for r in sheet.itertuples():
-        chosen, rejected = pairs.loc[r.pair_id, "chosen"], pairs.loc[r.pair_id, "rejected"]
-        assert (r.response_a, r.response_b) == ((chosen, rejected) if key[r.pair_id] == "chosen" else (rejected, chosen))
+        pair = pairs.loc["pair-" + r.comparison_id.removeprefix("cmp-")]
+        chosen, rejected = pair["chosen"], pair["rejected"]
+        assert (r.response_a, r.response_b) == ((chosen, rejected) if key[r.comparison_id] == "chosen" else (rejected, chosen))
+        assert key_file.loc[r.comparison_id, "response_a_id"] == pair[f"{key[r.comparison_id]}_candidate_id"]
+    # Random within each category: an item's inclusion probability is its category's share drawn.
+    assert key_file["inclusion_probability"].astype(float).round(4).tolist() == [
+        {"factual": round(10 / 15, 4), "coding": 0.7, "advice": 0.6}[c] for c in sheet["category"]]
     assert set(key) == {"chosen", "rejected"}  # random order: the chosen response is sometimes A, sometimes B
     # The same seed draws the same sample; another seed another one.
     again = tmp_path / "again.csv"
     main(["review", "export", "--out", str(again)])
-    assert pd.read_csv(again)["pair_id"].tolist() == sheet["pair_id"].tolist()
+    assert pd.read_csv(again)["comparison_id"].tolist() == sheet["comparison_id"].tolist()
     main(["review", "export", "--out", str(again), "--seed", "7"])
-    assert pd.read_csv(again)["pair_id"].tolist() != sheet["pair_id"].tolist()
+    assert pd.read_csv(again)["comparison_id"].tolist() != sheet["comparison_id"].tolist()
 
     # A reviewer disagrees on 3 factual pairs and 1 coding pair and calls one coding pair a tie.
     labels = []
@@ -100,7 +107,7 @@ def test_review_round_trip_reaches_the_agreement_figures(database, tmp_path, cap
             return "tie"
         return "A" if (label.strip().lower() == key[pair_id]) else " b"  # case and spaces are forgiven
 
-    sheet["human_preference"] = [blind(label, p) for label, p in zip(labels, sheet["pair_id"])]
+    sheet["human_preference"] = [blind(label, p) for label, p in zip(labels, sheet["comparison_id"])]
     sheet["labeller"] = "ana"
     sheet.to_csv(sheet_path, index=False)
     assert main(["review", "import", str(sheet_path)]) == 0
@@ -126,13 +133,13 @@ def test_review_round_trip_reaches_the_agreement_figures(database, tmp_path, cap
     second = tmp_path / "sheet-ben.csv"
     key_path(second).write_text(key_path(sheet_path).read_text())
     ben = sheet.assign(labeller="ben")
-    ben["human_preference"] = [blind("chosen", p) for p in ben["pair_id"]]  # ben agrees with the judge everywhere
+    ben["human_preference"] = [blind("chosen", p) for p in ben["comparison_id"]]  # ben agrees with the judge everywhere
     ben.to_csv(second, index=False)
     capsys.readouterr()
     assert main(["review", "import", str(second)]) == 0
     out = capsys.readouterr().out
     expected = kappa_from_labels([lab.strip().lower() for lab in labels], ["chosen"] * 20)
-    assert "reviewers ana and ben: 20 shared pair(s), agree on 75%" in out
+    assert "reviewers ana and ben: 20 shared comparison(s), agree on 75%" in out
     assert f"Cohen's kappa {expected:.2f}" in out
 
 
@@ -141,12 +148,12 @@ def test_a_bad_sheet_is_refused_whole(database, tmp_path, capsys):
     main(["review", "export", "--out", str(sheet_path), "-n", "3"])
     sheet = pd.read_csv(sheet_path, dtype=str, keep_default_na=False)
     sheet["human_preference"] = ["A", "maybe", "b"]
-    sheet.loc[2, "pair_id"] = "pair-unknown"
+    sheet.loc[2, "comparison_id"] = "cmp-unknown"
     sheet.to_csv(sheet_path, index=False)
     capsys.readouterr()
     assert main(["review", "import", str(sheet_path)]) == 2
     err = capsys.readouterr().err
-    assert "line 3: human_preference 'maybe'" in err and "line 4: pair 'pair-unknown'" in err
+    assert "line 3: human_preference 'maybe'" in err and "line 4: 'cmp-unknown' is not in the sheet's key" in err
     with table_files.connect(database) as con:
         stored = table_files.table_exists(con, "human_labels")
         count = con.execute(f"SELECT count(*) FROM {SCHEMA}.human_labels").fetchall()[0][0] if stored else 0
