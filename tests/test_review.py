@@ -9,10 +9,11 @@ import pytest
 
 from pref_pipeline.audit import audit_home, render_markdown
 from pref_pipeline.cli import main
-from pref_pipeline import schema, table_files
+from pref_pipeline import schema, store, table_files
 from pref_pipeline.paths import SCHEMA, Home
 from pref_pipeline.audit.stats import kappa_from_labels
-from pref_pipeline.review import SHEET_COLUMNS, allocate, key_path
+from pref_pipeline.review import SHEET_COLUMNS, allocate, import_sheet, key_path, select_items, weighted_agreement
+from tests.helpers import AWAITING, CONVERSATION, good_side, write_review_tables
 
 SIZES = {"factual": 15, "coding": 10, "advice": 5}
 
@@ -159,3 +160,104 @@ def test_a_bad_sheet_is_refused_whole(database, tmp_path, capsys):
         count = con.execute(f"SELECT count(*) FROM {SCHEMA}.human_labels").fetchall()[0][0] if stored else 0
     assert count == 0
     assert json.loads(json.dumps(audit_home(database)["agreement"]["human"]))["n_labels"] == 0
+
+
+# --------------------------------------------------------------------------- choosing comparisons; the sheet by comparison
+
+@pytest.fixture
+def review_home(home) -> Home:
+    stored = Home.from_env().ensure()
+    write_review_tables(stored)
+    return stored
+
+
+def stored_labels(home: Home) -> pd.DataFrame:
+    with table_files.connect(home) as con:
+        if not table_files.table_exists(con, "human_labels"):
+            return pd.DataFrame(columns=schema.names("human_labels"))
+        return con.execute(f"SELECT * FROM {SCHEMA}.human_labels ORDER BY comparison_id").df()
+
+
+def test_to_label_chooses_the_comparisons_awaiting_people(review_home):
+    items = select_items(review_home, to_label=True)
+    assert items["comparison_id"].tolist() == list(AWAITING)
+    assert (items["selection"] == "to_label").all() and (items["inclusion_probability"] == 1).all()
+    assert items["chosen_candidate_id"].isna().all()  # no pair yet
+    w0 = items.iloc[0]
+    assert json.loads(w0["messages"]) == CONVERSATION and w0["text_x"] == "Good answer w0."
+
+
+def test_uncertain_takes_disagreement_inconsistency_low_confidence_and_a_random_share(review_home):
+    items = select_items(review_home, sample=4, strategy="uncertain", seed=3)
+    # 4 x 0.25 = 1 drawn at random; the other 3 the most uncertain: disagreement, inconsistency, lowest confidence.
+    targeted = items[items["selection"] == "uncertain"]
+    assert targeted["comparison_id"].tolist() == ["cmp-j1", "cmp-j2", "cmp-j3"]
+    assert (targeted["inclusion_probability"] == 1).all()
+    [drawn] = items[items["selection"] == "uncertain_random"].to_dict(orient="records")
+    assert drawn["comparison_id"] in ("cmp-j0", "cmp-j4", "cmp-j5") and drawn["inclusion_probability"] == 1 / 3
+    assert not set(items["comparison_id"]) & set(AWAITING)  # nobody judged those: nothing to be uncertain about
+    # The agreement estimate weights each item by 1 / p: the random item stands for the 3 not targeted.
+    assert weighted_agreement(items["inclusion_probability"], [False, False, True, True]) == 4 / 6
+    with pytest.raises(ValueError, match="unknown review strategy"):
+        select_items(review_home, sample=2, strategy="hardest")
+
+
+def test_to_label_sheet_round_trip(review_home, tmp_path, capsys):
+    sheet_path = tmp_path / "to-label.csv"
+    assert main(["review", "export", "--to-label", "--out", str(sheet_path)]) == 0
+    assert "4 comparisons" in capsys.readouterr().out
+    sheet = pd.read_csv(sheet_path, dtype=str, keep_default_na=False)
+    assert sheet["comparison_id"].tolist() == list(AWAITING)
+    assert not {"candidate_x_id", "response_a_id", "chosen"} & set(sheet.columns)  # the key is elsewhere
+    # A reviewer prefers the good response, calls cmp-w2 a tie, leaves cmp-w3 blank.
+    sheet["human_preference"] = [good_side(a, b) for a, b in zip(sheet["response_a"], sheet["response_b"])]
+    sheet.loc[2, "human_preference"] = "tie"
+    sheet.loc[3, "human_preference"] = ""
+    sheet.loc[0, "notes"] = "clearer"
+    sheet["labeller"] = "ana"
+    sheet.to_csv(sheet_path, index=False)
+    assert main(["review", "import", str(sheet_path)]) == 0
+    assert "imported 3 label(s) (tie 1, x 2); 1 blank row(s) skipped" in capsys.readouterr().out
+    labels = stored_labels(review_home)
+    assert labels["comparison_id"].tolist() == ["cmp-w0", "cmp-w1", "cmp-w2"]
+    assert labels["human_winner_id"].tolist()[:2] == ["c-w0-x", "c-w1-x"] and pd.isna(labels["human_winner_id"][2])
+    assert (labels["source"] == "review").all() and (labels["labeller"] == "ana").all()
+    assert labels["pair_id"].tolist() == ["pair-w0", "pair-w1", "pair-w2"]
+    assert set(labels["export_id"]) == set(sheet["export_id"]) and (labels["selection"] == "to_label").all()
+    assert labels["notes"][0] == "clearer" and labels["labelled_at"].notna().all()
+    assert labels["label_id"][0] == store.label_id("review", "cmp-w0", "ana")
+
+
+def test_a_sheet_without_its_key_or_with_another_exports_key_is_refused(review_home, tmp_path, capsys):
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    for path in (first, second):
+        assert main(["review", "export", "--to-label", "--out", str(path)]) == 0
+    sheet = pd.read_csv(first, dtype=str, keep_default_na=False)
+    sheet["human_preference"] = "A"
+    sheet.to_csv(first, index=False)
+    saved = key_path(first).read_text()
+    key_path(first).unlink()
+    capsys.readouterr()
+    assert main(["review", "import", str(first)]) == 2
+    assert f"needs its key file {key_path(first)}, which is missing" in capsys.readouterr().err
+    key_path(first).write_text(key_path(second).read_text())  # the key of the other export
+    assert main(["review", "import", str(first)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: export id" in err and "belongs to another export" in err and "line 5:" in err
+    # Labels for an id that is not a stored comparison, even with a key that lists it: refused, by line.
+    key_path(first).write_text(saved.replace("cmp-w3", "cmp-gone"))
+    sheet.loc[3, "comparison_id"] = "cmp-gone"
+    sheet.to_csv(first, index=False)
+    assert main(["review", "import", str(first)]) == 2
+    assert "line 5: 'cmp-gone' is not a stored comparison (unknown id)" in capsys.readouterr().err
+    assert stored_labels(review_home).empty  # nothing half-imported
+
+
+def test_the_first_versions_unblinded_sheet_is_still_read(review_home, tmp_path):
+    path = tmp_path / "old.csv"
+    pd.DataFrame({"pair_id": ["pair-j0", "pair-j3"], "human_preference": ["chosen", "rejected"],
+                  "labeller": "old"}).to_csv(path, index=False)
+    assert import_sheet(review_home, path).imported == 2
+    labels = stored_labels(review_home)
+    assert labels["human_winner_id"].tolist() == ["c-j0-x", "c-j3-y"]
+    assert labels["human_preference"].tolist() == ["chosen", "rejected"]

@@ -332,10 +332,10 @@ def new_labels(home: Home, labels: pd.DataFrame) -> pd.DataFrame:
     stored = store.read_table(home, store.HUMAN_LABELS_TABLE)
     if stored is None or stored.empty or labels.empty or "task_id" not in stored:
         return labels
-    fields = ["label_id", "task_id", "human_winner_id", "notes", "labelled_at"]
-
     def keys(frame: pd.DataFrame) -> pd.Series:
-        return frame[fields].astype(str).agg("|".join, axis=1)
+        at = pd.to_datetime(frame["labelled_at"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+        parts = [frame[c].astype("string").fillna("") for c in ("label_id", "task_id", "human_winner_id", "notes")]
+        return pd.concat([*parts, at.fillna("")], axis=1).agg("|".join, axis=1)
 
     return labels[~keys(labels).isin(set(keys(stored)))].reset_index(drop=True)
 
