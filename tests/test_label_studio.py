@@ -4,6 +4,7 @@ push blinded pairwise tasks, annotate through the API and through the web page i
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pandas as pd
@@ -179,7 +180,7 @@ def test_one_task_annotated_in_the_web_page(stored, project, label_studio_server
             page.get_by_text("Which response is better?").wait_for(timeout=90_000)
             page.get_by_text("Good answer w1.").first.wait_for(timeout=30_000)
             page.screenshot(path=str(UI_ARTIFACTS / "label-studio-1-task.png"), full_page=True)
-            page.locator(".lsf-choice", has_text=choice).or_(page.get_by_role("radio", name=choice)).first.click()
+            page.get_by_role("radio", name=re.compile(f"^{choice}")).check()  # the label reads e.g. "A" + hotkey "1"
             page.get_by_role("button", name="Submit").click()
             deadline = time.monotonic() + 30
             while not server.api("GET", f"/api/tasks/{task['id']}/annotations").json():
