@@ -261,3 +261,20 @@ def test_the_first_versions_unblinded_sheet_is_still_read(review_home, tmp_path)
     labels = stored_labels(review_home)
     assert labels["human_winner_id"].tolist() == ["c-j0-x", "c-j3-y"]
     assert labels["human_preference"].tolist() == ["chosen", "rejected"]
+
+
+def test_an_uncertain_sheet_keys_each_item_with_its_inclusion_probability(review_home, tmp_path, capsys):
+    path = tmp_path / "uncertain.csv"
+    assert main(["review", "export", "--sample", "4", "--strategy", "uncertain", "--out", str(path)]) == 0
+    assert "4 comparisons" in capsys.readouterr().out
+    key = pd.read_csv(key_path(path)).set_index("comparison_id")
+    assert key.loc[["cmp-j1", "cmp-j2", "cmp-j3"], "selection"].eq("uncertain").all()
+    [drawn] = key[key["selection"] == "uncertain_random"]["inclusion_probability"].tolist()
+    assert drawn == pytest.approx(1 / 3)
+    sheet = pd.read_csv(path, dtype=str, keep_default_na=False)
+    sheet["human_preference"] = [good_side(a, b) for a, b in zip(sheet["response_a"], sheet["response_b"])]
+    sheet.to_csv(path, index=False)
+    assert main(["review", "import", str(path), "--labeller", "ana"]) == 0
+    labels = stored_labels(review_home)
+    assert sorted(labels["inclusion_probability"].round(4)) == [round(1 / 3, 4), 1.0, 1.0, 1.0]
+    assert (labels["human_winner_id"] == labels["comparison_id"].str.replace("cmp-", "c-") + "-x").all()
