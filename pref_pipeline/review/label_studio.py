@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,7 +147,11 @@ class Api:
 def connect(server: Server) -> Api:
     """An API client, checked with a first request (who am I): down or refused fails here, before any work."""
     api = Api(server)
-    api.request("GET", "/api/current-user/whoami", "check the API key")
+    try:
+        api.request("GET", "/api/current-user/whoami", "check the API key")
+    except LabelStudioError:
+        api.close()
+        raise
     return api
 
 
@@ -202,38 +207,37 @@ def push(home: Home, server: Server, items: pd.DataFrame, project: str = DEFAULT
          seed: int = 0) -> PushResult:
     """Send ``items`` (``selection.select_items``) to the project titled ``project`` (created when missing), each
     comparison once; the blinding key is kept under the home."""
-    api = connect(server)
-    found = find_project(api, project)
-    created = found is None
-    if created:
-        found = api.request("POST", "/api/projects", "create the project", json={
-            "title": project, "label_config": LABEL_CONFIG,
-            "description": "Pairwise preferences from pref-pipeline: which response is better? (A, B or tie)"})
-    project_id = int(found["id"])
-    on_server = {str((t.get("data") or {}).get("comparison_id")) for t in tasks_of(api, project_id)}
-    new = items[~items["comparison_id"].isin(on_server)].drop_duplicates("comparison_id").reset_index(drop=True)
-    path = key_path(home, server, project_id)
-    key = read_key(path)
-    export_id = new_export_id()
-    shown = blind(new, seed)
-    records = shown.to_dict(orient="records")
-    for item in records:  # a comparison sent before (its task since deleted) keeps its order
-        entry = key["comparisons"].setdefault(item["comparison_id"], {
-            "response_a_id": item["response_a_id"], "response_b_id": item["response_b_id"],
-            "export_id": export_id, "selection": item.get("selection"),
-            "inclusion_probability": number(item.get("inclusion_probability"))})
-        if entry["response_a_id"] != item["response_a_id"]:
-            item["response_a"], item["response_b"] = item["response_b"], item["response_a"]
-    key.update(url=server.url, project_id=project_id, title=project)
-    if records:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(path, json.dumps(key, indent=1, sort_keys=True))
-        tasks = [{"data": {"conversation": conversation(item), "response_a": str(item["response_a"]),
-                           "response_b": str(item["response_b"]), "comparison_id": item["comparison_id"],
-                           "export_id": key["comparisons"][item["comparison_id"]]["export_id"]}}
-                 for item in records]
-        api.request("POST", f"/api/projects/{project_id}/import", "import the tasks", json=tasks)
-    api.close()
+    with closing(connect(server)) as api:
+        found = find_project(api, project)
+        created = found is None
+        if created:
+            found = api.request("POST", "/api/projects", "create the project", json={
+                "title": project, "label_config": LABEL_CONFIG,
+                "description": "Pairwise preferences from pref-pipeline: which response is better? (A, B or tie)"})
+        project_id = int(found["id"])
+        on_server = {str((t.get("data") or {}).get("comparison_id")) for t in tasks_of(api, project_id)}
+        new = items[~items["comparison_id"].isin(on_server)].drop_duplicates("comparison_id").reset_index(drop=True)
+        path = key_path(home, server, project_id)
+        key = read_key(path)
+        export_id = new_export_id()
+        shown = blind(new, seed)
+        records = shown.to_dict(orient="records")
+        for item in records:  # a comparison sent before (its task since deleted) keeps its order
+            entry = key["comparisons"].setdefault(item["comparison_id"], {
+                "response_a_id": item["response_a_id"], "response_b_id": item["response_b_id"],
+                "export_id": export_id, "selection": item.get("selection"),
+                "inclusion_probability": number(item.get("inclusion_probability"))})
+            if entry["response_a_id"] != item["response_a_id"]:
+                item["response_a"], item["response_b"] = item["response_b"], item["response_a"]
+        key.update(url=server.url, project_id=project_id, title=project)
+        if records:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(path, json.dumps(key, indent=1, sort_keys=True))
+            tasks = [{"data": {"conversation": conversation(item), "response_a": str(item["response_a"]),
+                               "response_b": str(item["response_b"]), "comparison_id": item["comparison_id"],
+                               "export_id": key["comparisons"][item["comparison_id"]]["export_id"]}}
+                     for item in records]
+            api.request("POST", f"/api/projects/{project_id}/import", "import the tasks", json=tasks)
     return PushResult(project_id, f"{server.url}/projects/{project_id}", created, len(records),
                       len(items) - len(records), path, export_id)
 
@@ -306,18 +310,17 @@ def read_result(result: list) -> tuple[str | None, str | None]:
 
 def pull(home: Home, server: Server, project: str = DEFAULT_PROJECT) -> PullResult:
     """Read the project's annotations into ``human_labels`` (all or nothing; unchanged labels not stored again)."""
-    api = connect(server)
-    found = find_project(api, project)
-    if found is None:
-        raise LabelStudioError(f"Label Studio at {server.url} has no project titled {project!r}; push first")
-    project_id = int(found["id"])
-    path = key_path(home, server, project_id)
-    if not path.exists():
-        raise LabelStudioError(f"no blinding key for project {project_id} at {path}: the tasks were pushed from "
-                               "another home (copy its reviews/label_studio/ folder here)")
-    tasks = tasks_of(api, project_id)
-    users = {u["id"]: u.get("email") or u.get("username") for u in api.pages("/api/users", "list users")}
-    api.close()
+    with closing(connect(server)) as api:
+        found = find_project(api, project)
+        if found is None:
+            raise LabelStudioError(f"Label Studio at {server.url} has no project titled {project!r}; push first")
+        project_id = int(found["id"])
+        path = key_path(home, server, project_id)
+        if not path.exists():
+            raise LabelStudioError(f"no blinding key for project {project_id} at {path}: the tasks were pushed from "
+                                   "another home (copy its reviews/label_studio/ folder here)")
+        tasks = tasks_of(api, project_id)
+        users = {u["id"]: u.get("email") or u.get("username") for u in api.pages("/api/users", "list users")}
     labels, skipped = annotation_labels(tasks, read_key(path), reviewable(home), users,
                                         now=datetime.now(timezone.utc))
     fresh = new_labels(home, labels)
