@@ -278,3 +278,14 @@ def test_an_uncertain_sheet_keys_each_item_with_its_inclusion_probability(review
     labels = stored_labels(review_home)
     assert sorted(labels["inclusion_probability"].round(4)) == [round(1 / 3, 4), 1.0, 1.0, 1.0]
     assert (labels["human_winner_id"] == labels["comparison_id"].str.replace("cmp-", "c-") + "-x").all()
+
+
+def test_a_sheet_that_names_no_response_or_labels_twice_is_refused(review_home, tmp_path, capsys):
+    path = tmp_path / "old.csv"  # the unblinded format says chosen / rejected: no pair, nothing to name
+    pd.DataFrame({"pair_id": ["pair-w0", "pair-j0", "pair-j0"], "human_preference": ["chosen", "tie", "rejected"],
+                  "labeller": "ana"}).to_csv(path, index=False)
+    assert main(["review", "import", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: 'pair-w0' has no stored pair, so 'chosen' names no response" in err
+    assert "line 4: 'pair-j0' is labelled again by ana (first on line 3)" in err
+    assert stored_labels(review_home).empty

@@ -103,7 +103,7 @@ def read_sheet(path: Path, items: pd.DataFrame, labeller: str | None = None,
     key = _read_key(path, sheet) if blinded else None
     by_id = {item["comparison_id"]: item for item in items.to_dict(orient="records")}
     now = now or datetime.now(timezone.utc)
-    labels, problems, blank = [], [], 0
+    labels, problems, blank, seen = [], [], 0, {}
     for line, row in enumerate(sheet.to_dict(orient="records"), start=2):  # line 1 is the header
         value = str(row.get("human_preference", "")).strip().lower()
         if not value:
@@ -139,11 +139,19 @@ def read_sheet(path: Path, items: pd.DataFrame, labeller: str | None = None,
                      "inclusion_probability": number(entry.get("inclusion_probability"))}
         else:
             winner, extra = _winner_by_word(item, value), {}
+        if winner is None and value != "tie" and (key is None or "response_a_id" not in key["rows"][raw_id]):
+            problems.append(f"line {line}: {raw_id!r} has no stored pair, so {value!r} names no response")
+            continue
         if winner is not None and winner not in (item["candidate_x_id"], item["candidate_y_id"]):
             problems.append(f"line {line}: the key's response for {raw_id!r} is not one of the comparison's "
                             "candidates")
             continue
         who = str(row.get("labeller") or "").strip() or labeller or None
+        if (comparison_id, who) in seen:
+            problems.append(f"line {line}: {raw_id!r} is labelled again by {who or 'the same labeller'} (first on "
+                            f"line {seen[comparison_id, who]})")
+            continue
+        seen[comparison_id, who] = line
         labels.append(label_row(REVIEW_SOURCE, item, winner, who, now, notes=str(row.get("notes") or "").strip(),
                                 **extra))
     if problems:
