@@ -299,6 +299,11 @@ HUMAN_LABELS = Table("human_labels", "Human preferences from review sheets and k
     _text("labeller", "Who labelled it."),
     _text("notes", "The labeller's notes."),
     Column("labelled_at", "TIMESTAMPTZ", "When it was labelled."),
+    _text("export_id", "The review sheet's or Label Studio push's export id the label came back from."),
+    _text("task_id", "The Label Studio task (and annotation: <task>/<annotation>) of a label_studio label."),
+    _text("selection", "Why the item was offered: to_label, random, uncertain or uncertain_random."),
+    Column("inclusion_probability", "DOUBLE", "The probability the item had of being offered (1 for to_label and "
+           "targeted items): weight 1/p in the agreement estimate (docs/human-labels.md)."),
 ), id_column="label_id", key=("label_id",))
 
 TABLES: dict[str, Table] = {t.name: t for t in (

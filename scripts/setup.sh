@@ -3,7 +3,8 @@
 # install when nothing it depends on has changed since the last successful one.
 #   bash scripts/setup.sh           what a run needs (the package, the embedded model)
 #   bash scripts/setup.sh --tests   also what only the tests need: the test extras, Debian's Chromium
-#                                   (the UI tests drive it) and PostgreSQL (the deployment test starts one)
+#                                   (the UI tests drive it), PostgreSQL (the deployment test starts one) and
+#                                   Label Studio in .venv-label-studio (the review tests start one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,16 @@ if [ "$tests" = 1 ]; then
 fi
 # llama.cpp's default native build uses AMX instructions that crash on the first token on these CPUs.
 export CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"}
+
+# Label Studio (the review tests start one on 127.0.0.1) runs from a venv of its own: its dependencies (Django 5.2,
+# ...) would pin the project's. About 1 GB and 1.5-3.5 minutes the first time; skipped while the version is current.
+LABEL_STUDIO_VERSION=1.23.2
+if [ "$tests" = 1 ] && [ "$(cat .venv-label-studio/.installed 2>/dev/null)" != "$LABEL_STUDIO_VERSION" ]; then
+  echo "setup: installing Label Studio $LABEL_STUDIO_VERSION into .venv-label-studio" >&2
+  [ -x .venv-label-studio/bin/python ] || "$PYTHON" -m venv .venv-label-studio
+  .venv-label-studio/bin/python -m pip install --quiet "label-studio==$LABEL_STUDIO_VERSION"
+  echo "$LABEL_STUDIO_VERSION" > .venv-label-studio/.installed
+fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 stamp=".venv/.pref-pipeline-installed"

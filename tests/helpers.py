@@ -359,3 +359,59 @@ def visit(page, url: str, ready_text: str) -> str:
     except PlaywrightTimeout:
         pass
     return page.inner_text("body")
+
+
+# --------------------------------------------------------------------------- tables for human review
+
+# Comparisons waiting for people (human_ranked): x is the good response ("Good ..."), y the poor one.
+AWAITING = ("cmp-w0", "cmp-w1", "cmp-w2", "cmp-w3")
+# Judged comparisons: (id, status, agreement, confidence, has a pair). Uncertainty, highest first: j1 (the judges
+# disagreed), j2 (inconsistent), then the lowest confidence: j3 (0.4), j5 (0.6), j0 (0.9), j4 (0.95).
+JUDGED = (("cmp-j0", "consistent", 1.0, 0.9, True), ("cmp-j1", "judges_disagree", 0.5, 0.3, False),
+          ("cmp-j2", "inconsistent", None, 0.2, False), ("cmp-j3", "consistent", 1.0, 0.4, True),
+          ("cmp-j4", "consistent", 1.0, 0.95, True), ("cmp-j5", "consistent", 1.0, 0.6, True))
+CONVERSATION = [{"role": "user", "content": "I need a name for a cat."}, {"role": "assistant", "content": "Grey?"},
+                {"role": "user", "content": "Something with more character, please."}]
+
+
+def write_review_tables(home) -> None:
+    """Store prompts, candidates, comparisons and pairs as the pipeline would (table_files.write_part): the
+    comparisons in AWAITING (status awaiting_label, strategy human_ranked, batch b2; cmp-w0's prompt is the
+    conversation CONVERSATION) and those in JUDGED (batch b1, pairs where said, x chosen)."""
+    from pref_pipeline import schema, table_files
+
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    prompts, candidates, comparisons, pairs = [], [], [], []
+    ids = [(c, "b2", None) for c in AWAITING] + [(c[0], "b1", c) for c in JUDGED]
+    for number, (comparison_id, batch, judged) in enumerate(ids):
+        key = comparison_id.removeprefix("cmp-")
+        prompt_id = f"p-{key}"
+        messages = json.dumps(CONVERSATION) if comparison_id == "cmp-w0" else None
+        text = (f"User: {CONVERSATION[0]['content']}\nAssistant: Grey?\nUser: {CONVERSATION[2]['content']}"
+                if messages else f"Question {key}?")
+        prompts.append({"prompt_id": prompt_id, "prompt": text, "category": ("factual", "coding")[number % 2],
+                        "source": "test", "messages": messages, "batch_id": batch})
+        for side, words in (("x", "Good answer"), ("y", "Poor answer")):
+            candidates.append({"candidate_id": f"c-{key}-{side}", "prompt_id": prompt_id, "candidate_index": 0,
+                               "text": f"{words} {key}.", "strategy": "human_ranked" if judged is None else "sampling",
+                               "generator_model": "openai:gen", "generator_label": "gen", "sampling": "{}",
+                               "error": None, "created_at": now, "batch_id": batch})
+        status, agreement, confidence, has_pair = judged[1:] if judged else ("awaiting_label", None, None, False)
+        comparisons.append({"comparison_id": comparison_id, "prompt_id": prompt_id, "candidate_x_id": f"c-{key}-x",
+                            "candidate_y_id": f"c-{key}-y", "status": status, "agreement": agreement,
+                            "confidence": confidence, "winner_id": f"c-{key}-x" if has_pair else None,
+                            "strategy": "human_ranked" if judged is None else "sampling", "batch_id": batch})
+        if has_pair:
+            pairs.append({"pair_id": f"pair-{key}", "prompt_id": prompt_id, "prompt": text, "chosen": f"Good answer {key}.",
+                          "rejected": f"Poor answer {key}.", "generation_method": "sampling", "judge_model_id": "judge",
+                          "criteria": "helpful", "category": prompts[-1]["category"], "confidence": confidence,
+                          "judge_fingerprint": "f1", "chosen_candidate_id": f"c-{key}-x",
+                          "rejected_candidate_id": f"c-{key}-y", "label_source": "judge", "batch_id": batch})
+    for name, rows in (("prompts", prompts), ("candidates", candidates), ("comparisons", comparisons),
+                       ("preference_pairs", pairs)):
+        table_files.write_part(home, name, None, schema.conform(name, pd.DataFrame(rows)))
+
+
+def good_side(response_a: str, response_b: str) -> str:
+    """What a test's reviewer answers: the response that starts with "Good" (A or B), else tie."""
+    return "A" if response_a.startswith("Good") else "B" if response_b.startswith("Good") else "tie"
