@@ -30,6 +30,7 @@ import json
 import pandas as pd
 
 from pref_pipeline import schema
+from pref_pipeline.ids import pair_id_of
 from pref_pipeline.quarantine import AWAITING_LABEL
 from pref_pipeline.strategies import PlannedComparison
 from pref_pipeline.strategies.calls import notes_of
@@ -43,10 +44,6 @@ NO_JUDGE = "none"  # judge_model_id of a pair no judge decided
 
 def _expected_id(p: PlannedComparison) -> str | None:
     return None if p.expected is None else (p.x_id if p.expected == "x" else p.y_id)
-
-
-def pair_id_of(comparison_id: str) -> str:
-    return "pair-" + (comparison_id[4:] if comparison_id.startswith("cmp-") else comparison_id)
 
 
 def _with_pair_params(params: object, extra: object) -> object:

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pref_pipeline import schema
-from pref_pipeline.construction import critiques_by_parent, pair_id_of, unjudged_pair
+from pref_pipeline.construction import critiques_by_parent, unjudged_pair
+from pref_pipeline.ids import pair_id_of
 from pref_pipeline.ids import short_hash
 from pref_pipeline.quarantine import AWAITING_LABEL, HUMAN_TIE
 from pref_pipeline.strategies import PlannedComparison

@@ -13,3 +13,13 @@ def short_hash(*parts: object) -> str:
 def derived_seed(*parts: object) -> int:
     """A reproducible 31-bit seed from any identifying parts."""
     return int(short_hash(*parts)[:8], 16) & 0x7FFFFFFF
+
+
+def pair_id_of(comparison_id: str) -> str:
+    """``pair-<hash>`` of ``cmp-<hash>``: the pair a comparison becomes has the comparison's hash."""
+    return "pair-" + str(comparison_id).removeprefix("cmp-")
+
+
+def comparison_id_of(pair_id: str) -> str:
+    """``cmp-<hash>`` of ``pair-<hash>``."""
+    return "cmp-" + str(pair_id).removeprefix("pair-")

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pref_pipeline import store
+from pref_pipeline.ids import comparison_id_of, pair_id_of
 from pref_pipeline.paths import Home
 from pref_pipeline.quarantine import AWAITING_LABEL, PAIRS_GATE_STAGE
 
@@ -98,16 +99,6 @@ def kept_pairs(home: Home) -> pd.DataFrame:
         rejected = set(quarantine.loc[quarantine["stage"] == PAIRS_GATE_STAGE, "item_id"].dropna())
         pairs = pairs[~pairs["pair_id"].isin(rejected)]
     return pairs
-
-
-def pair_id_of(comparison_id: str) -> str:
-    """``pair-<hash>`` of ``cmp-<hash>``."""
-    return "pair-" + str(comparison_id).removeprefix("cmp-")
-
-
-def comparison_id_of(pair_id: str) -> str:
-    """``cmp-<hash>`` of ``pair-<hash>``."""
-    return "cmp-" + str(pair_id).removeprefix("pair-")
 
 
 def reviewable(home: Home) -> pd.DataFrame:

@@ -24,7 +24,8 @@ from pref_pipeline import store
 from pref_pipeline.paths import Home
 from pref_pipeline.review.labels import (REVIEW_SOURCE, SHOWN, ReviewError, blind, describe, label_row,
                                          labels_frame, new_export_id, number, winner_of)
-from pref_pipeline.review.selection import comparison_id_of, reviewable, select_items
+from pref_pipeline.ids import comparison_id_of
+from pref_pipeline.review.selection import reviewable, select_items
 
 SHEET_COLUMNS = ["export_id", "comparison_id", "category", "prompt", "response_a", "response_b", "human_preference",
                  "labeller", "notes"]
