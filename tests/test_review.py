@@ -279,6 +279,17 @@ def test_an_uncertain_sheet_keys_each_item_with_its_inclusion_probability(review
     assert sorted(labels["inclusion_probability"].round(4)) == [round(1 / 3, 4), 1.0, 1.0, 1.0]
     assert (labels["human_winner_id"] == labels["comparison_id"].str.replace("cmp-", "c-") + "-x").all()
 
+    # The audit weighs each label by 1 / its inclusion probability. Of the four, two had a pair: the targeted j3
+    # (p = 1) and the random one (p = 1/3). A person overrules j3 and agrees with the random one: raw agreement
+    # 1/2; weighted (1 * 0 + 3 * 1) / (1 + 3) = 3/4, the random one standing for the three it was drawn from.
+    flip = {"A": "B", "B": "A"}
+    sheet["human_preference"] = [flip[good_side(a, b)] if c == "cmp-j3" else good_side(a, b)
+                                 for c, a, b in zip(sheet["comparison_id"], sheet["response_a"], sheet["response_b"])]
+    sheet.to_csv(path, index=False)
+    assert main(["review", "import", str(path), "--labeller", "ana"]) == 0
+    human = audit_home(review_home)["agreement"]["human"]
+    assert (human["n_compared"], human["agreement_rate"], human["agreement_rate_weighted"]) == (2, 0.5, 0.75)
+
 
 def test_a_sheet_that_names_no_response_or_labels_twice_is_refused(review_home, tmp_path, capsys):
     path = tmp_path / "old.csv"  # the unblinded format says chosen / rejected: no pair, nothing to name

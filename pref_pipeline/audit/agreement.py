@@ -23,6 +23,7 @@ from pref_pipeline.audit.stats import (
     kappa_from_labels,
     ratio,
     share_entry,
+    weighted_agreement,
     wilson_interval,
 )
 
@@ -83,6 +84,10 @@ def _human(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "n_no_machine": int(waiting.sum()),  # decisive labels of comparisons no judge or construction decides
         "agreement_rate": ratio(int(agree.sum()), len(compared)),
         "agreement_ci95": wilson_interval(int(agree.sum()), len(compared)),
+        # The same over every reviewable comparison: each label weighted by 1 / the probability it had of being
+        # chosen for review (review --strategy uncertain targets the hard cases; its random share stands for the
+        # rest): Horvitz-Thompson weights as a ratio (Hajek). Equal to agreement_rate when nothing was sampled.
+        "agreement_rate_weighted": weighted_agreement(compared["inclusion_probability"], agree),
         "by_category": by_category,
         "most_divergent_category": by_category[0]["category"] if by_category else None,
         "by_source": rows_by("source"),

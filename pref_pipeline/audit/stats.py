@@ -80,3 +80,13 @@ def share_entry(group: str, successes: int, n: int, band: float | None = None) -
     if band is not None:
         entry["flagged"] = bool(share is not None and round(abs(share - 0.5), 4) > band)
     return entry
+
+
+def weighted_agreement(inclusion_probability: Iterable[float], agrees: Iterable[bool]) -> float | None:
+    """The agreement over every reviewable comparison, estimated from labelled items chosen with unequal
+    probabilities: each weighted by 1 / inclusion probability (Horvitz-Thompson), as a ratio (Hajek)."""
+    weights = 1 / np.asarray(list(inclusion_probability), dtype=float)
+    agree = np.asarray(list(agrees), dtype=float)
+    if not len(weights) or not weights.sum():
+        return None
+    return float((weights * agree).sum() / weights.sum())

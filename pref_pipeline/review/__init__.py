@@ -14,7 +14,8 @@ Labels are stored per the issue-21 contract: ``human_winner_id`` is the preferre
 from pref_pipeline.review.cli import add_review_parser, has_tables
 from pref_pipeline.review.labels import LABEL_STUDIO_SOURCE, REVIEW_SOURCE, SHOWN, ReviewError, reviewer_agreement
 from pref_pipeline.review.selection import (ITEM_COLUMNS, allocate, kept_pairs, reviewable, select_items,
-                                            stratified_sample, weighted_agreement)
+                                            stratified_sample)
+from pref_pipeline.audit.stats import weighted_agreement
 from pref_pipeline.review.sheet import (KEY_COLUMNS, LABELS, SHEET_COLUMNS, ImportResult, export_review_sheet,
                                         export_sheet, import_review_sheet, import_sheet, key_path, read_sheet)
 

@@ -14,7 +14,8 @@ Three ways to choose (``select_items``):
 
 The agreement of people with the pipeline over all reviewable comparisons is then estimated by weighting
 each labelled item by ``1 / inclusion_probability`` (Horvitz-Thompson weights, normalised as a ratio:
-``sum(w * agree) / sum(w)``, the Hajek estimator; ``weighted_agreement``). The targeted items stand for
+``sum(w * agree) / sum(w)``, the Hajek estimator; ``audit.stats.weighted_agreement``, which the audit reports
+as ``agreement.human.agreement_rate_weighted``). The targeted items stand for
 themselves only and the random share for everything not targeted, so the hard cases do not drag the
 estimate down. Every item carries ``selection`` and ``inclusion_probability`` into the sheet's key, the
 Label Studio key and the stored ``human_labels`` rows.
@@ -23,7 +24,6 @@ Label Studio key and the stored ``human_labels`` rows.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -219,16 +219,6 @@ def select_items(home: Home, *, to_label: bool = False, sample: int | None = Non
     if strategy == "uncertain":
         return uncertain_items(home, n, seed, random_share)
     return random_items(home, n, seed)
-
-
-def weighted_agreement(inclusion_probability: Iterable[float], agrees: Iterable[bool]) -> float | None:
-    """The agreement over every reviewable comparison, estimated from labelled items chosen with unequal
-    probabilities: each weighted by 1 / inclusion probability (Horvitz-Thompson), as a ratio (Hajek)."""
-    weights = 1 / np.asarray(list(inclusion_probability), dtype=float)
-    agree = np.asarray(list(agrees), dtype=float)
-    if not len(weights) or not weights.sum():
-        return None
-    return float((weights * agree).sum() / weights.sum())
 
 
 def _present(value: object) -> bool:

@@ -15,7 +15,7 @@ WITH joined AS (
 )
 SELECT label_id, source, comparison_id, coalesce(category, '(unknown)') AS category,
        coalesce(labeller, '(' || coalesce(source, 'unknown source') || ')') AS labeller, labeller IS NOT NULL AS named,
-       labelled_at, human_winner_id, human_preference, known, strategy, m_status AS machine_status,
+       labelled_at, human_winner_id, human_preference, inclusion_probability, known, strategy, m_status AS machine_status,
        m_winner AS machine_winner_id,
        CASE WHEN m_winner IS NULL THEN NULL ELSE coalesce(m_source, 'judge') END AS machine_label_source,
        CASE WHEN human_winner_id IS NULL THEN 'tie' WHEN human_winner_id = candidate_x_id THEN 'x'
