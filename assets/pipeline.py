@@ -5,8 +5,8 @@ prompts -> candidates -> judgments -> preference_pairs (+ comparisons, quarantin
 A thin layer: each asset calls one function of ``pref_pipeline`` and describes what it made. Tables
 are stored by the IO manager (``assets/storage.py``); LLM calls go through the ``llm`` resource.
 The pairs gate runs inside the step that owns the ``quarantine`` table, so the rows it rejects are
-kept with their reason by that table's one writer; its result is the blocking
-``preference_pairs_gate`` check.
+kept with their reason by that table's one writer; its result is the per-batch
+``preference_pairs_gate`` check, and ``batch_published`` (``assets/publishing.py``) fails for a batch it blocks.
 """
 
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from assets.checks import PAIRS_GATE, gate_check_result
 from assets.column_schema import column_schema_metadata
-from assets.metadata import plotted_figures, preview, table_md, tag_batch
+from assets.metadata import plot_entries, plotted_figures, preview, quarantine_by_kind, strategy_table, table_md, tag_batch
 from assets.partitions import PROMPT_BATCHES
 from assets.resources import LLMCalls, PipelineHome
 from pref_pipeline import audit as audit_lib
@@ -54,6 +54,13 @@ def quarantine_metadata(quarantine: pd.DataFrame) -> dict:
         "by_reason": dg.MetadataValue.json(reason_counts(quarantine)),
         "preview": dg.MetadataValue.md(table_md(quarantine, ["stage", "reason", "detail", "item_id"])),
     }
+
+
+def batch_plots(figures: dict, folder) -> dict[str, str]:
+    """This batch's audit plots (``audit.plots``), written beside its audit.json: name -> ``data:`` URI."""
+    from pref_pipeline.audit.plots import data_uri, make_plots
+
+    return {name: data_uri(path) for name, path in make_plots(figures, folder).items()}
 
 
 def build_chain_assets(config: PipelineConfig) -> list:
@@ -176,7 +183,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
     def preference_pairs(context: dg.AssetExecutionContext, home: PipelineHome, prompts: pd.DataFrame,
                          rejected_prompts: pd.DataFrame, candidates: pd.DataFrame, judgments: pd.DataFrame):
         """The pairs step (``pairing.make_pairs``): pairs, comparisons, quarantine, this batch's audit, and the
-        pairs gate's verdict as the blocking check."""
+        pairs gate's verdict as this batch's check result."""
         batch = context.partition_key
         step = make_pairs(prompts, rejected_prompts, candidates, judgments, config,
                           home.paths().batch_reports(batch), batch=batch)
@@ -201,7 +208,11 @@ def build_chain_assets(config: PipelineConfig) -> list:
             "published": step.published,
             "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
             "position_bias.consistency_rate": figures["position_bias"]["consistency_rate"],
+            "pairs.quarantined": figures["pairs"]["quarantined"],
+            "pairs.quarantined_by_kind": quarantine_by_kind(figures),
             "flags": dg.MetadataValue.json(figures["flags"]),
+            "strategies": strategy_table(figures),
+            **plot_entries(batch_plots(figures, step.audit_json.parent) if config.audit.plots else {}),
             "audit_json": dg.MetadataValue.path(str(step.audit_json)),
             "audit_md": dg.MetadataValue.path(str(step.audit_md)),
         })

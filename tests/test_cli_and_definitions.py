@@ -17,7 +17,7 @@ from tests.helpers import BIN, ROOT, two_generators, write_config_file
 
 ASSET_KEYS = {"prompts", "candidates", "judgments", "preference_pairs", "comparisons", "preference_pairs_export",
               "preference_dataset", "batch_audit", "audit_report", "quarantine", "judgment_history", "rejected_prompts",
-              "judge_calibration"}
+              "judge_calibration", "batch_published"}
 
 
 def write_config(path: Path, base_url: str, prompts_file: Path, **generator) -> Path:

@@ -19,8 +19,8 @@ from tests.helpers import (
 pytestmark = pytest.mark.slow
 
 ASSETS = ["prompts", "rejected_prompts", "candidates", "judgments", "judgment_history", "comparisons",
-          "preference_pairs", "quarantine", "preference_pairs_export", "batch_audit", "preference_dataset",
-          "audit_report"]
+          "preference_pairs", "quarantine", "preference_pairs_export", "batch_audit", "batch_published",
+          "preference_dataset", "audit_report"]
 
 
 @pytest.fixture(scope="module")
