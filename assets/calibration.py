@@ -5,7 +5,8 @@
 panel, through ``known_answers.calibrate`` (what ``pref-pipeline review known-answer`` runs), and writes
 ``reports/known_answers.json``. It makes LLM calls (four per labelled pair and judge), so it is opt-in:
 not in the ``preference_pipeline`` job nor in ``pref-pipeline run``; launch the ``calibrate_judges``
-job or materialize the asset from the UI.
+job or materialize the asset from the UI, naming the sets in its run config (``sets`` is required, so
+"Materialize all" cannot spend on it by accident: Dagster asks for the config before launching).
 """
 
 
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from assets.resources import LLMCalls, PipelineHome
 from pref_pipeline.config import PipelineConfig
@@ -22,11 +24,31 @@ GROUP = "judge_calibration"
 ASSET = "judge_calibration"
 
 
-class CalibrationConfig(dg.Config):
-    """Which known-answer files to judge (default: the shipped sets) and how many records of each."""
+SHIPPED = "shipped"  # in ``sets``: the known-answer sets shipped with the project
 
-    sets: list[str] = []
-    limit: int | None = None
+
+class CalibrationConfig(dg.Config):
+    """Which known-answer files to judge and how many records of each. ``sets`` has no default: the asset makes
+    LLM calls, so a run must name what it spends them on (Dagster asks for it before launching, "Materialize
+    all" included)."""
+
+    sets: list[str] = Field(description=f"known-answer files to judge (JSON/JSONL); {SHIPPED!r} for the sets "
+                            "shipped in pref_pipeline/data/human_prefs. Four LLM calls per labelled pair and judge.")
+    limit: int | None = Field(default=None, description="at most this many records of each set")
+
+
+def chosen_sets(named: list[str]) -> list[Path]:
+    """The files a run named, checked before any call: a clear ``Failure`` when none is named or one is missing."""
+    if not named:
+        raise dg.Failure(description=f"judge_calibration makes LLM calls (four per labelled pair and judge), so it "
+                         f"runs only on sets named in its run config: ops: {{judge_calibration: {{config: {{sets: "
+                         f"[{SHIPPED!r}]}}}}}} for the shipped ones, or file paths. Nothing was called.")
+    paths = [p for name in named for p in ([p for p in DEFAULT_SETS if p.exists()] if name == SHIPPED else [Path(name)])]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise dg.Failure(description=f"judge_calibration: no such known-answer file: {', '.join(missing)}. Nothing "
+                         "was called.")
+    return paths
 
 
 def build_calibration_assets(pipeline_config: PipelineConfig) -> list:
@@ -41,7 +63,7 @@ def build_calibration_assets(pipeline_config: PipelineConfig) -> list:
     def judge_calibration(context: dg.AssetExecutionContext, config: CalibrationConfig, home: PipelineHome,
                           llm: LLMCalls) -> dg.MaterializeResult:
         started = time.perf_counter()
-        sets = [Path(p) for p in config.sets] or [p for p in DEFAULT_SETS if p.exists()]
+        sets = chosen_sets(config.sets)
         calibration = run_calibration(pipeline_config, sets, llm.settings(), home.paths().reports, config.limit,
                                       logger=context.log)
         overall = calibration.overall

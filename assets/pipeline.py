@@ -22,7 +22,7 @@ from assets.partitions import PROMPT_BATCHES
 from assets.resources import LLMCalls, PipelineHome
 from pref_pipeline import audit as audit_lib
 from pref_pipeline.accounting import usage_metadata
-from pref_pipeline.batches import UnknownBatch, load_batch
+from pref_pipeline.batches import BUILTIN_BATCH, UnknownBatch, discover_batches, load_batch
 from pref_pipeline.config import PipelineConfig, generator_label
 from pref_pipeline.generation import generate_candidates
 from pref_pipeline.judging import judge_code_version
@@ -56,6 +56,15 @@ def quarantine_metadata(quarantine: pd.DataFrame) -> dict:
     }
 
 
+def partition_names_hint(config: PipelineConfig) -> str:
+    """What to type in "Add a partition": the batch names the configuration has now (a partition is a batch)."""
+    names = sorted(discover_batches(config))
+    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    return (f"A partition is a prompt batch, named after a prompt file in prompt_folder (its name without the "
+            f"extension), a source's batch, or {BUILTIN_BATCH} for the built-in set; when these definitions were "
+            f"loaded the valid names were: {shown} (Reload definitions after adding a file).")
+
+
 def batch_plots(figures: dict, folder) -> dict[str, str]:
     """This batch's audit plots (``audit.plots``), written beside its audit.json: name -> ``data:`` URI."""
     from pref_pipeline.audit.plots import data_uri, make_plots
@@ -72,7 +81,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
         outs={
             "prompts": dg.AssetOut(kinds={"python", "parquet"}, metadata=stored_table("prompts"), description=(
                 "Prompts of one batch (a configured source, a file in prompt_folder, or the built-in set), exact "
-                "repeats dropped.")),
+                f"repeats dropped. {partition_names_hint(config)}")),
             "rejected_prompts": dg.AssetOut(kinds={"python", "parquet"}, description=(
                 "Rows of the batch's prompt files set aside under on_bad_rows: skip (invalid JSON, no prompt, "
                 "wrong type, bad encoding...), with file, line and reason; the pairs step records them in "

@@ -13,12 +13,9 @@ import os
 
 import dagster as dg
 
-from pref_pipeline.config import ConfigError, PipelineConfig, load_config
+from pref_pipeline.config import CONFIG_ENV, ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home
 from pref_pipeline.runner import freeze_heap
-
-CONFIG_ENV = "PREF_PIPELINE_CONFIG"
-
 
 def config_from_env() -> PipelineConfig:
     """The configuration named by ``PREF_PIPELINE_CONFIG`` (unset: the embedded default), read now."""

@@ -99,3 +99,23 @@ def test_judge_calibration_asset_materializes_with_agreement_metadata(home, tmp_
     pipeline = definitions.resolve_job_def("preference_pipeline")
     assert "judge_calibration" not in {k.to_user_string() for k in pipeline.asset_layer.executable_asset_keys}
     assert definitions.resolve_job_def("calibrate_judges") is not None
+
+
+def test_judge_calibration_refuses_to_spend_without_named_sets(home, tmp_path):
+    """``sets`` is required: without run config Dagster refuses the run before it starts; an empty list or a
+    missing file fails with a clear message; either way no LLM call is made."""
+    import dagster as dg
+
+    from assets.calibration import build_calibration_assets
+
+    fake = FakeLLM()
+    config = parse_config({"judges": [{"model": "openai:judge-1"}]})
+    with pytest.raises(dg.DagsterInvalidConfigError, match="sets"):
+        dg.materialize(build_calibration_assets(config), resources=resources(fake))
+    for sets, message in (([], "runs only on sets named in its run config"),
+                          ([str(tmp_path / "absent.json")], "no such known-answer file")):
+        result = dg.materialize(build_calibration_assets(config), resources=resources(fake), raise_on_error=False,
+                                run_config={"ops": {"judge_calibration": {"config": {"sets": sets}}}})
+        [failure] = [e for e in result.all_events if e.is_step_failure]
+        assert message in failure.step_failure_data.user_failure_data.description
+    assert fake.requests == []
