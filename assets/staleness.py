@@ -29,9 +29,14 @@ SHOWN_BATCHES = 10
 MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 
 
+# Says whether a batch is published, not what the judge made; a check on it would also make the check's step wait
+# on it, and a blocked batch (the asset failing) would leave every judge_is_current result of that run unmade.
+NOT_CHECKED = dg.AssetSelection.assets("batch_published")
+
+
 def judged_assets(assets: list) -> list[dg.AssetKey]:
-    """``judgments`` and every asset downstream of it, in the given definitions."""
-    keys = dg.AssetSelection.assets(JUDGMENTS).downstream().resolve(
+    """``judgments`` and every asset downstream of it (but ``batch_published``), in the given definitions."""
+    keys = (dg.AssetSelection.assets(JUDGMENTS).downstream() - NOT_CHECKED).resolve(
         [a for a in assets if isinstance(a, dg.AssetsDefinition)])
     return sorted(keys, key=lambda key: key.to_user_string())
 

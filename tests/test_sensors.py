@@ -256,7 +256,7 @@ def test_judge_switched_back_is_rejudged(judged_batch):
 
 
 JUDGED = {"judgments", "judgment_history", "comparisons", "preference_pairs", "quarantine", "batch_audit",
-          "batch_published", "preference_pairs_export", "preference_dataset", "audit_report"}
+          "preference_pairs_export", "preference_dataset", "audit_report"}
 
 
 def staleness_tick(instance: dg.DagsterInstance, config) -> dict[str, dg.AssetCheckEvaluation]:

@@ -20,7 +20,6 @@ from tests.helpers import SAMPLE_PROMPTS, write_prompts, write_ui_config
 pytestmark = pytest.mark.slow
 
 JUDGED = ["judgments", "judgment_history", "comparisons", "preference_pairs", "quarantine", "batch_audit",
-          "batch_published",
           "preference_pairs_export", "preference_dataset", "audit_report"]
 NOT_JUDGED = ["prompts", "candidates"]
 
