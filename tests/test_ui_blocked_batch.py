@@ -6,6 +6,7 @@ its sets, and no call is made. Screenshots and page texts go to test-artifacts/u
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -142,8 +143,8 @@ def test_a_blocked_batch_in_the_ui(tmp_path):
             # The lineage: the asset's node with its partitions, the failed one counted.
             visit(page, f"{base}/assets/batch_published?view=lineage", "batch_published")
             time.sleep(5)  # the nodes' partition counts load after the graph
-            lineage = keep(page, "4-lineage")
-            assert "batch_published" in lineage
+            page.get_by_text("(1 failed)").first.wait_for(timeout=60_000)  # "66% filled (1 failed)", in red
+            keep(page, "4-lineage")
 
             # The roll-ups name the batch left out.
             text = visit(page, f"{base}/assets/preference_dataset", "left_out_batches")
@@ -181,8 +182,10 @@ def test_a_blocked_batch_in_the_ui(tmp_path):
             status = partition_status(base, "batch_published")
             assert status["assetPartitionStatuses"]["failedPartitions"] == []
             assert status["partitionStats"]["numFailed"] == 0
-            text = visit(page, f"{base}/assets/audit_report", "left_out_batches")
+            visit(page, f"{base}/assets/audit_report", "left_out_batches")
             keep(page, "7-cleared")
+            audit = json.loads((pref_home / "reports" / "audit.json").read_text())
+            assert audit["batches"]["blocked"] == 0 and not [f for f in audit["flags"] if BLOCKED in f]
 
             # judge_calibration cannot spend by accident: without its sets the launch is refused, no call made.
             calls = server.count("/chat/completions")
@@ -191,9 +194,14 @@ def test_a_blocked_batch_in_the_ui(tmp_path):
                              "repositoryName": "__repository__", "jobName": "calibrate_judges"}}})["launchRun"]
             assert refused["__typename"] == "RunConfigValidationInvalid", refused
             assert any("sets" in e["message"] for e in refused["errors"])
-            visit(page, f"{base}/asset-groups/judge_calibration", "Materialize")
-            page.get_by_role("button", name=re.compile("Materialize")).first.click()
-            time.sleep(3)
-            keep(page, "8-calibration-materialize")
+            # The global lineage's "Materialize all…" (every asset, judge_calibration included) opens the launchpad
+            # asking for judge_calibration's sets, and its Materialize button stays disabled: nothing is launched.
+            visit(page, f"{base}/asset-groups", "Materialize all…")
+            page.get_by_role("button", name="Materialize all…").click()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_text(re.compile(r'Missing required config entry "judge_calibration"')).first.wait_for(
+                timeout=60_000)
+            keep(page, "8-materialize-all")
+            assert dialog.get_by_role("button", name="Materialize", exact=True).is_disabled()
             assert server.count("/chat/completions") == calls
             browser.close()
