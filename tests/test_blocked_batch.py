@@ -129,3 +129,17 @@ def test_a_run_of_the_blocked_batch_that_passes_clears_it(three_batches):
     status = instance.get_status_by_partition(PUBLISHED, ["a", "blocked", "b"], PROMPT_BATCHES)
     assert {v.value for v in status.values()} == {"MATERIALIZED"}
     assert gate_by_partition(instance)["blocked"] is True
+
+
+def test_the_prompts_asset_names_the_valid_partition_names(tmp_path, home):
+    """What to type in "Add a partition": the batch names the configuration has, on the prompts asset."""
+    from assets.pipeline import build_chain_assets
+
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    for name in ("week-1", "week-2"):
+        write_prompts(folder / f"{name}.jsonl", SAMPLE_PROMPTS[:1])
+    config = pipeline_config(None, prompt_folder=str(folder))
+    [multi] = [a for a in build_chain_assets(config) if dg.AssetKey("prompts") in a.keys]
+    description = multi.specs_by_key[dg.AssetKey("prompts")].description
+    assert "the valid names were: week-1, week-2 (Reload definitions after adding a file)" in description
