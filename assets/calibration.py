@@ -5,8 +5,9 @@
 panel, through ``known_answers.calibrate`` (what ``pref-pipeline review known-answer`` runs), and writes
 ``reports/known_answers.json``. It makes LLM calls (four per labelled pair and judge), so it is opt-in:
 not in the ``preference_pipeline`` job nor in ``pref-pipeline run``; launch the ``calibrate_judges``
-job or materialize the asset from the UI, naming the sets in its run config (``sets`` is required, so
-"Materialize all" cannot spend on it by accident: Dagster asks for the config before launching).
+job, naming the sets in its run config (``sets`` is required). The asset itself is declared without a
+function (an ``AssetSpec``) and recorded by that job's op, so the graph cannot materialize it: "Materialize
+all" on the global lineage leaves it out, and nothing spends on it by accident.
 """
 
 
@@ -51,17 +52,27 @@ def chosen_sets(named: list[str]) -> list[Path]:
     return paths
 
 
+CALIBRATION = dg.AssetSpec(
+    ASSET,
+    group_name=GROUP,
+    kinds={"python", "file"},
+    description="Agreement of the configured judges (and panel) with human labels on known-answer sets: overall, by "
+    "category and by source; reports/known_answers.json. Makes LLM calls, so it is not materialized from the graph "
+    "(\"Materialize all\" leaves it out): launch the calibrate_judges job, naming the sets in its run config.",
+)
+
+
 def build_calibration_assets(pipeline_config: PipelineConfig) -> list:
-    @dg.asset(
-        name=ASSET,
-        group_name=GROUP,
-        kinds={"python", "file"},
-        description="Agreement of the configured judges (and panel) with human labels on known-answer sets: "
-        "overall, by category and by source; reports/known_answers.json. Makes LLM calls: opt-in "
-        "(job calibrate_judges), not part of preference_pipeline.",
-    )
-    def judge_calibration(context: dg.AssetExecutionContext, config: CalibrationConfig, home: PipelineHome,
-                          llm: LLMCalls) -> dg.MaterializeResult:
+    """The asset as the graph shows it: recorded by the ``calibrate_judges`` job, not materializable from the graph."""
+    return [CALIBRATION]
+
+
+def build_calibration_job(pipeline_config: PipelineConfig) -> dg.JobDefinition:
+    """``calibrate_judges``: one op that judges the named sets and records ``judge_calibration``'s materialization."""
+
+    @dg.op(name=ASSET, description="Judge the named known-answer sets and record the agreement on judge_calibration.")
+    def judge_calibration(context: dg.OpExecutionContext, config: CalibrationConfig, home: PipelineHome,
+                          llm: LLMCalls) -> None:
         started = time.perf_counter()
         sets = chosen_sets(config.sets)
         calibration = run_calibration(pipeline_config, sets, llm.settings(), home.paths().reports, config.limit,
@@ -71,7 +82,7 @@ def build_calibration_assets(pipeline_config: PipelineConfig) -> list:
                          "agreement_rate": f["human"]["agreement_rate"],
                          "most_divergent_category": f["human"]["most_divergent_category"]}
                   for name, f in calibration.by_set.items()}
-        return dg.MaterializeResult(metadata={
+        context.log_event(dg.AssetMaterialization(asset_key=ASSET, metadata={
             "agreement.overall": overall["agreement_rate"],
             "agreement.n_compared": overall["n_compared"],
             "agreement.overall_ci95": dg.MetadataValue.json(overall["agreement_ci95"]),
@@ -81,14 +92,12 @@ def build_calibration_assets(pipeline_config: PipelineConfig) -> list:
             "judges": dg.MetadataValue.json([j.model for j in pipeline_config.judges]),
             "report": dg.MetadataValue.path(str(calibration.path)),
             "seconds": round(time.perf_counter() - started, 3),
-        })
+        }))
 
-    return [judge_calibration]
+    @dg.job(name="calibrate_judges", description="Judge the known-answer sets named in the run config with the "
+            "configured judges and record agreement with people on judge_calibration (LLM calls: four per labelled "
+            "pair and judge).")
+    def calibrate_judges():
+        judge_calibration()
 
-
-calibration_job = dg.define_asset_job(
-    "calibrate_judges",
-    selection=dg.AssetSelection.assets(ASSET),
-    description="Judge the known-answer sets with the configured judges and report agreement with people "
-    "(LLM calls: four per labelled pair and judge).",
-)
+    return calibrate_judges

@@ -27,7 +27,7 @@ def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = Fa
     """Every asset, check, job, sensor and schedule of one configuration, writing under ``home``. ``loggers``
     replace Dagster's console logger in every job (a run names the ones it uses in its run config)."""
     from assets import build_pipeline_assets
-    from assets.calibration import build_calibration_assets, calibration_job
+    from assets.calibration import build_calibration_assets, build_calibration_job
     from assets.jobs import pipeline_job, rebuild_job, rejudge_job, rollup_job
     from assets.resources import pipeline_resources
     from sensors import build_automation
@@ -35,7 +35,7 @@ def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = Fa
     sensors, schedules = build_automation(config, config_from_env)
     definitions = dg.Definitions(
         assets=[*build_pipeline_assets(config), *build_calibration_assets(config)],
-        jobs=[pipeline_job, rejudge_job, rebuild_job, rollup_job, calibration_job],
+        jobs=[pipeline_job, rejudge_job, rebuild_job, rollup_job, build_calibration_job(config)],
         sensors=sensors,
         schedules=schedules,
         resources=pipeline_resources(home, progress=progress),
