@@ -18,7 +18,9 @@ from assets.partitions import PROMPT_BATCHES
 from tests.dagster_dev import LAUNCH_MUTATION, code_location, dagster_dev, graphql, launch_partition_run, wait_for_runs
 from tests.fakes import FakeLLMServer
 from tests.fakes.answers import default_judge
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, UI_ARTIFACTS, two_generators, visit, write_config_file, write_prompts
+from tests.helpers import (
+    CHROMIUM, CHROMIUM_ARGS, MATERIALIZE_ALL, UI_ARTIFACTS, two_generators, visit, write_config_file, write_prompts,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -195,8 +197,8 @@ def test_a_blocked_batch_in_the_ui(tmp_path):
             assert refused["__typename"] == "RunConfigValidationInvalid", refused
             assert any("sets" in e["message"] for e in refused["errors"])
             # The global lineage's "Materialize all…" leaves judge_calibration out (the graph cannot materialize it).
-            visit(page, f"{base}/asset-groups", "Materialize all…")
-            page.get_by_role("button", name="Materialize all…").click()
+            visit(page, f"{base}/asset-groups", "Materialize all")
+            page.get_by_role("button", name=MATERIALIZE_ALL).click()
             dialog = page.get_by_role("dialog")
             dialog.get_by_role("button", name=re.compile(r"^Launch")).first.wait_for(timeout=60_000)
             text = keep(page, "8-materialize-all")
