@@ -5,8 +5,10 @@ only (a partitioned asset is always "fresh" in the graph, the catalog and the as
 an asset below a changed one is marked only after that one is materialized again. So each asset
 from ``judgments`` down carries the check ``judge_is_current`` (WARN severity, never blocking): it
 fails, naming the batches, when a batch's latest verdicts were made by another judge fingerprint
-than the configured one, or when the asset was made before its batch's latest verdicts. Asset
-checks show on the graph's nodes, in the catalog and on each asset's page.
+than the configured one, or when the asset was made before its batch's latest verdicts, and says what
+fixes each kind (``advice``: the ``rejudge`` job, or ``rebuild_from_judgments`` for what sits below
+``judgments``; never the judge sensor where it would launch nothing). Asset checks show on the graph's
+nodes, in the catalog and on each asset's page.
 
 The check runs at the end of every run that materializes these assets, and
 ``judge_staleness_sensor`` (on by default; it launches nothing) evaluates it again whenever the
