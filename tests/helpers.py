@@ -340,7 +340,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 # The lineage's "Materialize all…" button: "Materialize all (13)…" when the graph also shows an asset it cannot
 # materialize (judge_calibration, recorded by its job).
-MATERIALIZE_ALL = re.compile(r"^Materialize all")
+MATERIALIZE_ALL = re.compile(r"Materialize all")
 
 
 def write_ui_config(path: Path, prompts: Path, base_url: str, judge: str = "judge") -> Path:
