@@ -2,7 +2,8 @@
 
 - ``pipeline.py``: prompts -> candidates -> judgments -> preference_pairs (+ comparisons, quarantine)
 - ``checks.py``: the GX gates as blocking checks
-- ``publishing.py``: each batch's export and the combined dataset
+- ``publishing.py``: each batch's export, whether the batch is published (``batch_published``) and the combined
+  dataset
 - ``audit.py``: verdict history, each batch's audit and the audit over every batch
 - ``resources.py``: where a run writes, its tables' IO manager and its LLM call session; ``storage.py``: the IO
   manager's tables, Parquet files per batch under the home

@@ -12,7 +12,7 @@ import time
 import dagster as dg
 import pandas as pd
 
-from assets.metadata import human_agreement_tables, plotted_figures
+from assets.metadata import human_agreement_tables, plot_entries, plotted_figures, quarantine_by_kind, strategy_table
 from assets.partitions import PROMPT_BATCHES
 from assets.resources import PipelineHome
 from pref_pipeline import audit as audit_lib
@@ -85,7 +85,13 @@ def build_audit_assets(config: PipelineConfig) -> list:
             "pairs.quarantined": figures["pairs"]["quarantined"],
             "export.human_share": figures["export"]["human_share"]["share"],
             **human_agreement_tables(figures),
+            "pairs.quarantined_by_kind": quarantine_by_kind(figures),  # what the count is made of
             "flags": dg.MetadataValue.json(figures["flags"]),
+            "left_out_batches": dg.MetadataValue.json(
+                {b["batch"]: b.get("why") for b in (figures.get("batches") or {}).get("by_batch") or []
+                 if b["status"] == "blocked"}),
+            "strategies": strategy_table(figures),
+            **plot_entries(images),
             "audit_json": dg.MetadataValue.path(str(json_path)),
             "audit_md": dg.MetadataValue.path(str(md_path)),
             "seconds": round(time.perf_counter() - started, 3),

@@ -1,10 +1,11 @@
 """The Great Expectations gates as blocking asset checks: one suite per stage (``pref_pipeline.gates``).
 
-A failing suite stops the steps after it in the run. Checks only check: they return a result whose
-metadata names the failed expectations, the dataset-level figures and sample offending rows; the
-rows stay in their stage's table as evidence. The pairs gate is evaluated by the pairs step itself
-(``PAIRS_GATE`` in its ``check_specs``), because the rows it rejects belong in ``quarantine``, which
-that step owns.
+A failing suite on prompts, candidates or judgments stops the steps after it in the run. Checks only
+check: they return a result whose metadata names the failed expectations, the dataset-level figures and
+sample offending rows; the rows stay in their stage's table as evidence. The pairs gate is evaluated by
+the pairs step itself (``PAIRS_GATE`` in its ``check_specs``), because the rows it rejects belong in
+``quarantine``, which that step owns; it does not stop the run's roll-ups: the batch's
+``batch_published`` partition fails with the cause instead (``assets/publishing.py``).
 """
 
 
@@ -28,12 +29,17 @@ SHOWN_COLUMNS = {
     "preference_pairs": ["pair_id", "prompt", "chosen", "rejected", "confidence"],
 }
 
-PAIRS_GATE = dg.AssetCheckSpec(
-    "preference_pairs_gate", asset="preference_pairs", blocking=True,
-    description="GX suite on the pairs: required fields, unique pair ids, chosen differs from rejected, confidence "
-    "in [0, 1], decisive verdicts, at least gates.min_pairs pairs; and, when configured, position consistency above "
-    "gates.min_position_consistency and the share of longer-chosen pairs within 0.5 ± gates.max_length_bias. "
-    f"A failing batch is not exported; its pairs go to quarantine ({BATCH_REJECTED}).")
+with warnings.catch_warnings():  # a check per prompt batch (partition) is a Dagster 1.13 preview
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    PAIRS_GATE = dg.AssetCheckSpec(
+        "preference_pairs_gate", asset="preference_pairs", partitions_def=PROMPT_BATCHES,
+        description="GX suite on the pairs of one batch: required fields, unique pair ids, chosen differs from "
+        "rejected, confidence in [0, 1], decisive verdicts, at least gates.min_pairs pairs; and, when configured, "
+        "position consistency above gates.min_position_consistency and the share of longer-chosen pairs within "
+        "0.5 ± gates.max_length_bias. Evaluated per batch (partition). A failing batch is not exported: its pairs "
+        f"go to quarantine ({BATCH_REJECTED}) and its batch_published partition fails with the cause, until a run "
+        "of the batch passes. Not blocking in Dagster's sense, so the roll-ups over the batches that passed still "
+        "run.")
 
 
 def gate_check_result(stage: str, frame: pd.DataFrame, gate: gates.GateResult, *, check_name: str | None = None,

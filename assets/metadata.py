@@ -53,10 +53,13 @@ def _cell(value):
     return str(value)
 
 
-def table_metadata(rows: list[dict], columns: dict[str, str]) -> dg.MetadataValue:
-    """Rows of an audit figure as a Dagster table (``columns``: name -> type, "string", "int" or "float"), which the
-    asset's page shows as a table."""
-    schema_ = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns.items()])
+def table_metadata(rows: list[dict], columns: dict[str, str], descriptions: dict[str, str] | None = None
+                   ) -> dg.MetadataValue:
+    """Rows of an audit figure as a Dagster table (``columns``: name -> type, "string", "int" or "float"; optional
+    column ``descriptions``), which the asset's page shows as a table."""
+    descriptions = descriptions or {}
+    schema_ = dg.TableSchema(columns=[dg.TableColumn(name, kind, description=descriptions.get(name))
+                                      for name, kind in columns.items()])
     records = [dg.TableRecord({name: _cell(row.get(name)) for name in columns}) for row in rows]
     return dg.MetadataValue.table(records=records, schema=schema_)
 
@@ -82,3 +85,34 @@ def human_agreement_tables(figures: dict) -> dict:
         "labeller": "string", "week": "string", "n_labels": "int", "n_decisive": "int", "n_with_pair": "int",
         "n_agree": "int", "agreement_rate": "float", "agreement_ci95": "string"})
     return tables
+
+
+STRATEGY_COLUMNS = (  # (name, type, description) of the per-strategy table, from audit.json's ``strategies``
+    ("strategy", "string", "generation method"),
+    ("comparisons", "int", "comparisons planned"),
+    ("pairs_made", "int", "a winner, by the judges or by construction"),
+    ("by_construction", "int", "winner known by construction"),
+    ("pairs_kept", "int", "in the dataset after the filters and the gate"),
+    ("pct_longer_chosen", "float", "share of pairs whose chosen response is longer"),
+    ("judge_agreement", "float", "how often the judges named the constructed winner"),
+)
+
+
+def strategy_table(figures: dict) -> dg.MetadataValue:
+    """The audit's per-strategy figures as a table entry (the asset page shows it as a table, not as Markdown)."""
+    rows = [{**entry, "judge_agreement": (entry.get("judge_agreement") or {}).get("rate")}
+            for entry in figures.get("strategies") or []]
+    return table_metadata(rows, {name: kind for name, kind, _ in STRATEGY_COLUMNS},
+                          {name: text for name, _, text in STRATEGY_COLUMNS})
+
+
+def plot_entries(images: dict[str, str]) -> dict[str, dg.MetadataValue]:
+    """Each plot (name -> ``data:`` URI) as a Markdown entry of its own, ``plot.<name>``, beside the report."""
+    return {f"plot.{name}": dg.MetadataValue.md(f"![{name}]({uri})") for name, uri in images.items()}
+
+
+def quarantine_by_kind(figures: dict) -> dg.MetadataValue:
+    """What the ``pairs.quarantined`` count is made of: rows by stage and reason (a blocked batch adds one row that
+    stands for the batch when only table-level expectations failed, so the count can exceed the comparisons)."""
+    rows = (figures.get("quarantine") or {}).get("by_reason") or []
+    return dg.MetadataValue.json({f"{row['stage']} / {row['reason']}": row["n"] for row in rows})

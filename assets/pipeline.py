@@ -5,8 +5,8 @@ prompts -> candidates -> judgments -> preference_pairs (+ comparisons, quarantin
 A thin layer: each asset calls one function of ``pref_pipeline`` and describes what it made. Tables
 are stored by the IO manager (``assets/storage.py``); LLM calls go through the ``llm`` resource.
 The pairs gate runs inside the step that owns the ``quarantine`` table, so the rows it rejects are
-kept with their reason by that table's one writer; its result is the blocking
-``preference_pairs_gate`` check.
+kept with their reason by that table's one writer; its result is the per-batch
+``preference_pairs_gate`` check, and ``batch_published`` (``assets/publishing.py``) fails for a batch it blocks.
 """
 
 
@@ -17,12 +17,12 @@ import pandas as pd
 
 from assets.checks import PAIRS_GATE, gate_check_result
 from assets.column_schema import column_schema_metadata
-from assets.metadata import plotted_figures, preview, table_md, tag_batch
+from assets.metadata import plot_entries, plotted_figures, preview, quarantine_by_kind, strategy_table, table_md, tag_batch
 from assets.partitions import PROMPT_BATCHES
 from assets.resources import LLMCalls, PipelineHome
 from pref_pipeline import audit as audit_lib
 from pref_pipeline.accounting import usage_metadata
-from pref_pipeline.batches import UnknownBatch, load_batch
+from pref_pipeline.batches import BUILTIN_BATCH, UnknownBatch, discover_batches, load_batch
 from pref_pipeline.config import PipelineConfig, generator_label
 from pref_pipeline.generation import generate_candidates
 from pref_pipeline.judging import judge_code_version
@@ -58,6 +58,22 @@ def quarantine_metadata(quarantine: pd.DataFrame) -> dict:
     }
 
 
+def partition_names_hint(config: PipelineConfig) -> str:
+    """What to type in "Add a partition": the batch names the configuration has now (a partition is a batch)."""
+    names = sorted(discover_batches(config))
+    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    return (f"A partition is a prompt batch, named after a prompt file in prompt_folder (its name without the "
+            f"extension), a source's batch, or {BUILTIN_BATCH} for the built-in set; when these definitions were "
+            f"loaded the valid names were: {shown} (Reload definitions after adding a file).")
+
+
+def batch_plots(figures: dict, folder) -> dict[str, str]:
+    """This batch's audit plots (``audit.plots``), written beside its audit.json: name -> ``data:`` URI."""
+    from pref_pipeline.audit.plots import data_uri, make_plots
+
+    return {name: data_uri(path) for name, path in make_plots(figures, folder).items()}
+
+
 def build_chain_assets(config: PipelineConfig) -> list:
     """prompts, candidates, judgments and the pairs step, for one configuration."""
 
@@ -67,7 +83,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
         outs={
             "prompts": dg.AssetOut(kinds={"python", "parquet"}, metadata=stored_table("prompts"), description=(
                 "Prompts of one batch (a configured source, a file in prompt_folder, or the built-in set), exact "
-                "repeats dropped.")),
+                f"repeats dropped. {partition_names_hint(config)}")),
             "rejected_prompts": dg.AssetOut(kinds={"python", "parquet"}, description=(
                 "Rows of the batch's prompt files set aside under on_bad_rows: skip (invalid JSON, no prompt, "
                 "wrong type, bad encoding...), with file, line and reason; the pairs step records them in "
@@ -179,7 +195,7 @@ def build_chain_assets(config: PipelineConfig) -> list:
     def preference_pairs(context: dg.AssetExecutionContext, home: PipelineHome, prompts: pd.DataFrame,
                          rejected_prompts: pd.DataFrame, candidates: pd.DataFrame, judgments: pd.DataFrame):
         """The pairs step (``pairing.make_pairs``): pairs, comparisons, quarantine, this batch's audit, and the
-        pairs gate's verdict as the blocking check."""
+        pairs gate's verdict as this batch's check result."""
         batch = context.partition_key
         paths = home.paths()
         step = make_pairs(prompts, rejected_prompts, candidates, judgments, config, paths.batch_reports(batch),
@@ -212,7 +228,11 @@ def build_chain_assets(config: PipelineConfig) -> list:
             AWAITING_LABEL: step.awaiting_label,
             "length_bias.pct_longer_chosen": figures["length_bias"]["pct_longer_chosen"],
             "position_bias.consistency_rate": figures["position_bias"]["consistency_rate"],
+            "pairs.quarantined": figures["pairs"]["quarantined"],
+            "pairs.quarantined_by_kind": quarantine_by_kind(figures),
             "flags": dg.MetadataValue.json(figures["flags"]),
+            "strategies": strategy_table(figures),
+            **plot_entries(batch_plots(figures, step.audit_json.parent) if config.audit.plots else {}),
             "audit_json": dg.MetadataValue.path(str(step.audit_json)),
             "audit_md": dg.MetadataValue.path(str(step.audit_md)),
         })

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from pref_pipeline.config import ConfigError, PipelineConfig, load_config
+from pref_pipeline.config import CONFIG_ENV, ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home, OldLayoutError
 
 
@@ -71,10 +72,15 @@ def cli_home(args: argparse.Namespace) -> Home:
 
 
 def load_cli_config(args: argparse.Namespace, *, check_prompts: bool = False) -> PipelineConfig:
-    """The configuration of a command; ``check_prompts`` runs the preflight: prompt files read, and for
-    ``run`` keys and endpoints checked, before anything is spent."""
+    """The configuration of a command: ``--config``, else the file ``PREF_PIPELINE_CONFIG`` names (as the code
+    location reads it), else the embedded default; ``check_prompts`` runs the preflight: prompt files read, and
+    for ``run`` keys and endpoints checked, before anything is spent."""
+    path = args.config
+    if path is None and os.environ.get(CONFIG_ENV):  # as the code location reads it: not the default silently
+        path = Path(os.environ[CONFIG_ENV])
+        print(f"note: configuration {path} (from {CONFIG_ENV}; --config overrides it)", file=sys.stderr)
     try:
-        config = load_config(args.config)
+        config = load_config(path)
         if check_prompts:  # files, prompt rows, keys, endpoints: every problem before any call (preflight.py)
             from pref_pipeline.preflight import check_ready
 

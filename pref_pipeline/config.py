@@ -496,6 +496,9 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<config>", base_dir
         raise ConfigError(_format_error(exc, origin)) from None
 
 
+CONFIG_ENV = "PREF_PIPELINE_CONFIG"  # the configuration file when none is named (the CLI, the code location)
+
+
 def load_config(path: str | Path | None) -> PipelineConfig:
     """Read a YAML config file; ``None`` gives the embedded offline default."""
     if path is None:

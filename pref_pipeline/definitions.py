@@ -13,12 +13,9 @@ import os
 
 import dagster as dg
 
-from pref_pipeline.config import ConfigError, PipelineConfig, load_config
+from pref_pipeline.config import CONFIG_ENV, ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home
 from pref_pipeline.runner import freeze_heap
-
-CONFIG_ENV = "PREF_PIPELINE_CONFIG"
-
 
 def config_from_env() -> PipelineConfig:
     """The configuration named by ``PREF_PIPELINE_CONFIG`` (unset: the embedded default), read now."""
@@ -30,15 +27,15 @@ def build_definitions(config: PipelineConfig, home: Home, *, progress: bool = Fa
     """Every asset, check, job, sensor and schedule of one configuration, writing under ``home``. ``loggers``
     replace Dagster's console logger in every job (a run names the ones it uses in its run config)."""
     from assets import build_pipeline_assets
-    from assets.calibration import build_calibration_assets, calibration_job
-    from assets.jobs import pipeline_job, rejudge_job, relabel_job, rollup_job
+    from assets.calibration import build_calibration_assets, build_calibration_job
+    from assets.jobs import pipeline_job, rebuild_job, rejudge_job, rollup_job
     from assets.resources import pipeline_resources
     from sensors import build_automation
 
     sensors, schedules = build_automation(config, config_from_env)
     definitions = dg.Definitions(
         assets=[*build_pipeline_assets(config), *build_calibration_assets(config)],
-        jobs=[pipeline_job, rejudge_job, relabel_job, rollup_job, calibration_job],
+        jobs=[pipeline_job, rejudge_job, rebuild_job, rollup_job, build_calibration_job(config)],
         sensors=sensors,
         schedules=schedules,
         resources=pipeline_resources(home, progress=progress),

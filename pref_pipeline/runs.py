@@ -38,6 +38,7 @@ DATASET, AUDIT = dg.AssetKey("preference_dataset"), dg.AssetKey("audit_report")
 EXPORT = dg.AssetKey("preference_pairs_export")
 COMPARISONS = dg.AssetKey("comparisons")
 CHECK_FAILED = "DagsterAssetCheckFailedError"  # how Dagster fails a step whose blocking check failed
+PUBLISHED_STEP = "batch_published"  # fails, with the cause, for a batch a gate left unpublished
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"  # as Dagster's console logger writes it
 LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 
@@ -207,11 +208,16 @@ class BatchOutcome:
     def of(cls, result: dg.ExecuteInProcessResult | BatchOutcome) -> BatchOutcome:
         if isinstance(result, BatchOutcome):
             return result
-        failures = tuple((event.step_key, root_cause(event.step_failure_data.error)) for event in result.all_events
-                         if event.is_step_failure and event.step_failure_data
-                         and not _failed_by_a_check(event.step_failure_data.error))
-        return cls(result.success, failures, tuple(failed_checks(result)), was_interrupted(result),
-                   _published(result), _awaiting_label(result))
+        failed = [event for event in result.all_events if event.is_step_failure and event.step_failure_data
+                  and not _failed_by_a_check(event.step_failure_data.error)]
+        failures = tuple((e.step_key, root_cause(e.step_failure_data.error)) for e in failed
+                         if e.step_key != PUBLISHED_STEP)
+        checks = failed_checks(result)
+        if not checks:  # not published for another reason than a check (length rebalancing left too few pairs)
+            checks = [f"{PUBLISHED_STEP}: {root_cause(e.step_failure_data.error)}" for e in failed
+                      if e.step_key == PUBLISHED_STEP]
+        return cls(result.success, failures, tuple(checks), was_interrupted(result), _published(result),
+                   _awaiting_label(result))
 
 
 @dataclass

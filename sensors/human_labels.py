@@ -3,7 +3,7 @@
 People label (``pref-pipeline review import`` / ``pull``) into ``human_labels`` at any time; the pairs step of a
 batch applies the labels stored when it runs and records their digest (``human_pairs.labels_digest``) on the
 batch's ``comparisons`` materialization. At each tick the sensor computes the same digest per batch from the
-stored labels and comparisons (read through the ``home`` resource) and requests the ``relabel`` job (the pairs
+stored labels and comparisons (read through the ``home`` resource) and requests the ``rebuild_from_judgments`` job (the pairs
 step and what is made from it: no LLM call) for each batch whose digest differs from the one its pairs were made
 with. The cursor keeps the digest last requested per batch, so a run still pending is not requested twice; the
 run key names the digest, so labels that change back and forth are applied each time. Off by default.
@@ -13,7 +13,7 @@ import json
 
 import dagster as dg
 
-from assets.jobs import relabel_job
+from assets.jobs import rebuild_job
 from assets.partitions import PROMPT_BATCHES
 from assets.resources import PipelineHome
 from pref_pipeline import store
@@ -35,7 +35,7 @@ def applied_digest(instance: dg.DagsterInstance, batch: str) -> str | None:
 def build_human_labels_sensor() -> dg.SensorDefinition:
     @dg.sensor(
         name="human_labels_sensor",
-        job=relabel_job,
+        job=rebuild_job,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Rebuilds the pairs (and below) of every batch whose comparisons got new human labels.",

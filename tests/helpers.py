@@ -9,6 +9,7 @@ its own process) and ``tests.dagster_dev`` (a webserver and its GraphQL API), ne
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import sys
@@ -335,6 +336,11 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Flags for a closed network, as root, without a display (docs/testing.md).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
+
+
+# The lineage's "Materialize all…" button: "Materialize all (13)…" when the graph also shows an asset it cannot
+# materialize (judge_calibration, recorded by its job).
+MATERIALIZE_ALL = re.compile(r"Materialize all")
 
 
 def write_ui_config(path: Path, prompts: Path, base_url: str, judge: str = "judge") -> Path:

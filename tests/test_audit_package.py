@@ -192,3 +192,17 @@ def test_the_sql_files_are_package_data():
         used |= {part.split('")')[0] for part in text.split('sql("')[1:]}
     used |= set(audit.SHARED_VIEWS)
     assert used == shipped  # every query used is shipped, and nothing shipped is dead
+
+
+def test_the_latest_flip_rate_is_filed_under_the_judge_in_use_after_a_switch_back():
+    """A -> B -> A: the fingerprints are two versions, one transition A -> B; the latest change is back to A (used
+    last), so its flip rate is filed under A, not under B, the judge no longer in use."""
+    from pref_pipeline.audit.headline import latest_flip_rates
+
+    drift = {"versions": [
+        {"judge_fingerprint": "fa", "judge_model": "openai:judge-a", "slot": "0", "last_seen": "2026-01-03T00:00:00"},
+        {"judge_fingerprint": "fb", "judge_model": "openai:judge-b", "slot": "0", "last_seen": "2026-01-02T00:00:00"},
+    ], "transitions": [{"from": "fa", "to": "fb", "to_model": "openai:judge-b", "flip_rate": 0.25, "slot": "0"}]}
+    assert latest_flip_rates(drift) == {"drift.latest_flip_rate.openai:judge-a": 0.25}
+    drift["versions"][1]["last_seen"] = "2026-01-04T00:00:00"  # B in use last: filed under B
+    assert latest_flip_rates(drift) == {"drift.latest_flip_rate.openai:judge-b": 0.25}

@@ -70,9 +70,8 @@ def test_shipped_sets_load(path):
 def test_judge_calibration_asset_materializes_with_agreement_metadata(home, tmp_path):
     """The opt-in asset: the same figures as the CLI, as metadata (overall and by category), through Dagster;
     not part of the preference_pipeline job."""
-    import dagster as dg
 
-    from assets.calibration import build_calibration_assets
+    from assets.calibration import build_calibration_job
     from pref_pipeline.definitions import build_definitions
     from pref_pipeline.paths import Home
 
@@ -81,8 +80,8 @@ def test_judge_calibration_asset_materializes_with_agreement_metadata(home, tmp_
                                 record("chat", True, 3, False), record("chat", False, 4, True)]))
     fake = FakeLLM()
     config = parse_config({"judges": [{"model": "openai:judge-1"}]})
-    result = dg.materialize(build_calibration_assets(config), resources=resources(fake),
-                            run_config={"ops": {"judge_calibration": {"config": {"sets": [str(path)]}}}})
+    result = build_calibration_job(config).execute_in_process(
+        resources=resources(fake), run_config={"ops": {"judge_calibration": {"config": {"sets": [str(path)]}}}})
     assert result.success
     assert fake.count("/chat/completions") == 8  # 4 labelled pairs x both orders x 1 judge
     [materialization] = result.asset_materializations_for_node("judge_calibration")
@@ -99,3 +98,29 @@ def test_judge_calibration_asset_materializes_with_agreement_metadata(home, tmp_
     pipeline = definitions.resolve_job_def("preference_pipeline")
     assert "judge_calibration" not in {k.to_user_string() for k in pipeline.asset_layer.executable_asset_keys}
     assert definitions.resolve_job_def("calibrate_judges") is not None
+
+
+def test_judge_calibration_refuses_to_spend_without_named_sets(home, tmp_path):
+    """``sets`` is required: without run config Dagster refuses the run before it starts; an empty list or a
+    missing file fails with a clear message; either way no LLM call is made. And the graph cannot materialize the
+    asset ("Materialize all" leaves it out): it is declared without a function, recorded by the job."""
+    import dagster as dg
+
+    from assets.calibration import build_calibration_job
+    from pref_pipeline.definitions import build_definitions
+    from pref_pipeline.paths import Home
+
+    fake = FakeLLM()
+    config = parse_config({"judges": [{"model": "openai:judge-1"}]})
+    job = build_calibration_job(config)
+    with pytest.raises(dg.DagsterInvalidConfigError, match="sets"):
+        job.execute_in_process(resources=resources(fake))
+    for sets, message in (([], "runs only on sets named in its run config"),
+                          ([str(tmp_path / "absent.json")], "no such known-answer file")):
+        result = job.execute_in_process(resources=resources(fake), raise_on_error=False,
+                                        run_config={"ops": {"judge_calibration": {"config": {"sets": sets}}}})
+        [failure] = [e for e in result.all_events if e.is_step_failure]
+        assert message in failure.step_failure_data.user_failure_data.description
+    assert fake.requests == []
+    graph = build_definitions(config, Home.from_env()).resolve_asset_graph()
+    assert not graph.get(dg.AssetKey("judge_calibration")).is_executable

@@ -17,7 +17,7 @@ from tests.helpers import BIN, ROOT, two_generators, write_config_file
 
 ASSET_KEYS = {"prompts", "candidates", "judgments", "preference_pairs", "comparisons", "preference_pairs_export",
               "preference_dataset", "batch_audit", "audit_report", "quarantine", "judgment_history", "rejected_prompts",
-              "judge_calibration"}
+              "judge_calibration", "batch_published"}
 
 
 def write_config(path: Path, base_url: str, prompts_file: Path, **generator) -> Path:
@@ -171,3 +171,18 @@ def test_a_bad_configuration_is_the_code_locations_error_without_stack_frames(ho
     assert f"invalid configuration in {config}" in shown.message
     assert "generators[0].temprature: unknown key; did you mean `temperature`?" in shown.message
     assert "PREF_PIPELINE_CONFIG" in shown.message
+
+
+def test_estimate_reads_the_configuration_the_environment_names(home, prompts_file, capsys, monkeypatch):
+    """Without --config, `estimate` (like `run` and the code location) reads PREF_PIPELINE_CONFIG rather than
+    estimating the embedded default; --config still wins."""
+    config = write_config(prompts_file.parent / "pipeline.yaml", "http://127.0.0.1:9/v1", prompts_file)
+    monkeypatch.setenv("PREF_PIPELINE_CONFIG", str(config))
+    assert main(["estimate", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "openai:judge" in captured.out and "local:smollm2-135m" not in captured.out
+    assert f"configuration {config} (from PREF_PIPELINE_CONFIG" in captured.err
+    default = prompts_file.parent / "default.yaml"
+    default.write_text("{}\n")
+    assert main(["estimate", "--json", "--config", str(default)]) == 0
+    assert "openai:judge" not in capsys.readouterr().out

@@ -96,5 +96,5 @@ def test_runs_are_stored_in_postgres_with_the_queued_coordinator(postgres, home,
         materialized = sorted(json.loads(row[0])[-1] for row in cur.fetchall())
     assert materialized == sorted(["prompts", "candidates", "judgments", "judgment_history", "preference_pairs",
                                    "comparisons", "quarantine", "preference_pairs_export", "batch_audit",
-                                   "rejected_prompts",
+                                   "batch_published", "rejected_prompts",
                                    "preference_dataset", "audit_report"])

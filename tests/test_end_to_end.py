@@ -153,8 +153,11 @@ def test_judge_that_never_parses_blocks_the_export(home, prompts_file):
     assert not result.success
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"prompts_gate": True, "candidates_gate": True, "judgments_gate": True,
-                      "preference_pairs_gate": False}
-    assert not (Home.from_env().exports / "preference_pairs.jsonl").exists()
+                      "preference_pairs_gate": False, "judge_is_current": True}
+    assert [e.step_key for e in result.all_events if e.is_step_failure] == ["batch_published"]
+    # The roll-ups still run, over the batches that passed: none, so the dataset is empty.
+    assert not (Home.from_env().exports / "batches").exists()
+    assert (Home.from_env().exports / "preference_pairs.jsonl").read_text() == ""
     judgments = table_rows("judgments")
     assert {j["parse_status"] for j in judgments} == {"unparseable"}
     assert all(j["preference"] is None for j in judgments)

@@ -141,13 +141,16 @@ def test_a_failing_gate_stops_the_run_and_leaves_the_export_untouched(case, repu
     evaluations = checks(result)
     assert not evaluations[failing].passed
     assert all(e.passed for name, e in evaluations.items() if name != failing)
-    # Blocking: nothing downstream of the failed check ran, and the export step never wrote.
+    # Blocking: nothing downstream of the failed check ran, and the export step never wrote. The pairs gate
+    # blocks publishing instead: the export runs and writes nothing, batch_published fails with the cause.
     stage = failing.removesuffix("_gate")
-    downstream = UPSTREAM[UPSTREAM.index(stage) + 1:] + ["preference_pairs_export", "preference_dataset"]
+    downstream = UPSTREAM[UPSTREAM.index(stage) + 1:] + ["batch_published", "preference_dataset"]
     if stage == "preference_pairs":
         assert "batch_audit" in materialized(result)  # made by the pairs step: a blocked batch has its audit
+        assert "preference_pairs_export" in materialized(result)  # published: false, files untouched
+        assert result.outcomes()[BATCH].blocked
     else:
-        downstream.append("batch_audit")
+        downstream += ["batch_audit", "preference_pairs_export"]
     assert not set(downstream) & materialized(result)
     assert "audit_report" in materialized(result)  # the audit over every batch is written on every run
     assert snapshot(exports) == before
@@ -234,9 +237,14 @@ def test_a_batch_the_pairs_gate_rejected_is_never_published(kind, republish):
     gate = gates.validate_pairs(bad, config.gates, judgments)
     assert not gate.success
     rejected = gate_quarantine("preference_pairs", bad, gate).assign(batch_id=BATCH)
-    with pytest.raises(dg.Failure, match="not exported: the pairs gate rejected this batch"):
-        export(context(), preference_pairs=bad, quarantine=pd.concat([q for q in (stored_quarantine, rejected) if len(q)]))
+    quarantine = pd.concat([q for q in (stored_quarantine, rejected) if len(q)])
+    result = export(context(), preference_pairs=bad, quarantine=quarantine)
+    assert result.metadata["published"] is False  # not published; batch_published fails and says why
+    assert result.metadata["why"].startswith("not exported: the pairs gate rejected this batch")
     assert snapshot(exports) == before
+    batch_published = build_definitions(config, home).get_assets_def("batch_published")
+    with pytest.raises(dg.Failure, match="batch 'prompts' is not published: the pairs gate rejected this batch"):
+        batch_published(context(), preference_pairs=bad, quarantine=quarantine)
     # The same call with the stored pairs and their quarantine (gate passed) publishes them again.
     export(context(), preference_pairs=pairs, quarantine=stored_quarantine)
     assert (exports / "batches" / BATCH / "preference_pairs.jsonl").exists()

@@ -193,12 +193,12 @@ def test_the_label_sensor_rebuilds_the_pairs_of_the_batch_people_labelled(home, 
     store.upsert_human_labels(Home.from_env(), label_rows([(c, c["candidate_x_id"]) for c in comparisons]))
     labelled = tick(quiet.cursor)
     [request] = labelled.run_requests
-    assert request.partition_key == "prompts" and sensor.job_name == "relabel"
+    assert request.partition_key == "prompts" and sensor.job_name == "rebuild_from_judgments"
     pending = tick(labelled.cursor)
     assert not pending.run_requests and "already requested" in pending.skip_message
 
     fake.reset()
-    result = defs.resolve_job_def("relabel").execute_in_process(instance=instance, partition_key="prompts",
+    result = defs.resolve_job_def("rebuild_from_judgments").execute_in_process(instance=instance, partition_key="prompts",
                                                                  tags=request.tags)
     assert result.success and fake.requests == []  # the pairs step and below only: no LLM call
     assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} >= {

@@ -222,8 +222,8 @@ def test_only_equal_lengths_gives_no_figure():
 
 def test_empty_tables():
     audit = compute_audit(pd.DataFrame(columns=PAIR_COLUMNS), empty_judgments(), empty_comparisons())
-    assert audit["pairs"] == {"kept": 0, "quarantined": 0, "left_out_by_export": 0, "comparisons": 0, "by_status": {},
-                             "awaiting_label": 0}
+    assert audit["pairs"] == {"kept": 0, "quarantined": 0, "quarantined_batch_rows": 0, "left_out_by_export": 0,
+                              "comparisons": 0, "by_status": {}, "awaiting_label": 0}
     assert audit["length_bias"]["pct_longer_chosen"] is None
     assert audit["position_bias"]["consistency_rate"] is None
     assert audit["position_bias"]["first_position_win_rate"] is None

@@ -303,8 +303,15 @@ def test_a_judge_change_marks_judgments_and_everything_downstream_stale(judged_b
     for name, evaluation in after_judgments.items():
         assert not evaluation.passed, name
         assert "prompts (made before the batch's latest verdicts)" in evaluation.description or \
-            "prompts (re-judged after this roll-up was made)" in evaluation.description, evaluation.description
+            "prompts (judged after this roll-up was made)" in evaluation.description, evaluation.description
+        # The advice names the batch and what fixes it (not the judge sensor, which would launch nothing now).
+        assert "the rebuild_from_judgments job for prompts" in evaluation.description, evaluation.description
+        assert "judge_change_sensor" not in evaluation.description
 
-    assert rejudge.execute_in_process(instance=instance, partition_key="prompts").success
+    # Following it: the rebuild job for the batch (no LLM call), and every warning clears.
+    calls = len(fake.requests)
+    rebuild = definitions(changed, fake).resolve_job_def("rebuild_from_judgments")
+    assert rebuild.execute_in_process(instance=instance, partition_key="prompts").success
+    assert len(fake.requests) == calls
     assert all(e.passed for e in latest_checks(instance).values())
     assert staleness_tick(instance, changed) == {}

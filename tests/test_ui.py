@@ -13,14 +13,14 @@ from assets.partitions import PROMPT_BATCHES
 from tests.dagster_dev import dagster_dev, graphql, wait_for_runs
 from tests.fakes import FakeLLMServer
 from tests.helpers import (
-    CHROMIUM, CHROMIUM_ARGS, SAMPLE_PROMPTS, UI_ARTIFACTS, visit, write_prompts, write_ui_config,
+    CHROMIUM, CHROMIUM_ARGS, MATERIALIZE_ALL, SAMPLE_PROMPTS, UI_ARTIFACTS, visit, write_prompts, write_ui_config,
 )
 
 pytestmark = pytest.mark.slow
 
 ASSETS = ["prompts", "rejected_prompts", "candidates", "judgments", "judgment_history", "comparisons",
-          "preference_pairs", "quarantine", "preference_pairs_export", "batch_audit", "preference_dataset",
-          "audit_report"]
+          "preference_pairs", "quarantine", "preference_pairs_export", "batch_audit", "batch_published",
+          "preference_dataset", "audit_report"]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_materialize_from_the_ui_and_see_the_report_and_checks(dagster_ui, page)
     assert not missing, f"the lineage page never listed {missing}"
     page.screenshot(path=str(UI_ARTIFACTS / "1-asset-graph.png"))
 
-    page.get_by_role("button", name="Materialize all…").click()
+    page.get_by_role("button", name=MATERIALIZE_ALL).click()
     page.get_by_role("button", name="All", exact=True).click()  # every partition: the one batch
     page.get_by_role("button", name="Launch 1 run").click()
     page.get_by_text("Launched run").wait_for(timeout=30_000)

@@ -14,7 +14,7 @@ import pytest
 from tests.dagster_dev import dagster_dev, graphql, wait_for_runs
 from tests.fakes import FakeLLMServer
 from tests.helpers import (
-    CHROMIUM, CHROMIUM_ARGS, SAMPLE_PROMPTS, UI_ARTIFACTS, visit, write_prompts, write_ui_config,
+    CHROMIUM, CHROMIUM_ARGS, MATERIALIZE_ALL, SAMPLE_PROMPTS, UI_ARTIFACTS, visit, write_prompts, write_ui_config,
 )
 
 pytestmark = pytest.mark.slow
@@ -27,8 +27,8 @@ def partition_keys(dagster_home) -> list[str]:
 
 def add_partition_and_launch(page, base: str, name: str) -> None:
     """Materialize all… → Add a partition → Save → (select it) → Launch 1 run, as docs/operations.md says."""
-    visit(page, f"{base}/asset-groups/preference_data", "Materialize all…")
-    page.get_by_role("button", name="Materialize all…").click()
+    visit(page, f"{base}/asset-groups/preference_data", "Materialize all")
+    page.get_by_role("button", name=MATERIALIZE_ALL).click()
     page.get_by_text("Add a partition").click()
     page.get_by_placeholder("name").fill(name)
     page.get_by_role("button", name="Save").click()
@@ -37,7 +37,7 @@ def add_partition_and_launch(page, base: str, name: str) -> None:
         launch.wait_for(timeout=10_000)
     except Exception:  # else: pick it in the partition list (reopened, so that the list is read again)
         page.get_by_role("button", name="Cancel").click()
-        page.get_by_role("button", name="Materialize all…").click()
+        page.get_by_role("button", name=MATERIALIZE_ALL).click()
         page.get_by_text("Select a partition or create one").click()
         page.get_by_role("menuitem", name=name).first.click()
         page.keyboard.press("Escape")
@@ -81,7 +81,7 @@ def test_first_time_walkthrough(tmp_path):
             text = visit(page, f"{base}/assets", "0 partitions")
             assert "Never materialized" in text and "1 partition" not in text
             page.screenshot(path=str(UI_ARTIFACTS / "walkthrough-zero-partitions.png"))
-            visit(page, f"{base}/asset-groups/preference_data", "Materialize all…")
+            visit(page, f"{base}/asset-groups/preference_data", "Materialize all")
             time.sleep(5)  # the sidebar's status icons load after the graph
             page.screenshot(path=str(UI_ARTIFACTS / "walkthrough-zero-partitions-lineage.png"))
             assert partition_keys(dagster_home) == []

@@ -38,11 +38,24 @@ def headline_figures(figures: dict[str, Any]) -> dict[str, Number]:
     for label, judge in zip(_judge_labels(judges), judges):
         out[f"position_bias.consistency_rate.{label}"] = judge["consistency_rate"]
         out[f"position_bias.first_position_win_rate.{label}"] = judge["first_position_win_rate"]
-    drift = figures.get("drift") or {}
-    first_seen = {v["judge_fingerprint"]: v["first_seen"] or "" for v in drift.get("versions") or []}
-    latest: dict[Any, dict[str, Any]] = {}
-    for change in sorted(drift.get("transitions") or [], key=lambda t: first_seen.get(t["to"], "")):
-        latest[change.get("slot") or change["to_model"]] = change  # per judge, the newest version's change wins
-    for change in latest.values():
-        out[f"drift.latest_flip_rate.{change['to_model']}"] = change["flip_rate"]
+    out.update(latest_flip_rates(figures.get("drift") or {}))
+    return out
+
+
+def latest_flip_rates(drift: dict[str, Any]) -> dict[str, Number]:
+    """Per judge (slot), the flip rate of its latest change, filed under the judge it changed to: the version
+    used last, against the one used before it (by last verdict, so a judge switched back, A -> B -> A, files
+    the change under A, the judge now in use; the flip rate of two versions does not depend on the order)."""
+    by_slot: dict[Any, list[dict[str, Any]]] = {}
+    for version in drift.get("versions") or []:
+        by_slot.setdefault(version.get("slot") or version["judge_model"], []).append(version)
+    out: dict[str, Number] = {}
+    for versions in by_slot.values():
+        if len(versions) < 2:
+            continue
+        previous, current = sorted(versions, key=lambda v: v["last_seen"] or "")[-2:]
+        pair = {previous["judge_fingerprint"], current["judge_fingerprint"]}
+        change = next((t for t in drift.get("transitions") or [] if {t["from"], t["to"]} == pair), None)
+        if change is not None:
+            out[f"drift.latest_flip_rate.{current['judge_model']}"] = change["flip_rate"]
     return out

@@ -9,7 +9,7 @@ import duckdb
 from pref_pipeline.audit.queries import sql
 from pref_pipeline.audit.report import table
 from pref_pipeline.audit.section import AuditContext
-from pref_pipeline.quarantine import AWAITING_LABEL, EXPORT_STAGE, PAIR_STAGES
+from pref_pipeline.quarantine import AWAITING_LABEL, EXPORT_STAGE, PAIR_STAGES, PAIRS_GATE_STAGE
 
 NAME = "outcomes"
 
@@ -18,10 +18,12 @@ def compute(con: duckdb.DuckDBPyConnection, context: AuditContext) -> dict[str, 
     (n_kept,) = con.execute(sql("pairs_kept")).fetchall()[0]
     statuses = {k: int(v) for k, v in con.execute(sql("comparison_status")).fetchall()}
     quarantine_rows = con.execute(sql("quarantine")).fetchall()
+    (batch_rows,) = con.execute(sql("quarantine_batch_rows"), {"gate_stage": PAIRS_GATE_STAGE}).fetchall()[0]
     return {
         "pairs": {
             "kept": int(n_kept),
             "quarantined": sum(int(n) for stage, _, n in quarantine_rows if stage in PAIR_STAGES),
+            "quarantined_batch_rows": int(batch_rows),  # of ``quarantined``: rows standing for a blocked batch
             "left_out_by_export": sum(int(n) for stage, _, n in quarantine_rows if stage == EXPORT_STAGE),
             "comparisons": int(sum(statuses.values())),
             "by_status": statuses,

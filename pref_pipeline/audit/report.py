@@ -48,13 +48,18 @@ def _left_out(pairs: dict[str, Any]) -> str:
             "(the figures below are measured before it)." if n else "")
 
 
+def _batch_rows(pairs: dict[str, Any]) -> str:
+    n = pairs.get("quarantined_batch_rows") or 0
+    return f", {n} of them a row standing for a whole blocked batch rather than a pair" if n else ""
+
+
 def header(audit: dict[str, Any]) -> str:
     pairs = audit["pairs"]
     flags = "\n".join(f"- ⚠ {flag}" for flag in audit["flags"]) or "- none"
     return f"""# Preference data audit
 
 **{pairs['kept']} pairs kept** from {pairs['comparisons']} comparisons; {pairs.get('quarantined', 0)} comparisons or
-pairs quarantined (see below: nothing is dropped without a reason).{_left_out(pairs)}
+pairs quarantined{_batch_rows(pairs)} (see below: nothing is dropped without a reason).{_left_out(pairs)}
 
 ## Warnings
 {flags}
