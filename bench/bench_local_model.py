@@ -73,6 +73,7 @@ def run(mode: str, n: int) -> dict:
 JUDGE_WORKER = r"""
 import asyncio, json, sys, time
 sys.path.insert(0, sys.argv[2])
+import llama_cpp
 from pref_pipeline.config import judge_spec, parse_config
 from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge
 from pref_pipeline.judging.prompts import PAIRWISE_COMPACT_TEMPLATE, PAIRWISE_TEMPLATE
@@ -97,15 +98,20 @@ async def measure(variant):
     provider = make_provider(spec)
     await asyncio.get_running_loop().run_in_executor(_LLAMA_THREAD, _load, provider.path)
     judge = PairwiseJudge(spec, provider, template=template)
+    ctx = _load(provider.path).llama.ctx
+    llama_cpp.llama_perf_context_reset(ctx)
     started = time.perf_counter()
     outcomes = await judge.judge_many(items)
     seconds = time.perf_counter() - started
+    perf = llama_cpp.llama_perf_context(ctx)  # tokens llama.cpp evaluated: the work, whatever the load
     verdicts = [o.value for o in outcomes if o.ok]
     return {"seconds": seconds, "calls": sum(v.attempts for v in verdicts), "items": len(items),
             "input_tokens": sum(v.input_tokens for v in verdicts), "output_tokens": sum(v.output_tokens for v in verdicts),
             "usable": sum(v.verdict.usable for v in verdicts), "ok": sum(v.verdict.status == "ok" for v in verdicts),
             "first_try": sum(v.attempts == 1 and v.verdict.usable for v in verdicts),
-            "prefers_gold": sum(v.preferred == "x" for v in verdicts)}
+            "prefers_gold": sum(v.preferred == "x" for v in verdicts),
+            "prompt_evaluated": perf.n_p_eval, "generated": perf.n_eval,
+            "prompt_ms": perf.t_p_eval_ms, "generate_ms": perf.t_eval_ms}
 
 for variant in variants:
     print(json.dumps({"variant": variant, **asyncio.run(measure(variant))}), flush=True)
@@ -134,20 +140,23 @@ def judge_part(args: argparse.Namespace) -> None:
             print(f"{name}: {results[name][-1]}", file=sys.stderr)
     print(f"\nthe default judge (local:smollm2-135m) on {2 * args.judge_prompts} orders ({args.judge_prompts} built-in "
           f"prompts: gold answer vs its first half), {args.rounds} rounds; load average {os.getloadavg()[0]:.1f}\n")
-    header = ("variant", "s/order", "in tok/call", "out tok/call", "calls", "parsed ok", "usable", "1st try",
-              "prefers gold", "vs before")
-    print("  ".join([header[0].ljust(46), *(h.rjust(12) for h in header[1:])]))
+    header = ("variant", "s/order", "in tok/call", "evaluated/order", "out tok/call", "idle s/order", "parsed ok",
+              "usable", "1st try", "prefers gold", "vs before")
+    print("  ".join([header[0].ljust(46), *(h.rjust(15) for h in header[1:])]))
     base = None
     for name, runs in results.items():
         items = sum(r["items"] for r in runs)
         calls = sum(r["calls"] for r in runs)
         per_order = sum(r["seconds"] for r in runs) / items
-        base = base or per_order
-        cells = [f"{per_order:.2f}", f"{sum(r['input_tokens'] for r in runs) / calls:.0f}",
-                 f"{sum(r['output_tokens'] for r in runs) / calls:.1f}", f"{calls}",
+        evaluated = sum(r["prompt_evaluated"] for r in runs) / items
+        generated = sum(r["generated"] for r in runs) / items
+        idle = evaluated / args.prompt_rate + generated / args.generation_rate  # the work at an idle machine's rates
+        base = base or idle
+        cells = [f"{per_order:.2f}", f"{sum(r['input_tokens'] for r in runs) / calls:.0f}", f"{evaluated:.0f}",
+                 f"{sum(r['output_tokens'] for r in runs) / calls:.1f}", f"{idle:.2f}",
                  *(f"{sum(r[k] for r in runs) / items:.0%}" for k in ("ok", "usable", "first_try", "prefers_gold")),
-                 f"{base / per_order:.2f}x"]
-        print("  ".join([name.ljust(46), *(c.rjust(12) for c in cells)]))
+                 f"{base / idle:.2f}x"]
+        print("  ".join([name.ljust(46), *(c.rjust(15) for c in cells)]))
 
 
 def main() -> None:
@@ -157,6 +166,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--judge-prompts", type=int, default=6, help="--part judge: built-in prompts (2 orders each)")
+    # The tokens llama.cpp evaluated are the same whatever the load; these idle rates (DESIGN.md, 2 cores) turn them
+    # into the seconds an idle machine takes, since a shared machine's wall times vary several-fold.
+    parser.add_argument("--prompt-rate", type=float, default=214.0, help="prompt tokens/s on an idle machine")
+    parser.add_argument("--generation-rate", type=float, default=88.0, help="generated tokens/s on an idle machine")
     args = parser.parse_args()
     if args.part == "judge":
         judge_part(args)
