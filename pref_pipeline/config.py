@@ -21,6 +21,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, Validati
 from pref_pipeline.human_sets import SHIPPED_LICENSES, SHIPPED_SETS, shipped_license
 from pref_pipeline.judging import JUDGE_TYPES
 from pref_pipeline.judging.pairwise import PairwiseJudgeSpec
+from pref_pipeline.judging.prompts import PAIRWISE_COMPACT_TEMPLATE
 from pref_pipeline.specs import (  # noqa: F401 (the configuration's parts, importable from here)
     DEFAULT_CRITERIA,
     DEFAULT_LOCAL_MODEL,
@@ -278,6 +279,9 @@ class PriceSpec(Strict):
     output_per_mtok: Annotated[float, Field(ge=0.0)]
 
 
+EMBEDDED_REASONING_CHARS = 60  # the default judge's reasoning: a few words, then the grammar closes the verdict
+
+
 def embedded_default_strategies() -> list[dict[str, Any]]:
     """What the embedded offline run (no ``generators`` given) uses: strategies whose labels hold whatever the
     stand-in judge says (gold_corruption by rules, critique_revise, strong_vs_weak), plus sampling."""
@@ -308,9 +312,12 @@ class PipelineConfig(Strict):
     candidates_per_prompt: Annotated[int, Field(ge=2, le=16)] = 2
     judges: Annotated[list[AnyJudgeSpec], Field(min_length=1)] = Field(
         # Greedy, SmolLM2-135M answers "A" whatever the order; sampling at least lets both orders
-        # agree by chance now and then, so the stand-in run yields a few pairs (the audit warns).
+        # agree by chance now and then, so the stand-in run yields a few pairs (the audit warns). Its prompt is
+        # the compact template and its reasoning is capped in the grammar: the in-process model pays for every
+        # prompt and output token (bench/bench_local_model.py --part judge).
         default_factory=lambda: [judge_spec(model=DEFAULT_LOCAL_MODEL, temperature=1.0, max_tokens=96,
-                                            parse_retries=1)]
+                                            parse_retries=1, template=PAIRWISE_COMPACT_TEMPLATE,
+                                            reasoning_max_chars=EMBEDDED_REASONING_CHARS)]
     )
     # How the judges' verdicts combine (unanimous, majority, weighted).
     judging: JudgingSpec = Field(default_factory=JudgingSpec)

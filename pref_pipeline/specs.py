@@ -335,6 +335,9 @@ class JudgeSpec(ModelSpec):
         verdict_format = getattr(self, "verdict_format", "json")
         if verdict_format != "json":  # only when asked, so every judge of the default format keeps its hash
             identity["verdict_format"] = verdict_format
+        reasoning_max_chars = getattr(self, "reasoning_max_chars", None)
+        if reasoning_max_chars is not None:  # a capped reasoning is another schema, another grammar: another verdict
+            identity["reasoning_max_chars"] = reasoning_max_chars
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -102,3 +103,20 @@ def test_openai_provider_against_llama_cpp_server(home, prompts_file, llama_serv
     assert all(c["served_model"] == "smollm2" and c["text"] for c in table_rows("candidates"))
     kept = sum(1 for c in table_rows("comparisons") if c["status"] == "consistent")
     assert result.success == (kept > 0)
+
+
+def test_the_default_judge_with_its_compact_template_and_capped_reasoning_gives_whole_verdicts():
+    """The grammar closes the verdict at the cap: every output is complete JSON the strict parser reads as ok."""
+    from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge
+    from pref_pipeline.providers import make_provider
+
+    spec = parse_config({}).judges[0]
+    judge = PairwiseJudge(spec, make_provider(spec))
+    answer = "Take photos of the damage, then contact the seller with your order number and ask for a replacement."
+    items = [JudgeItem("My order arrived damaged. What should I do?", answer, "Wait.", order, seed=1)
+             for order in ("xy", "yx")]
+    for outcome in asyncio.run(judge.judge_many(items)):
+        verdict = outcome.value.verdict
+        assert verdict.status == "ok" and verdict.preference in ("A", "B", "tie"), outcome.value.raw_output
+        assert len(verdict.reasoning) <= spec.reasoning_max_chars
+        assert json.loads(outcome.value.raw_output)["preference"] == verdict.preference

@@ -9,7 +9,7 @@ import pytest
 
 from pref_pipeline.config import judge_spec
 from pref_pipeline.judging import fingerprint_for
-from pref_pipeline.judging.pairwise import PairwiseJudge, combine_orders
+from pref_pipeline.judging.pairwise import JudgeItem, PairwiseJudge, combine_orders
 from pref_pipeline.judging.retries import RETRY_TEMPERATURE
 from pref_pipeline.judging.prompts import JUDGE_SYSTEM_PROMPT, VERDICT_SCHEMA
 from pref_pipeline.providers.base import ChatRequest, ChatResponse, Provider
@@ -220,3 +220,14 @@ def test_judge_many_transport_error_is_an_outcome_and_judge_order_raises_it():
     with pytest.raises(ProviderError):
         asyncio.run(judge.judge_order("Q?", "x", "y", "xy"))
     assert spec.parse_retries == 2
+
+
+def test_a_reasoning_cap_is_written_into_the_verdict_schema_and_the_fingerprint_only_when_set():
+    plain, capped = judge_spec(model="openai:j"), judge_spec(model="openai:j", reasoning_max_chars=60)
+    assert plain.verdict_schema() is VERDICT_SCHEMA and "maxLength" not in json.dumps(VERDICT_SCHEMA)
+    assert capped.verdict_schema()["properties"]["reasoning"] == {"type": "string", "maxLength": 60}
+    assert capped.verdict_schema()["required"] == VERDICT_SCHEMA["required"]
+    assert fingerprint_for(plain) != fingerprint_for(capped)
+    assert judge_spec(model="openai:j", verdict_format="lines").verdict_schema() is None
+    request = PairwiseJudge(capped, provider=QueueProvider(capped, [])).base_request(JudgeItem("Q?", "x", "y", "xy"))
+    assert request.json_schema["properties"]["reasoning"]["maxLength"] == 60

@@ -7,10 +7,12 @@ same for ten pairs or a million.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
-from pref_pipeline.atomic import replace_atomically
+from pref_pipeline.atomic import replace_atomically, write_text_atomically
 
 PLOT_DPI = 80
 
@@ -122,16 +124,37 @@ PLOTS = {
     "position": position_plot,
     "drift": drift_plot,
 }
+# The audit sections each plot is drawn from (all it reads): its content hash says whether it must be redrawn.
+PLOT_INPUTS = {"length_difference": "length_bias", "length_by_category": "length_bias", "position": "position_bias",
+               "drift": "drift"}
+DRAWN = ".plots.json"  # beside the PNGs: the input hash each was drawn from
+
+
+def plot_input_hash(audit: dict[str, Any], name: str) -> str:
+    """What plot ``name`` is drawn from, hashed (with the resolution: a new DPI redraws it)."""
+    inputs = json.dumps([name, PLOT_DPI, audit.get(PLOT_INPUTS[name])], sort_keys=True, default=str)
+    return hashlib.sha256(inputs.encode()).hexdigest()
 
 
 def make_plots(audit: dict[str, Any], folder: Path) -> dict[str, Path]:
-    """Every plot there is data for, as ``folder/<name>.png``."""
+    """Every plot there is data for, as ``folder/<name>.png``. A plot whose inputs hash as when it was last drawn
+    is kept as it is: a roll-up whose figures did not change does not import matplotlib nor draw (~0.5 s)."""
     folder.mkdir(parents=True, exist_ok=True)
-    made = {}
+    record = folder / DRAWN
+    try:
+        drawn = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        drawn = {}
+    made, now = {}, {}
     for name, draw in PLOTS.items():
-        path = draw(audit, folder / f"{name}.png")
-        if path is not None:
-            made[name] = path
+        path, digest = folder / f"{name}.png", plot_input_hash(audit, name)
+        if drawn.get(name) == digest and path.exists():
+            made[name], now[name] = path, digest
+            continue
+        if draw(audit, path) is not None:
+            made[name], now[name] = path, digest
+    if now != drawn:
+        write_text_atomically(record, json.dumps(now, indent=1) + "\n")
     return made
 
 

@@ -16,9 +16,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pref_pipeline.judging.base import Judge, JudgeTask, Order, judgment_row
 from pref_pipeline.judging.confidence import TOP_LOGPROBS, label_margin, label_probability
@@ -27,8 +27,8 @@ from pref_pipeline.judging.prompts import (
     JUDGE_SYSTEM_PROMPT,
     PAIRWISE_LINES_TEMPLATE,
     PAIRWISE_TEMPLATE,
-    VERDICT_SCHEMA,
     render_judge_prompt,
+    verdict_schema,
 )
 from pref_pipeline.judging.retries import ask_until_parsed
 from pref_pipeline.providers import ChatRequest, ChatResponse, Provider, ProviderError
@@ -48,6 +48,10 @@ class PairwiseJudgeSpec(JudgeSpec):
     # How the verdict is written: json ({"preference", "confidence", "reasoning"}, structured output where the
     # provider has it) or lines (PREFERENCE: A|B, CONFIDENCE: high|medium|low, REASONING: ..., in free text).
     verdict_format: Literal["json", "lines"] = "json"
+    # The longest reasoning, in characters, written into the verdict's JSON schema (``maxLength``): a provider that
+    # turns the schema into a grammar (``local:``) then stops a verdict there instead of at ``max_tokens``. Unset:
+    # the schema has no limit (as always; the judge's fingerprint and requests are unchanged).
+    reasoning_max_chars: Annotated[int, Field(ge=1, le=4000)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -75,6 +79,12 @@ class PairwiseJudgeSpec(JudgeSpec):
         if self.template:
             return self.template
         return PAIRWISE_LINES_TEMPLATE if self.verdict_format == "lines" else PAIRWISE_TEMPLATE
+
+    def verdict_schema(self) -> dict | None:
+        """The JSON schema a verdict is asked in (None for ``lines``: free text)."""
+        if self.lines:
+            return None
+        return verdict_schema(self.reasoning_max_chars)
 
     @property
     def lines(self) -> bool:
@@ -167,7 +177,7 @@ class PairwiseJudge(Judge):
             self.prompt(item.question, a, b),
             seed=self.spec.seed if self.spec.seed is not None else item.seed,
             system=self.spec.system_prompt or JUDGE_SYSTEM_PROMPT,
-            json_schema=None if self.spec.lines else VERDICT_SCHEMA,
+            json_schema=self.spec.verdict_schema(),
             schema_name="verdict",
             logprobs=TOP_LOGPROBS if self.spec.wants_logprobs else None,
         )

@@ -36,6 +36,16 @@ VERDICT_SCHEMA: dict = {
     "additionalProperties": False,
 }
 
+
+
+def verdict_schema(reasoning_max_chars: int | None = None) -> dict:
+    """``VERDICT_SCHEMA``, with the reasoning capped at ``reasoning_max_chars`` characters when given."""
+    if reasoning_max_chars is None:
+        return VERDICT_SCHEMA
+    properties = {**VERDICT_SCHEMA["properties"], "reasoning": {"type": "string", "maxLength": reasoning_max_chars}}
+    return {**VERDICT_SCHEMA, "properties": properties}
+
+
 SCORE_SCHEMA: dict = {
     "type": "object",
     "properties": {
@@ -62,6 +72,9 @@ PAIRWISE_TEMPLATE = template_text("pairwise")
 # A pairwise judge with ``verdict_format: lines``: the seed's PREFERENCE / CONFIDENCE / REASONING lines, no JSON.
 PAIRWISE_LINES_TEMPLATE = template_text("pairwise_lines")
 UNHARDENED_PAIRWISE_TEMPLATE = template_text("pairwise_unhardened")
+# The embedded default judge's (a 135M model pays for every prompt token: a third of the hardened template's words,
+# the same structure: data in tags declared as data, the output instruction after it).
+PAIRWISE_COMPACT_TEMPLATE = template_text("pairwise_compact")
 POINTWISE_TEMPLATE = template_text("pointwise")
 
 _FIELD = re.compile(r"\{(question|response_a|response_b|criteria)\}")

@@ -43,7 +43,7 @@ from pref_pipeline.accounting import UsageLedger, price_table
 from pref_pipeline.providers.cache import ResponseCache, request_key
 from pref_pipeline.paths import Home
 from pref_pipeline.providers import make_provider
-from pref_pipeline.providers.base import BatchLimits, ChatRequest, ChatResponse, Provider
+from pref_pipeline.providers.base import BatchLimits, ChatRequest, ChatResponse, Provider, RequestBuilder
 from pref_pipeline.providers.limits import SharedLimits
 from pref_pipeline.runner import Outcome, Progress, ProgressBar
 
@@ -241,10 +241,23 @@ class ModelClient:
         self.session = session
         self.spec = spec
         self.budget = session.budget_for(spec)
-        self.provider = provider or make_provider(spec, http_hooks=self.budget.http_hooks())
+        self._provider = provider
+
+    @property
+    def provider(self) -> Provider:
+        """Made on first use: a step whose every answer is cached never imports the SDK nor opens a client."""
+        if self._provider is None:
+            self._provider = make_provider(self.spec, http_hooks=self.budget.http_hooks())
+        return self._provider
+
+    @property
+    def provider_made(self) -> bool:
+        return self._provider is not None
 
     def request(self, user: str, **kwargs: Any) -> ChatRequest:
-        return self.provider.request(user, **kwargs)
+        if self._provider is not None:
+            return self._provider.request(user, **kwargs)
+        return RequestBuilder(self.spec).request(user, **kwargs)  # what Provider.request does, without the SDK
 
     def key(self, request: ChatRequest) -> str:
         return request_key(self.spec.provider, self.spec.model_name, self.spec.response_format, request)
@@ -452,6 +465,8 @@ class CallSession:
 
     async def aclose(self) -> None:
         for client in self._clients.values():
+            if not client.provider_made:
+                continue
             try:
                 await client.provider.aclose()
             except Exception as exc:  # pragma: no cover - closing must not hide the step's result
