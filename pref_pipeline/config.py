@@ -286,10 +286,10 @@ def embedded_default_strategies() -> list[dict[str, Any]]:
     """What the embedded offline run (no ``generators`` given) uses: strategies whose labels hold whatever the
     stand-in judge says (gold_corruption by rules, critique_revise, strong_vs_weak), plus sampling."""
     return [
-        {"method": "sampling"},
+        {"method": "sampling", "max_prompts": 30},
         {"method": "gold_corruption", "model": "none"},
-        {"method": "critique_revise", "max_prompts": 12},
-        {"method": "strong_vs_weak", "max_prompts": 12},
+        {"method": "critique_revise", "max_prompts": 14},
+        {"method": "strong_vs_weak", "max_prompts": 14},
     ]
 
 
@@ -305,8 +305,8 @@ class PipelineConfig(Strict):
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     generators: Annotated[list[GeneratorSpec], Field(min_length=1)] = Field(
         default_factory=lambda: [
-            GeneratorSpec(model=DEFAULT_LOCAL_MODEL, temperature=0.7, top_p=0.95, max_tokens=120, label="t0.7"),
-            GeneratorSpec(model=DEFAULT_LOCAL_MODEL, temperature=1.2, top_p=0.95, max_tokens=120, label="t1.2"),
+            GeneratorSpec(model=DEFAULT_LOCAL_MODEL, temperature=0.7, top_p=0.95, max_tokens=80, label="t0.7"),
+            GeneratorSpec(model=DEFAULT_LOCAL_MODEL, temperature=1.2, top_p=0.95, max_tokens=80, label="t1.2"),
         ]
     )
     candidates_per_prompt: Annotated[int, Field(ge=2, le=16)] = 2
