@@ -29,11 +29,21 @@ def _connect(path: Path | None) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(str(path) if path is not None else ":memory:", timeout=BUSY_TIMEOUT_S,
                                  isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("CREATE TABLE IF NOT EXISTS gcra_state (key TEXT PRIMARY KEY, state TEXT NOT NULL)")
-    connection.execute("CREATE TABLE IF NOT EXISTS paused (key TEXT PRIMARY KEY, until_s REAL NOT NULL)")
-    return connection
+    # Switching a new file to WAL takes an exclusive lock that SQLite does not wait for with the busy timeout: two
+    # processes opening the file at the same moment can get "database is locked" at once. Try again until the
+    # timeout (the other process holds it for a moment).
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("CREATE TABLE IF NOT EXISTS gcra_state (key TEXT PRIMARY KEY, state TEXT NOT NULL)")
+            connection.execute("CREATE TABLE IF NOT EXISTS paused (key TEXT PRIMARY KEY, until_s REAL NOT NULL)")
+            return connection
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class SQLiteStateStore(StateStore):
