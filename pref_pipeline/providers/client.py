@@ -306,10 +306,13 @@ class ModelClient:
     async def _live(self, key: str, indices: list[int], requests: Sequence[ChatRequest], outcomes: list,
                     progress: Progress) -> None:
         request = requests[indices[0]]
+        # The provider (its SDK import, ~1 s) is made before the budget admits the request: made after, it would
+        # delay requests already admitted, which then reach the server bunched together (over a shared rpm).
+        provider = self.provider
         async with self.budget.semaphore:
             await self.budget.admit(request_tokens(request))
             try:
-                outcome = Outcome(await self.provider.complete(request), None)
+                outcome = Outcome(await provider.complete(request), None)
             except Exception as exc:  # recorded per row; the caller decides whether the step fails
                 outcome = Outcome(None, _error_text(exc, self.spec))
         self._settle(key, indices, outcome, outcomes, progress)
