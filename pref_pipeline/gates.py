@@ -123,11 +123,15 @@ def run_suite(name: str, frame: pd.DataFrame, expectations: list, id_column: str
         result_format["unexpected_index_column_names"] = [id_column]
     with _lock:
         batch = batches.get_batch(batch_parameters={"dataframe": frame.reset_index(drop=True)})
-        result = batch.validate(gx.ExpectationSuite(name=name, expectations=expectations), result_format=result_format)
+        # Pass or fail first (GX computes no unexpected-value lists or row indices: about a third of a passing
+        # gate's time), then the failed expectations again for what the report and the quarantine need.
+        result = batch.validate(gx.ExpectationSuite(name=name, expectations=expectations),
+                                result_format="BOOLEAN_ONLY")
+        failed = [item.expectation_config.to_domain_obj() for item in result.results if not item.success]
+        details_of = batch.validate(gx.ExpectationSuite(name=name, expectations=failed),
+                                    result_format=result_format).results if failed else []
     failures = []
-    for item in result.results:
-        if item.success:
-            continue
+    for item in details_of:
         config = item.expectation_config
         details = item.result or {}
         column = config.kwargs.get("column") or ",".join(config.kwargs.get("column_list") or [])
