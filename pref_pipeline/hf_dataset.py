@@ -118,7 +118,9 @@ def dataset_card(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], *, fmt: s
     """The ``README.md`` of the dataset folder: YAML front matter the Hub reads (``configs``, ``license``,
     ``task_categories``, ``size_categories``, ``tags``), then how the data was made, how much of it is
     human-annotated (``human_share``: ``human_sets.human_share``) and how far to trust it."""
-    from huggingface_hub import DatasetCard, DatasetCardData
+    # The card's metadata class alone: ``DatasetCard`` (``huggingface_hub.repocard``) imports the Hub client
+    # (~0.07 s a roll-up) only to render the same "---\n<yaml>\n---\n<text>" written here.
+    from huggingface_hub.repocard_data import DatasetCardData
 
     title = pretty_name or "Synthetic preference pairs"
     data = DatasetCardData(
@@ -127,7 +129,7 @@ def dataset_card(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], *, fmt: s
         configs=[{"config_name": "default",
                   "data_files": [{"split": name, "path": f"data/{name}-*"} for name in splits]}])
     text = _card_text(pairs, splits, fmt, audit, title, human_share)
-    return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{text}"))
+    return f"---\n{data.to_yaml()}\n---\n\n{text}"
 
 
 def _card_text(pairs: pd.DataFrame, splits: dict[str, pd.DataFrame], fmt: str, audit: dict[str, Any] | None,
