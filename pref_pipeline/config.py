@@ -374,6 +374,27 @@ class PipelineConfig(Strict):
         """The judges that call a model (rule judges make no call)."""
         return [j for j in self.judges if not j.is_rule]
 
+    def model_specs(self) -> list[ModelSpec]:
+        """Every model the configuration calls, wherever it sits (generators, judges, a strategy's own models);
+        a rule judge calls none."""
+        found: list[ModelSpec] = []
+
+        def visit(value: Any) -> None:
+            if isinstance(value, ModelSpec) and getattr(type(value), "calls_model", True):
+                found.append(value)
+            if isinstance(value, BaseModel):
+                for name in type(value).model_fields:
+                    visit(getattr(value, name))
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    visit(item)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    visit(item)
+
+        visit(self)
+        return found
+
 
 def _without_tags(loc: tuple) -> tuple:
     """``loc`` with the discriminator tags pydantic inserts after an entry's index marked as such

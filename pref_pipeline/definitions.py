@@ -15,6 +15,7 @@ import dagster as dg
 
 from pref_pipeline.config import CONFIG_ENV, ConfigError, PipelineConfig, load_config
 from pref_pipeline.paths import Home
+from pref_pipeline.preload import step_preload
 from pref_pipeline.runner import freeze_heap
 
 def config_from_env() -> PipelineConfig:
@@ -50,7 +51,7 @@ def executor_for(config: PipelineConfig) -> dg.ExecutorDefinition:
     """The executor the configuration's ``executor`` names (what a launched run uses; ``pref-pipeline run``
     executes each run in its own process whatever it says)."""
     if config.executor == "multiprocess":
-        return multiprocess_executor()
+        return multiprocess_executor(config)
     if config.executor == "dask":
         return dask_executor(config)
     return dg.in_process_executor
@@ -68,16 +69,10 @@ def dask_executor(config: PipelineConfig) -> dg.ExecutorDefinition:
                                              {"n_workers": spec.n_workers}, name="dask")
 
 
-# What a step process needs, imported once by the forkserver that forks every step (instead of each step
-# importing them: about 5 s a step on 2 cores). GX is imported only by the gates, but forking it costs nothing.
-STEP_PRELOAD = ["pref_pipeline.definitions", "assets", "sensors", "pandas", "duckdb", "openai", "anthropic",
-                "great_expectations", "statsmodels.api", "datasketch"]
-
-
-def multiprocess_executor() -> dg.ExecutorDefinition:
+def multiprocess_executor(config: PipelineConfig | None = None) -> dg.ExecutorDefinition:
     """Dagster's multiprocess executor (``executor: multiprocess``), starting steps from a forkserver."""
     return dg.multiprocess_executor.configured(
-        {"start_method": {"forkserver": {"preload_modules": STEP_PRELOAD}}}, name="multiprocess")
+        {"start_method": {"forkserver": {"preload_modules": step_preload(config)}}}, name="multiprocess")
 
 
 def configuration_load_error(error: ConfigError) -> Exception:

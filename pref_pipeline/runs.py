@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing import forkserver
 from pathlib import Path
 
 import dagster as dg
@@ -28,8 +27,9 @@ from filelock import FileLock
 from assets.partitions import PROMPT_BATCHES
 from pref_pipeline.batches import discover_batches
 from pref_pipeline.config import PipelineConfig
-from pref_pipeline.definitions import STEP_PRELOAD, build_definitions
+from pref_pipeline.definitions import build_definitions
 from pref_pipeline.paths import Home
+from pref_pipeline.preload import start_forkserver
 from pref_pipeline.quarantine import AWAITING_LABEL
 
 ROLLUPS = ("preference_dataset", "audit_report")  # not partitioned: built once over every batch
@@ -227,7 +227,7 @@ class PipelineRun:
     batch run in another process (``parallel`` above 1) is known by its ``BatchOutcome``."""
 
     batches: dict[str, dg.ExecuteInProcessResult | BatchOutcome] = field(default_factory=dict)
-    rollup: dg.ExecuteInProcessResult | None = None
+    rollup: dg.ExecuteInProcessResult | BatchOutcome | None = None
     interrupted: str | None = None  # the batch a Ctrl-C or SIGTERM stopped; later batches were not started
     log: Path | None = None  # the event log's file, when the run wrote one
 
@@ -322,22 +322,39 @@ def _run_one_batch(config: PipelineConfig, home: Home, batch: str, progress: boo
     return BatchOutcome.of(result)
 
 
-def start_forkserver():
-    """The forkserver the parallel batches fork from, started now: it imports the pipeline (``STEP_PRELOAD``
-    and this module, whose ``run_one_batch`` each batch's process runs; several seconds) on another core while
-    this process builds its definitions and instance."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([*STEP_PRELOAD, __name__])
-    forkserver.ensure_running()
-    return context
+def run_rollup(config: PipelineConfig, home: Home, names: list[str], dataset: bool, progress: bool = False,
+               log: RunLog | None = None) -> BatchOutcome:
+    """The roll-up's run in a process of its own, after batches run in parallel: forked from the forkserver, which
+    has GX, the audit's statistics and matplotlib imported, where this process would import them for it alone."""
+    with log.python_logs() if log else contextlib.nullcontext():
+        definitions = build_definitions(config, home, progress=progress, loggers=log.loggers() if log else None)
+        instance = open_instance(lambda instance: instance.add_dynamic_partitions(PROMPT_BATCHES.name, names), log)
+        try:
+            return BatchOutcome.of(_rollup(definitions, instance, dataset, log))
+        except KeyboardInterrupt:
+            return BatchOutcome(False, interrupted=True)
+
+
+def _rollup(definitions: dg.Definitions, instance: dg.DagsterInstance, dataset: bool,
+            log: RunLog | None) -> dg.ExecuteInProcessResult:
+    """The audit over every batch, and the combined dataset when ``dataset``."""
+    return definitions.resolve_job_def("publish_dataset").execute_in_process(
+        instance=instance, asset_selection=[AUDIT, DATASET] if dataset else [AUDIT], run_config=_run_config(log),
+        raise_on_error=False)
+
+
+def _forkserver(config: PipelineConfig):
+    """The forkserver the parallel batches fork from (started early by the CLI, else now); it also imports this
+    module, whose ``run_one_batch`` and ``run_rollup`` each forked process runs."""
+    return start_forkserver(config, __name__)
 
 
 def _run_in_parallel(config: PipelineConfig, home: Home, names: list[str], parallel: int, progress: bool,
                      run: PipelineRun, log: RunLog | None, listener: RunListener) -> None:
     """Run the batches ``parallel`` at a time, each in its own process (started from a forkserver that has
-    imported the pipeline once). A Ctrl-C or SIGTERM stops them all and starts no other."""
-    context = start_forkserver()
-    executor = ProcessPoolExecutor(max_workers=min(parallel, len(names)), mp_context=context)
+    imported the pipeline once), then the roll-up in another. A Ctrl-C or SIGTERM stops them all and starts no
+    other."""
+    executor = ProcessPoolExecutor(max_workers=min(parallel, len(names)), mp_context=_forkserver(config))
     waiting = list(names)
     running: dict = {}  # future -> batch; a batch is submitted only when a process is free, so a stop leaves none queued
     try:
@@ -360,13 +377,22 @@ def _run_in_parallel(config: PipelineConfig, home: Home, names: list[str], paral
                     listener.batch_finished(batch, outcome)
             if run.interrupted is not None:
                 raise KeyboardInterrupt
+        dataset = any(outcome.success for outcome in run.batches.values())  # else nothing new to publish
+        listener.rollup_started(dataset)
+        try:
+            run.rollup = executor.submit(run_rollup, config, home, names, dataset, progress, log).result()
+        except Exception as exc:  # the roll-up's process died: the roll-up failed
+            run.rollup = BatchOutcome(False, (("run", f"{type(exc).__name__}: {exc}"),))
     except KeyboardInterrupt:
         for child in multiprocessing.active_children():  # the runs still going: stop them as Ctrl-C would
             try:
                 os.kill(child.pid, signal.SIGINT)
             except (ProcessLookupError, TypeError):
                 pass
-        if run.interrupted is None:
+        if run.batches.keys() == set(names) and run.interrupted is None:  # stopped during the roll-up: it failed
+            run.rollup = BatchOutcome(False, (("run", "stopped (Ctrl-C or SIGTERM) during the roll-up"),),
+                                      interrupted=True)
+        elif run.interrupted is None:
             run.interrupted = next(iter(running.values()), waiting[0] if waiting else names[-1])
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
@@ -393,7 +419,7 @@ def _run_batches(config: PipelineConfig, home: Home, batches: Iterable[str] | No
                  log: RunLog | None, listener: RunListener) -> PipelineRun:
     names = list(batches) if batches is not None else list(discover_batches(config))
     if parallel > 1 and len(names) > 1:
-        start_forkserver()
+        _forkserver(config)
     definitions = build_definitions(config, home, progress=progress, loggers=log.loggers() if log else None)
     job = definitions.resolve_job_def("preference_pipeline")
     instance = open_instance(lambda instance: instance.add_dynamic_partitions(PROMPT_BATCHES.name, names), log)
@@ -401,9 +427,7 @@ def _run_batches(config: PipelineConfig, home: Home, batches: Iterable[str] | No
     run = PipelineRun(log=log.path if log else None)
     if parallel > 1 and len(names) > 1:
         _run_in_parallel(config, home, names, parallel, progress, run, log, listener)
-        if run.interrupted is not None:
-            return run
-        names = []
+        return run
     for number, batch in enumerate(names, start=1):
         listener.batch_started(batch, number, len(names))
         try:
@@ -419,7 +443,5 @@ def _run_batches(config: PipelineConfig, home: Home, batches: Iterable[str] | No
         listener.batch_finished(batch, BatchOutcome.of(result))
     dataset = any(result.success for result in run.batches.values())  # else nothing new to publish
     listener.rollup_started(dataset)
-    run.rollup = definitions.resolve_job_def("publish_dataset").execute_in_process(
-        instance=instance, asset_selection=[AUDIT, DATASET] if dataset else [AUDIT], run_config=_run_config(log),
-        raise_on_error=False)
+    run.rollup = _rollup(definitions, instance, dataset, log)
     return run

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_multiprocess_executor_runs_every_step_in_a_forked_process(home, prompts_file, tmp_path, monkeypatch):
-    from pref_pipeline.definitions import STEP_PRELOAD
+    from pref_pipeline.preload import STEP_PRELOAD
 
     with FakeLLMServer() as server:
         config = write_config_file(tmp_path / "pipeline.yaml", [prompts_file], server.openai_base_url,

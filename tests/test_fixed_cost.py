@@ -73,3 +73,22 @@ def test_a_plot_is_redrawn_when_what_it_shows_changes_and_kept_otherwise(tmp_pat
     assert made["length_difference"].stat().st_mtime_ns != before
     made["length_difference"].unlink()  # a plot deleted by hand is drawn again
     assert make_plots(changed, tmp_path)["length_difference"].exists()
+
+
+def test_the_forkserver_preloads_the_sdks_of_the_providers_the_configuration_calls_and_every_module_it_names():
+    from pref_pipeline.preload import STEP_PRELOAD, step_preload
+    from tests.helpers import pipeline_config
+
+    openai_only = pipeline_config(None, "http://127.0.0.1:9/v1", generators=[{"model": "openai:gen"}],
+                                  judges=[{"model": "openai:judge"}])
+    assert "openai" in step_preload(openai_only) and "anthropic" not in step_preload(openai_only)
+    # A strategy's own model counts (here the only anthropic one); a rule judge calls nothing.
+    mixed = pipeline_config(None, "http://127.0.0.1:9/v1", generators=[{"model": "openai:gen"}],
+                            judges=[{"model": "openai:judge"}, {"type": "rule", "rule": "prefer_concise"}],
+                            strategies=[{"method": "strong_vs_weak",
+                                         "strong": {"model": "anthropic:claude", "base_url": "http://127.0.0.1:9"}}])
+    assert [spec.model for spec in mixed.model_specs()] == ["openai:gen", "openai:judge", "anthropic:claude"]
+    assert {"openai", "anthropic"} <= set(step_preload(mixed)) and {"openai", "anthropic"} <= set(step_preload())
+    # The forkserver skips a module it cannot import: a renamed one would cost its import in every process again.
+    code = "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]"
+    subprocess.run([sys.executable, "-c", code, *STEP_PRELOAD], cwd=ROOT, check=True)

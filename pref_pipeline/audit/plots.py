@@ -15,6 +15,8 @@ from typing import Any
 from pref_pipeline.atomic import replace_atomically, write_text_atomically
 
 PLOT_DPI = 80
+# What drawing imports (lazily: a roll-up whose figures did not change imports no matplotlib).
+PLOT_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 def _pyplot():

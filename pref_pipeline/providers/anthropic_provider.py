@@ -35,6 +35,7 @@ class AnthropicProvider(Provider):
         base_url_variable="ANTHROPIC_BASE_URL", default_url="https://api.anthropic.com",
         default_max_tokens=DEFAULT_MAX_TOKENS)
     batch_limits = ANTHROPIC_BATCH_LIMITS
+    sdk_modules = ("anthropic",)
 
     @classmethod
     def probe(cls, base_url: str, environ: Mapping[str, str]) -> Probe:

@@ -162,6 +162,9 @@ class Provider(abc.ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # The SDK's modules, imported on a model's first call; a process about to call one imports them ahead (the
+    # forkserver of parallel batches does, once for all its batches).
+    sdk_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: ModelSpec, *, http_hooks: dict[str, list[Any]] | None = None):
         self.spec = spec  # http_hooks: httpx event hooks for an SDK's client (the client layer's 429 watch)

@@ -35,6 +35,7 @@ class OpenAIProvider(Provider):
         batch_api=True, logprobs=True, structured_output=("json_schema", "json_object", "text"),
         key_variables=("OPENAI_API_KEY",), base_url_variable="OPENAI_BASE_URL", default_url="https://api.openai.com/v1")
     batch_limits = OPENAI_BATCH_LIMITS
+    sdk_modules = ("openai",)
 
     @classmethod
     def probe(cls, base_url: str, environ: Mapping[str, str]) -> Probe:

@@ -1,0 +1,44 @@
+"""What a process that runs pipeline steps imports ahead, and the forkserver that does it once for many processes.
+
+Dagster's multiprocess executor forks every step from a forkserver that preloads these modules, and
+``pref-pipeline run --parallel N`` forks every batch (and then the roll-up) from one: each process then starts with
+the libraries imported instead of importing them itself (several seconds a process on 2 cores). No Dagster here,
+so the CLI can start the forkserver before it imports Dagster itself.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing import forkserver
+
+from pref_pipeline.audit.length import FIT_MODULES
+from pref_pipeline.audit.plots import PLOT_MODULES
+from pref_pipeline.config import PipelineConfig
+
+# What Dagster's throwaway instance imports when a process makes its first (its event and run storage: SQLAlchemy,
+# alembic; ~0.5 s). Dagster's own module paths: the forkserver skips a module it cannot import, so a rename in a
+# later Dagster costs that time again rather than failing (tests/test_executors.py checks they import).
+INSTANCE_MODULES = ("dagster._core.storage.event_log", "dagster._core.storage.runs")
+# What a step needs. GX is imported only by the gates, the audit's model and plot modules only by the audit: a
+# process that runs one step may not need them all, but having them forked with the forkserver costs nothing.
+STEP_PRELOAD = ["pref_pipeline.definitions", "assets", "sensors", "pandas", "duckdb", *INSTANCE_MODULES,
+                "great_expectations", *FIT_MODULES, *PLOT_MODULES, "datasketch"]
+
+
+def step_preload(config: PipelineConfig | None = None) -> list[str]:
+    """``STEP_PRELOAD`` and the SDKs of the providers the configuration's models use (every provider's when no
+    configuration is given): ``anthropic`` alone takes about a second to import, wasted on a run that never calls
+    it."""
+    from pref_pipeline.providers import PROVIDERS
+
+    used = PROVIDERS.values() if config is None else {PROVIDERS[spec.provider] for spec in config.model_specs()}
+    return [*STEP_PRELOAD, *dict.fromkeys(module for provider in used for module in provider.sdk_modules)]
+
+
+def start_forkserver(config: PipelineConfig, *extra: str):
+    """The forkserver, started now (a no-op when it runs already): it imports ``step_preload(config)`` and
+    ``extra`` (several seconds) on another core while this process goes on."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([*step_preload(config), *extra])
+    forkserver.ensure_running()
+    return context
