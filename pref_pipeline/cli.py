@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from pref_pipeline.config import CONFIG_ENV, ConfigError, PipelineConfig, load_config
@@ -72,16 +73,20 @@ def cli_home(args: argparse.Namespace) -> Home:
     return Home.at(args.home) if getattr(args, "home", None) else Home.from_env()
 
 
-def load_cli_config(args: argparse.Namespace, *, check_prompts: bool = False) -> PipelineConfig:
+def load_cli_config(args: argparse.Namespace, *, check_prompts: bool = False,
+                    on_loaded: Callable[[PipelineConfig], None] | None = None) -> PipelineConfig:
     """The configuration of a command: ``--config``, else the file ``PREF_PIPELINE_CONFIG`` names (as the code
     location reads it), else the embedded default; ``check_prompts`` runs the preflight: prompt files read, and
-    for ``run`` keys and endpoints checked, before anything is spent."""
+    for ``run`` keys and endpoints checked, before anything is spent. ``on_loaded`` gets the configuration before
+    the preflight (to start what can go on meanwhile)."""
     path = args.config
     if path is None and os.environ.get(CONFIG_ENV):  # as the code location reads it: not the default silently
         path = Path(os.environ[CONFIG_ENV])
         print(f"note: configuration {path} (from {CONFIG_ENV}; --config overrides it)", file=sys.stderr)
     try:
         config = load_config(path)
+        if on_loaded is not None:
+            on_loaded(config)
         if check_prompts:  # files, prompt rows, keys, endpoints: every problem before any call (preflight.py)
             from pref_pipeline.preflight import check_ready
 
@@ -97,9 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     from pref_pipeline.table_files import check_layout
 
     check_layout(home)  # a home of the old single-file layout: a clear error before anything runs
-    config = load_cli_config(args, check_prompts=True)
-    if args.parallel > 1:
-        _start_forkserver(config)
+    config = load_cli_config(args, check_prompts=True, on_loaded=_start_forkserver if args.parallel > 1 else None)
     home = home.ensure()
     progress = args.progress if args.progress is not None else sys.stderr.isatty()  # a tqdm bar per LLM step
 
@@ -136,8 +139,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _start_forkserver(config: PipelineConfig) -> None:
-    """Batches in parallel fork from a forkserver that imports the pipeline (seconds): started now, before this
-    process imports Dagster, it is ready about half a second sooner."""
+    """Batches in parallel fork from a forkserver that imports the pipeline (seconds): started before the
+    preflight and before this process imports Dagster, it is ready that much sooner."""
     from pref_pipeline.batches import discover_batches
     from pref_pipeline.preload import start_forkserver
 

@@ -15,14 +15,13 @@ from pref_pipeline.audit.length import FIT_MODULES
 from pref_pipeline.audit.plots import PLOT_MODULES
 from pref_pipeline.config import PipelineConfig
 
-# What Dagster's throwaway instance imports when a process makes its first (its event and run storage: SQLAlchemy,
-# alembic; ~0.5 s). Dagster's own module paths: the forkserver skips a module it cannot import, so a rename in a
-# later Dagster costs that time again rather than failing (tests/test_executors.py checks they import).
-INSTANCE_MODULES = ("dagster._core.storage.event_log", "dagster._core.storage.runs")
 # What a step needs. GX is imported only by the gates, the audit's model and plot modules only by the audit: a
 # process that runs one step may not need them all, but having them forked with the forkserver costs nothing.
-STEP_PRELOAD = ["pref_pipeline.definitions", "assets", "sensors", "pandas", "duckdb", *INSTANCE_MODULES,
-                "great_expectations", *FIT_MODULES, *PLOT_MODULES, "datasketch"]
+# Not Dagster's instance storage (SQLAlchemy, alembic: ~0.5 s, imported by each process's first instance):
+# preloaded, 4 parallel batches of 6 prompts took ~1.5 s longer (bench/bench_parallel.py), the forkserver being
+# that much later for every batch.
+STEP_PRELOAD = ["pref_pipeline.definitions", "assets", "sensors", "pandas", "duckdb", "great_expectations",
+                *FIT_MODULES, *PLOT_MODULES, "datasketch"]
 
 
 def step_preload(config: PipelineConfig | None = None) -> list[str]:
