@@ -24,20 +24,21 @@ STEP_PRELOAD = ["pref_pipeline.definitions", "assets", "sensors", "pandas", "duc
                 *FIT_MODULES, *PLOT_MODULES, "datasketch"]
 
 
-def step_preload(config: PipelineConfig | None = None) -> list[str]:
-    """``STEP_PRELOAD`` and the SDKs of the providers the configuration's models use (every provider's when no
-    configuration is given): ``anthropic`` alone takes about a second to import, wasted on a run that never calls
-    it."""
+def step_preload(config: PipelineConfig | None = None, *extra: str) -> list[str]:
+    """``STEP_PRELOAD``, the SDKs of the providers the configuration's models use (every provider's when no
+    configuration is given: ``anthropic`` alone takes about a second to import, wasted on a run that never calls
+    it), ``extra``, and last ``pref_pipeline.preloaded``, which freezes what they left on the heap."""
     from pref_pipeline.providers import PROVIDERS
 
     used = PROVIDERS.values() if config is None else {PROVIDERS[spec.provider] for spec in config.model_specs()}
-    return [*STEP_PRELOAD, *dict.fromkeys(module for provider in used for module in provider.sdk_modules)]
+    return [*STEP_PRELOAD, *dict.fromkeys(module for provider in used for module in provider.sdk_modules), *extra,
+            "pref_pipeline.preloaded"]
 
 
 def start_forkserver(config: PipelineConfig, *extra: str):
     """The forkserver, started now (a no-op when it runs already): it imports ``step_preload(config)`` and
     ``extra`` (several seconds) on another core while this process goes on."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([*step_preload(config), *extra])
+    context.set_forkserver_preload(step_preload(config, *extra))
     forkserver.ensure_running()
     return context

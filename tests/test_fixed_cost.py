@@ -82,6 +82,8 @@ def test_the_forkserver_preloads_the_sdks_of_the_providers_the_configuration_cal
     openai_only = pipeline_config(None, "http://127.0.0.1:9/v1", generators=[{"model": "openai:gen"}],
                                   judges=[{"model": "openai:judge"}])
     assert "openai" in step_preload(openai_only) and "anthropic" not in step_preload(openai_only)
+    # Last, after any extra module: the module that freezes what the preload left on the heap.
+    assert step_preload(openai_only, "pref_pipeline.runs")[-2:] == ["pref_pipeline.runs", "pref_pipeline.preloaded"]
     # A strategy's own model counts (here the only anthropic one); a rule judge calls nothing.
     mixed = pipeline_config(None, "http://127.0.0.1:9/v1", generators=[{"model": "openai:gen"}],
                             judges=[{"model": "openai:judge"}, {"type": "rule", "rule": "prefer_concise"}],
