@@ -18,8 +18,8 @@ from pref_pipeline.config import PipelineConfig
 # What a step needs. GX is imported only by the gates, the audit's model and plot modules only by the audit: a
 # process that runs one step may not need them all, but having them forked with the forkserver costs nothing.
 # Not Dagster's instance storage (SQLAlchemy, alembic: ~0.5 s, imported by each process's first instance):
-# preloaded, 4 parallel batches of 6 prompts took ~1.5 s longer (bench/bench_parallel.py), the forkserver being
-# that much later for every batch.
+# preloaded, the forkserver was ready that much later for every batch, and 8 batches of 6 prompts at --parallel 4
+# ended no sooner (four runs side by side; bench/bench_parallel.py measures the whole).
 STEP_PRELOAD = ["pref_pipeline.definitions", "assets", "sensors", "pandas", "duckdb", "great_expectations",
                 *FIT_MODULES, *PLOT_MODULES, "datasketch"]
 
