@@ -253,6 +253,7 @@ class RunListener:
 
 
 INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+ROLLUP_STOPPED = BatchOutcome(False, (("run", "stopped (Ctrl-C or SIGTERM) during the roll-up"),), interrupted=True)
 
 
 def was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
@@ -331,8 +332,8 @@ def run_rollup(config: PipelineConfig, home: Home, names: list[str], dataset: bo
         instance = open_instance(lambda instance: instance.add_dynamic_partitions(PROMPT_BATCHES.name, names), log)
         try:
             return BatchOutcome.of(_rollup(definitions, instance, dataset, log))
-        except KeyboardInterrupt:
-            return BatchOutcome(False, interrupted=True)
+        except KeyboardInterrupt:  # between Dagster's own checkpoints
+            return ROLLUP_STOPPED
 
 
 def _rollup(definitions: dg.Definitions, instance: dg.DagsterInstance, dataset: bool,
@@ -390,8 +391,7 @@ def _run_in_parallel(config: PipelineConfig, home: Home, names: list[str], paral
             except (ProcessLookupError, TypeError):
                 pass
         if run.batches.keys() == set(names) and run.interrupted is None:  # stopped during the roll-up: it failed
-            run.rollup = BatchOutcome(False, (("run", "stopped (Ctrl-C or SIGTERM) during the roll-up"),),
-                                      interrupted=True)
+            run.rollup = ROLLUP_STOPPED
         elif run.interrupted is None:
             run.interrupted = next(iter(running.values()), waiting[0] if waiting else names[-1])
     finally:

@@ -113,7 +113,8 @@ def _batches_run_together(instance: dg.DagsterInstance, batch_runs: list) -> boo
 
 def test_parallel_runs_three_batches_two_at_a_time_on_a_fresh_dagster_home(home, tmp_path):
     """`pref-pipeline run --parallel 2` over three batches on a DAGSTER_HOME no one has used: every batch
-    succeeds, two run at once, each is paid for once, and no row is lost or duplicated."""
+    succeeds, two run at once, each is paid for once, and no row is lost or duplicated; the roll-up runs in one of
+    the batches' forked processes (which have GX, statsmodels and matplotlib imported), not in the parent."""
     dagster_home = tmp_path / "dagster_home"
     per_batch, names = 4, ("a", "b", "c")
     with FakeLLMServer(latency_s=0.3) as server:
@@ -144,6 +145,11 @@ def test_parallel_runs_three_batches_two_at_a_time_on_a_fresh_dagster_home(home,
         assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 4  # three batches, then the roll-up
         batch_runs = [r.run_id for r in runs if r.tags.get("dagster/partition") in names]
         assert len(batch_runs) == 3 and _batches_run_together(instance, batch_runs)
+        pids = {r.run_id: next(e.dagster_event.pid for e in instance.all_logs(r.run_id)
+                               if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_START")
+                for r in runs}
+        [rollup] = [r.run_id for r in runs if r.job_name == "publish_dataset"]
+        assert pids[rollup] in {pids[run_id] for run_id in batch_runs}
 
 
 @pytest.mark.slow
