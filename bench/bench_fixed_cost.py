@@ -19,6 +19,7 @@ order, and the table shows the median and the fastest of each. ``--dagster-home`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_step_overhead import ServerProcess, write_prompts  # noqa: E402 (the fake server and its prompts)
+from revisions import checkout, env_for  # noqa: E402
 
 
 class CountingServer(ServerProcess):
@@ -69,7 +71,7 @@ class Version:
 
     def run(self, config: Path, home: Path, dagster_home: Path | None) -> float:
         env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
-        env.update({"PREF_PIPELINE_HOME": str(home), "PYTHONPATH": str(self.root)})  # before the venv's editable path
+        env = env_for(self.root, {**env, "PREF_PIPELINE_HOME": str(home)})
         if dagster_home is not None:
             env["DAGSTER_HOME"] = str(dagster_home)
         started = time.perf_counter()
@@ -96,16 +98,12 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-fixed-cost-"))
     versions = [Version("now", ROOT)]
-    worktree = None
-    if args.before:
-        worktree = Path(tempfile.mkdtemp(prefix="bench-before-")) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.before], cwd=ROOT, check=True,
-                       capture_output=True)
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(worktree)], check=True)  # as warm as ours
-        versions.append(Version(f"before ({args.before})", worktree))
-    times: dict[str, list[float]] = {"import floor": [], **{v.name: [] for v in versions}}
     load = [os.getloadavg()[0]]
-    try:
+    with contextlib.ExitStack() as stack:
+        if args.before:
+            versions.append(Version(f"before ({args.before})", stack.enter_context(checkout(args.before))))
+        times: dict[str, list[float]] = {"import floor": [], **{v.name: [] for v in versions}}
+        stack.callback(shutil.rmtree, work, ignore_errors=True)
         with CountingServer() as server:
             prompts = write_prompts(work / "fill.jsonl", args.prompts)
             filled = work / "filled-home"
@@ -113,11 +111,6 @@ def main() -> None:
             calls = server.count()
             measure(args, versions, times, load, server, prompts, filled, work)
             assert server.count() == calls, "a measured run called the LLM"
-    finally:
-        if worktree is not None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, capture_output=True)
-            shutil.rmtree(worktree.parent, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
     report(args, versions, times, load, calls)
 
 

@@ -17,6 +17,9 @@ one fake OpenAI-compatible server in this process (``tests/fakes/llm_server.py``
    server answered per minute, from the first request to the last, over the limit (target 0.95-1.0); the
    most requests in any 60 s window; the share answered 429 (target <= 1 %).
 
+``--before REV`` also runs part 1 with the code at ``REV`` (a ``git worktree``, ``bench/revisions.py``), each
+``--parallel`` value once with each code, one after the other; each code's speed-up is against its own first value.
+
 "Lost" and "duplicated" count LLM requests (every distinct request answered exactly once: the server's log)
 and exported pairs (unique ``pair_id``; in part 1, the same pairs at every degree of parallelism).
 """
@@ -24,6 +27,7 @@ and exported pairs (unique ``pair_id``; in part 1, the same pairs at every degre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -35,6 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+
+from revisions import checkout, env_for  # noqa: E402
 from tests.cli_runs import cli_env, prompt_rows  # noqa: E402
 from tests.fakes import FakeLLMServer  # noqa: E402
 from tests.helpers import write_prompts  # noqa: E402
@@ -60,10 +67,12 @@ def write_config(folder: Path, base_url: str, batches: list[str], concurrency: i
 PROMPTS_PER_BATCH: dict[str, int] = {}
 
 
-def run_cli(config: Path, home: Path, parallel: int) -> tuple[float, subprocess.CompletedProcess]:
+def run_cli(config: Path, home: Path, parallel: int, root: Path = ROOT) -> tuple[float, subprocess.CompletedProcess]:
+    """``pref-pipeline run --parallel`` with the code at ``root`` (this checkout, or a worktree of ``--before``)."""
     started = time.perf_counter()
+    env = cli_env(home) if root == ROOT else env_for(root, cli_env(home))
     done = subprocess.run([str(BIN / "pref-pipeline"), "run", "--config", str(config), "--no-progress",
-                           "--parallel", str(parallel)], cwd=ROOT, env=cli_env(home), capture_output=True,
+                           "--parallel", str(parallel)], cwd=root, env=env, capture_output=True,
                           text=True, timeout=1800)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -84,24 +93,26 @@ def request_counts(server: FakeLLMServer, expected: int) -> tuple[int, int, int]
     return answered, expected - distinct, answered - distinct
 
 
-def speedup(args, folder: Path) -> list[dict]:
+def speedup(args, folder: Path, codes: dict[str, Path]) -> list[dict]:
+    """Each ``--parallel`` value with each code (``codes``: name -> root), the codes interleaved per value."""
     batches = [f"b{i}" for i in range(args.batches)]
     PROMPTS_PER_BATCH.update(dict.fromkeys(batches, args.prompts))
     rows, reference = [], None
     expected_calls = args.batches * args.prompts * 4  # 2 candidates + 1 comparison judged in both orders
     for parallel in args.parallel:
-        with FakeLLMServer(latency_s=args.latency) as server:
-            work = folder / f"speed{parallel}"
-            work.mkdir()
-            config = write_config(work, server.openai_base_url, batches, args.concurrency, None)
-            seconds, _ = run_cli(config, work / "home", parallel)
-            answered, lost, duplicated = request_counts(server, expected_calls)
-        pairs = exported(work / "home")
-        reference = reference if reference is not None else set(pairs)
-        rows.append({"parallel": parallel, "seconds": seconds, "calls": answered, "calls_lost": lost,
-                     "calls_duplicated": duplicated, "pairs": len(pairs),
-                     "pairs_duplicated": len(pairs) - len(set(pairs)), "pairs_lost": len(reference - set(pairs))})
-        print(f"  --parallel {parallel}: {seconds:.1f} s", file=sys.stderr)
+        for code, root in codes.items():
+            with FakeLLMServer(latency_s=args.latency) as server:
+                work = folder / f"speed{parallel}-{len(rows)}"
+                work.mkdir()
+                config = write_config(work, server.openai_base_url, batches, args.concurrency, None)
+                seconds, _ = run_cli(config, work / "home", parallel, root)
+                answered, lost, duplicated = request_counts(server, expected_calls)
+            pairs = exported(work / "home")
+            reference = reference if reference is not None else set(pairs)
+            rows.append({"code": code, "parallel": parallel, "seconds": seconds, "calls": answered,
+                         "calls_lost": lost, "calls_duplicated": duplicated, "pairs": len(pairs),
+                         "pairs_duplicated": len(pairs) - len(set(pairs)), "pairs_lost": len(reference - set(pairs))})
+            print(f"  {code}, --parallel {parallel}: {seconds:.1f} s", file=sys.stderr)
     return rows
 
 
@@ -137,26 +148,33 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, default=570, help="the configuration's rpm")
     parser.add_argument("--rpm-seconds", type=float, default=60, help="how long part 2's calls should take")
     parser.add_argument("--skip-budget", action="store_true")
+    parser.add_argument("--before", default=None, help="also run part 1 with the code at this git revision, "
+                        "interleaved (a worktree under /tmp, removed after)")
     args = parser.parse_args()
 
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
-        rows = speedup(args, folder)
+        codes = {"now": ROOT}
+        if args.before:
+            codes[f"before ({args.before})"] = stack.enter_context(checkout(args.before))
+        rows = speedup(args, folder, codes)
         result = None if args.skip_budget else budget(args, folder)
     load_after = os.getloadavg()[0]
 
-    base = rows[0]["seconds"]
+    base = {row["code"]: row["seconds"] for row in reversed(rows)}  # each code's first --parallel value
     print(f"\n1. {args.batches} batches x {args.prompts} prompts ({args.batches * args.prompts * 4} LLM calls), "
           f"server latency {args.latency * 1000:.0f} ms, max_concurrency {args.concurrency} per process "
           f"(load average {load:.1f} -> {load_after:.1f}, {os.cpu_count()} CPUs)")
-    print(f"{'--parallel':>10}  {'wall':>8}  {'speed-up':>8}  {'calls':>5}  {'lost':>4}  {'dup':>3}  "
+    print(f"{'code':<20}  {'--parallel':>10}  {'wall':>8}  {'speed-up':>8}  {'calls':>5}  {'lost':>4}  {'dup':>3}  "
           f"{'pairs':>5}  {'lost':>4}  {'dup':>3}")
-    for row in rows:
-        print(f"{row['parallel']:>10}  {row['seconds']:>7.1f}s  {base / row['seconds']:>7.2f}x  {row['calls']:>5}  "
+    for row in sorted(rows, key=lambda row: (row["code"] != "now", row["code"], row["parallel"])):
+        print(f"{row['code']:<20}  {row['parallel']:>10}  {row['seconds']:>7.1f}s  "
+              f"{base[row['code']] / row['seconds']:>7.2f}x  {row['calls']:>5}  "
               f"{row['calls_lost']:>4}  {row['calls_duplicated']:>3}  {row['pairs']:>5}  {row['pairs_lost']:>4}  "
               f"{row['pairs_duplicated']:>3}")
-    print("   target: 4 in parallel >= 3x faster than 1")
+    print(f"   target: 4 in parallel >= 3x faster than 1 (speed-up: against the same code's --parallel "
+          f"{args.parallel[0]})")
     if result is not None:
         r = result
         print(f"\n2. four batches at once (--parallel 4, {r['per_batch']} prompts each, {r['requests']} requests), "

@@ -1,7 +1,7 @@
 """Benchmark: what a prompt batch costs besides its LLM calls, the way the UI and the CLI run it.
 
     .venv/bin/python bench/bench_step_overhead.py [--part batch] [--part warm] [--prompts 20]
-        [--warm-prompts 500 2000 8000] [--profile 2000] [--no-ui]
+        [--warm-prompts 500 2000 8000] [--profile 2000] [--no-ui] [--before REV]
 
 Part ``batch`` (the UI's path): one batch of ``--prompts`` prompts (2 generators, 2 candidates per prompt,
 1 judge: 4 LLM calls per prompt) against a zero-latency fake OpenAI-compatible server, cold (nothing
@@ -22,6 +22,9 @@ in a fresh process (imports included, as a user runs it), per-step time and the 
 overhead with its growth. The cache is filled once by a cold run of the largest batch (the smaller
 batches are its first prompts, so the same requests). ``--profile N`` also runs the warm N-prompt
 batch under cProfile in this process and prints the functions with the most own time.
+
+``--before REV`` then runs the same parts with the code at ``REV`` (its own copy of this benchmark, from a
+``git worktree``, ``bench/revisions.py``), so both tables come from one run, minutes apart.
 """
 
 from __future__ import annotations
@@ -364,6 +367,8 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=None, help="also profile the warm run of this size")
     parser.add_argument("--no-ui", dest="ui", action="store_false", help="skip the dagster dev rows")
     parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
+    parser.add_argument("--before", default=None, help="then the same parts with the code at this git revision "
+                        "(its own copy of this benchmark, in a worktree under /tmp)")
     args = parser.parse_args()
     parts = args.part or ["batch", "warm"]
     import duckdb
@@ -382,6 +387,22 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+    if args.before:
+        run_before(args.before)
+
+
+def run_before(rev: str) -> None:
+    """This benchmark's copy at ``rev``, run with the code there, right after this one (same arguments)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from revisions import checkout, env_for
+
+    argv = sys.argv[1:]
+    at = argv.index("--before")
+    argv = argv[:at] + argv[at + 2:]
+    print(f"\nbefore ({rev}): the same, with the code and this benchmark at {rev}", flush=True)
+    with checkout(rev) as tree:
+        subprocess.run([sys.executable, str(tree / "bench" / "bench_step_overhead.py"), *argv], cwd=tree,
+                       env=env_for(tree), check=True)
 
 
 if __name__ == "__main__":
